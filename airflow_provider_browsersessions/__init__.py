@@ -1,0 +1,133 @@
+"""Apache Airflow provider for hosted headless-browser sessions (Cloudflare Browser Rendering, Bright Data)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+PACKAGE_NAME = "airflow-provider-browsersessions"
+
+# Extras every connection type of this provider understands; the hooks read them through
+# ``hooks.base.ConnectionSettings``. Declared once here so the UI form (Airflow 3 ``conn-fields``)
+# and the hooks never disagree about a name.
+_COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "timeout": {
+        "label": "Read timeout (seconds)",
+        "description": "Seconds to wait for a response before retrying. Default 30.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "connect_timeout": {
+        "label": "Connect timeout (seconds)",
+        "description": "Seconds to wait for a TCP/TLS connection. Default 10.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "max_retries": {
+        "label": "Max retries",
+        "description": "Retries after the first attempt on 429, 5xx and connection errors. Default 5.",
+        "schema": {"type": ["integer", "null"], "minimum": 0},
+    },
+    "max_retry_wait": {
+        "label": "Max total retry wait (seconds)",
+        "description": "Upper bound on the time spent waiting between retries of one request. Default 300.",
+        "schema": {"type": ["number", "null"], "minimum": 0},
+    },
+    "verify": {
+        "label": "Verify TLS certificates",
+        "description": "Set to false only for a trusted proxy with a self-signed certificate. Default true.",
+        "schema": {"type": ["boolean", "null"]},
+    },
+}
+
+CONNECTION_TYPES: list[dict[str, Any]] = [
+    {
+        "hook-class-name": (
+            "airflow_provider_browsersessions.hooks.cloudflare.CloudflareBrowserRenderingHook"
+        ),
+        "hook-name": "Cloudflare Browser Rendering",
+        "connection-type": "cloudflare_browser_rendering",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port"],
+            "relabeling": {
+                "host": "Base URL",
+                "login": "Email (legacy Global API key only)",
+                "password": "API token (or Global API key)",
+            },
+            "placeholders": {
+                "host": "https://api.cloudflare.com/client/v4 (default)",
+                "login": "Leave empty when the password is an API token",
+                "password": "API token with Browser Rendering Read permission",
+                "extra": '{"account_id": "<your account id>"}',
+            },
+        },
+        "conn-fields": {
+            "account_id": {
+                "label": "Account ID",
+                "description": "Cloudflare account id (required): the {account_id} in every API path.",
+                "schema": {"type": ["string", "null"]},
+            },
+            **_COMMON_CONN_FIELDS,
+        },
+    },
+    {
+        "hook-class-name": "airflow_provider_browsersessions.hooks.brightdata.BrightDataBrowserHook",
+        "hook-name": "Bright Data Browser API",
+        "connection-type": "brightdata",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "login"],
+            "relabeling": {"host": "Base URL", "password": "API key"},
+            "placeholders": {
+                "host": "https://api.brightdata.com (default)",
+                "password": "Bright Data API key (sent as a Bearer token)",
+                "extra": '{"timeout": 30, "max_retries": 5}',
+            },
+        },
+        "conn-fields": dict(_COMMON_CONN_FIELDS),
+    },
+]
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Describe this provider to Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+    integration = "Browser Sessions"
+    return {
+        "package-name": PACKAGE_NAME,
+        "name": "Browser Sessions (Cloudflare Browser Rendering, Bright Data Browser API)",
+        "description": "Watch hosted headless-browser sessions from Airflow: list, filter, wait, react.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": integration,
+                "external-doc-url": "https://developers.cloudflare.com/browser-rendering/",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": integration,
+                "python-modules": [
+                    "airflow_provider_browsersessions.hooks.cloudflare",
+                    "airflow_provider_browsersessions.hooks.brightdata",
+                ],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": integration,
+                "python-modules": ["airflow_provider_browsersessions.operators.sessions"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": integration,
+                "python-modules": ["airflow_provider_browsersessions.sensors.sessions"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": integration,
+                "python-modules": ["airflow_provider_browsersessions.triggers.sessions"],
+            }
+        ],
+        "connection-types": CONNECTION_TYPES,
+    }

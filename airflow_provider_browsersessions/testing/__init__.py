@@ -1,0 +1,1 @@
+"""Offline test support: an emulator of both session APIs, its CLI and a pytest plugin."""

@@ -1,0 +1,1 @@
+"""pytest plugin: fixtures that start the embedded emulator and wire Airflow connections to it."""
