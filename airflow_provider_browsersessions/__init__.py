@@ -1,4 +1,4 @@
-"""Apache Airflow provider for hosted headless-browser sessions (Cloudflare Browser Rendering, Bright Data)."""
+"""Apache Airflow provider for hosted headless-browser sessions: Cloudflare Browser Rendering, Bright Data."""
 
 from __future__ import annotations
 

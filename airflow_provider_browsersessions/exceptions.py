@@ -1,0 +1,99 @@
+"""The provider's exceptions: one small hierarchy naming platform, request, HTTP status and API text."""
+
+from __future__ import annotations
+
+from airflow.providers.common.compat.sdk import AirflowException
+
+
+class BrowserSessionsError(AirflowException):
+    """Base class of every error this provider raises."""
+
+
+class InvalidQueryError(BrowserSessionsError, ValueError):
+    """
+    A parameter has a value the provider or the platform does not allow; raised before any request.
+
+    :param parameter: The parameter's name as the DAG author wrote it.
+    :param allowed: What the parameter accepts, in words.
+    :param message: The whole message, when "invalid value" is not the right words (e.g. a filter the
+        platform cannot apply).
+    """
+
+    def __init__(self, parameter: str, allowed: str, *, message: str | None = None) -> None:
+        self.parameter = parameter
+        self.allowed = allowed
+        super().__init__(message or f"Invalid value for {parameter!r}: expected {allowed}.")
+
+
+class ConnectionConfigError(BrowserSessionsError, ValueError):
+    """The Airflow connection lacks something the platform needs (e.g. a Cloudflare account id)."""
+
+
+class ApiError(BrowserSessionsError):
+    """
+    The platform answered with an error, or with a body this provider cannot read.
+
+    :param platform: Human name of the platform, e.g. ``"Bright Data"``.
+    :param method: HTTP method of the request.
+    :param path: Request path, without the query string.
+    :param status: HTTP status code (None when no response arrived).
+    :param message: The API's own error text, or what went wrong.
+    :param retry_after: Seconds the server asked us to wait, when it said.
+    """
+
+    #: Whether a retry of the same request may succeed (429, 5xx, transport failures, cut bodies).
+    retryable: bool = False
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        method: str,
+        path: str,
+        status: int | None,
+        message: str,
+        retry_after: float | None = None,
+    ) -> None:
+        self.platform = platform
+        self.method = method
+        self.path = path
+        self.status = status
+        self.api_message = message
+        self.retry_after = retry_after
+        where = f"{platform} API {method} {path}"
+        what = f"HTTP {status}" if status is not None else "no response"
+        super().__init__(f"{where} failed: {what}: {message}")
+
+
+class AuthenticationError(ApiError):
+    """401/403: the token, key or account is not accepted."""
+
+
+class NotFoundError(ApiError):
+    """404: the session, account or path does not exist."""
+
+
+class BadRequestError(ApiError):
+    """400/422: the platform rejected a parameter."""
+
+
+class RateLimitedError(ApiError):
+    """429: the platform asks us to slow down (retried, honouring Retry-After)."""
+
+    retryable = True
+
+
+class ServerError(ApiError):
+    """5xx: the platform failed (retried)."""
+
+    retryable = True
+
+
+class TransportError(ApiError):
+    """No usable response: connection refused or reset, timeout, a body cut short (retried)."""
+
+    retryable = True
+
+
+class MalformedResponseError(ApiError):
+    """The body is not what the API documents: not JSON, or the wrong shape (JSON syntax errors retried)."""

@@ -1,0 +1,417 @@
+"""The hook both platforms share: connection to settings, then list, read and test over one transport."""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.providers.common.compat.sdk import BaseHook
+
+from airflow_provider_browsersessions import CONNECTION_TYPES
+from airflow_provider_browsersessions.compat import aget_connection
+from airflow_provider_browsersessions.exceptions import (
+    ApiError,
+    AuthenticationError,
+    ConnectionConfigError,
+    InvalidQueryError,
+    NotFoundError,
+)
+from airflow_provider_browsersessions.platforms.base import (
+    ApiRequest,
+    Platform,
+    ResponseShapeError,
+    SessionWalk,
+    shape_error,
+)
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
+from airflow_provider_browsersessions.transport import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_WAIT,
+    AsyncTransport,
+    ClientSettings,
+    RetryPolicy,
+    SyncTransport,
+)
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Connection
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+
+
+class SessionIterator(Iterator[BrowserSession]):
+    """
+    Sessions, lazily, one page fetched at a time; ``walk`` tells what was fetched and filtered.
+
+    :param walk: The walk being driven (its ``stats`` and ``describe()`` are live).
+    :param sessions: The generator that drives it.
+    """
+
+    def __init__(self, walk: SessionWalk, sessions: Iterator[BrowserSession]) -> None:
+        self.walk = walk
+        self._sessions = sessions
+
+    def __iter__(self) -> SessionIterator:
+        return self
+
+    def __next__(self) -> BrowserSession:
+        return next(self._sessions)
+
+
+def build_query(query: SessionQuery | None, filters: Mapping[str, Any]) -> SessionQuery:
+    """Accept either a ready ``SessionQuery`` or filters by name, never both."""
+    if query is not None and filters:
+        raise InvalidQueryError("query", "either a SessionQuery or filters by name, not both")
+    return query if query is not None else SessionQuery.build(**filters)
+
+
+def check_session_id(session_id: Any) -> str:
+    """Validate a session id before it goes into a path (it is quoted there, never trusted)."""
+    if not isinstance(session_id, str) or not session_id.strip():
+        raise InvalidQueryError("session_id", f"a non-empty string, not {session_id!r}")
+    return session_id
+
+
+class BrowserSessionsHook(BaseHook):
+    """
+    Base of the platform hooks: resolves the Airflow connection and speaks the provider-neutral API.
+
+    Subclasses only say how a connection becomes credentials and which ``Platform`` to use.
+
+    :param conn_id: The Airflow connection id (defaults to the platform's default connection).
+    :param page_size: Page size for listings (default: the API's maximum).
+    :param retry: Retry policy overriding the connection's extras.
+    """
+
+    conn_name_attr = "conn_id"
+    default_conn_name: ClassVar[str]
+    conn_type: ClassVar[str]
+    hook_name: ClassVar[str]
+    default_base_url: ClassVar[str]
+    #: Path prefix kept when the connection's host is a bare host name (Cloudflare: ``/client/v4``).
+    default_path_prefix: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        conn_id: str | None = None,
+        page_size: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__()
+        self.conn_id = conn_id or self.default_conn_name
+        self.page_size = page_size
+        self._retry_override = retry
+        self._connection: Connection | None = None
+        self._transport: SyncTransport | None = None
+        self._async_transport: AsyncTransport | None = None
+
+    # -- Airflow connection form (Airflow 2.11 reads these; Airflow 3 reads provider info) ------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden fields, labels and placeholders: the same data ``get_provider_info()`` declares."""
+        behaviour = next(c for c in CONNECTION_TYPES if c["connection-type"] == cls.conn_type)[
+            "ui-field-behaviour"
+        ]
+        return {
+            "hidden_fields": list(behaviour["hidden-fields"]),
+            "relabeling": dict(behaviour["relabeling"]),
+            "placeholders": dict(behaviour["placeholders"]),
+        }
+
+    # -- connection -> settings ------------------------------------------------------------------
+
+    @property
+    def connection(self) -> Connection:
+        """The Airflow connection, read once."""
+        if self._connection is None:
+            self._connection = self.get_connection(self.conn_id)
+        return self._connection
+
+    async def aload_connection(self) -> None:
+        """Read the connection without blocking the event loop (the triggerer calls this first)."""
+        if self._connection is None:
+            self._connection = await aget_connection(self.conn_id)
+
+    def config_error(self, message: str) -> ConnectionConfigError:
+        """An error that names this connection, so a person knows which form to fix."""
+        return ConnectionConfigError(f"Connection {self.conn_id!r} ({self.hook_name}): {message}")
+
+    def extra_value(self, name: str) -> Any:
+        """An extra by its plain name, or by the ``extra__<conn_type>__<name>`` form older UIs wrote."""
+        extra = self.connection.extra_dejson
+        value = extra.get(name)
+        if value in (None, ""):
+            value = extra.get(f"extra__{self.conn_type}__{name}")
+        return None if value == "" else value
+
+    def _extra_number(self, name: str, default: float, *, integer: bool = False) -> float:
+        value = self.extra_value(name)
+        if value is None:
+            return default
+        try:
+            number = float(value) if not isinstance(value, bool) else float("nan")
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not number >= 0 or (integer and not number.is_integer()):
+            kind = "a non-negative integer" if integer else "a non-negative number"
+            raise self.config_error(f"extra {name!r} must be {kind}, got {value!r}")
+        return number
+
+    def _extra_bool(self, name: str, default: bool) -> bool:
+        value = self.extra_value(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.strip().lower() in ("true", "1", "yes")
+        raise self.config_error(f"extra {name!r} must be true or false, got {value!r}")
+
+    def base_url(self) -> str:
+        """
+        The API base URL: the default, or the connection's host.
+
+        A host with a scheme (``http://127.0.0.1:8080/client/v4``) replaces the whole base URL; a bare
+        host name gets ``https://``, the connection's port and the platform's default path prefix.
+        """
+        host = (self.connection.host or "").strip()
+        if not host:
+            return self.default_base_url
+        if "://" in host:
+            return host.rstrip("/")
+        port = self.connection.port
+        return f"https://{host.rstrip('/')}{f':{port}' if port else ''}{self.default_path_prefix}"
+
+    @abstractmethod
+    def auth_headers(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        """Authentication headers from the connection, and the secret values they contain."""
+
+    @abstractmethod
+    def build_platform(self) -> Platform:
+        """The platform's wire logic, configured from the connection."""
+
+    @cached_property
+    def platform(self) -> Platform:
+        """The platform's wire logic for this connection."""
+        return self.build_platform()
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        """Everything the transports need, resolved and validated from the connection."""
+        headers, secrets = self.auth_headers()
+        retry = self._retry_override or RetryPolicy(
+            max_retries=int(self._extra_number("max_retries", DEFAULT_MAX_RETRIES, integer=True)),
+            max_wait=self._extra_number("max_retry_wait", DEFAULT_MAX_RETRY_WAIT),
+        )
+        return ClientSettings(
+            base_url=self.base_url(),
+            headers=headers,
+            secrets=secrets,
+            timeout=self._extra_number("timeout", DEFAULT_TIMEOUT),
+            connect_timeout=self._extra_number("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+            verify=self._extra_bool("verify", True),
+            retry=retry,
+        )
+
+    def get_conn(self) -> SyncTransport:
+        """The hook's one pooled sync transport."""
+        if self._transport is None:
+            self._transport = SyncTransport(platform=self.platform, settings=self.settings)
+        return self._transport
+
+    def get_async_conn(self) -> AsyncTransport:
+        """The hook's one async transport (create it inside the event loop that will use it)."""
+        if self._async_transport is None:
+            self._async_transport = AsyncTransport(platform=self.platform, settings=self.settings)
+        return self._async_transport
+
+    def close(self) -> None:
+        """Release the sync transport's connections."""
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    async def aclose(self) -> None:
+        """Release the async transport's connections."""
+        if self._async_transport is not None:
+            await self._async_transport.aclose()
+            self._async_transport = None
+
+    # -- the provider-neutral API ------------------------------------------------------------------
+
+    def new_walk(
+        self,
+        query: SessionQuery | None = None,
+        *,
+        max_results: int | None = None,
+        page_size: int | None = None,
+        **filters: Any,
+    ) -> SessionWalk:
+        """Validate everything and plan the listing; no request is sent."""
+        return SessionWalk(
+            self.platform,
+            build_query(query, filters),
+            max_results=max_results,
+            page_size=page_size or self.page_size,
+        )
+
+    def iter_sessions(
+        self,
+        query: SessionQuery | None = None,
+        *,
+        max_results: int | None = None,
+        page_size: int | None = None,
+        **filters: Any,
+    ) -> SessionIterator:
+        """
+        Yield matching sessions lazily, fetching the next page only when needed.
+
+        :param query: A ready ``SessionQuery``; or give the filters by name instead.
+        :param max_results: Stop after this many sessions.
+        :param page_size: Page size (default: the API maximum).
+        :raises InvalidQueryError: before any request, for a value that is not allowed.
+        """
+        walk = self.new_walk(query, max_results=max_results, page_size=page_size, **filters)
+        return SessionIterator(walk, self._drive(walk))
+
+    def _drive(self, walk: SessionWalk) -> Iterator[BrowserSession]:
+        transport = self.get_conn()
+        while (request := walk.next_request()) is not None:
+            yield from walk.feed(request, transport.fetch_json(request))
+
+    def list_sessions(
+        self,
+        query: SessionQuery | None = None,
+        *,
+        max_results: int | None = None,
+        page_size: int | None = None,
+        **filters: Any,
+    ) -> list[BrowserSession]:
+        """Return matching sessions as a list (see :meth:`iter_sessions`)."""
+        return list(self.iter_sessions(query, max_results=max_results, page_size=page_size, **filters))
+
+    def get_session(self, session_id: str) -> BrowserSession | None:
+        """
+        Read one session; None when the platform does not know it (404 or a ``null`` body).
+
+        :param session_id: The platform's session id (quoted into the path).
+        """
+        request = self.platform.get_request(check_session_id(session_id))
+        try:
+            payload = self.get_conn().fetch_json(request)
+        except NotFoundError as err:
+            if self.is_unknown_session(err):
+                return None
+            raise
+        return self._parse_session(request, payload)
+
+    async def aiter_sessions(
+        self, query: SessionQuery, *, max_results: int | None = None
+    ) -> AsyncIterator[BrowserSession]:
+        """The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx."""
+        await self.aload_connection()
+        walk = self.new_walk(query, max_results=max_results)
+        transport = self.get_async_conn()
+        while (request := walk.next_request()) is not None:
+            for session in walk.feed(request, await transport.fetch_json(request)):
+                yield session
+
+    async def aget_session(self, session_id: str) -> BrowserSession | None:
+        """The async twin of :meth:`get_session`."""
+        await self.aload_connection()
+        request = self.platform.get_request(check_session_id(session_id))
+        try:
+            payload = await self.get_async_conn().fetch_json(request)
+        except NotFoundError as err:
+            if self.is_unknown_session(err):
+                return None
+            raise
+        return self._parse_session(request, payload)
+
+    def _parse_session(self, request: ApiRequest, payload: Any) -> BrowserSession | None:
+        try:
+            return self.platform.parse_session_body(payload)
+        except ResponseShapeError as err:
+            raise shape_error(self.platform, request, err) from None
+
+    def is_unknown_session(self, error: NotFoundError) -> bool:
+        """Whether a 404 on a session read means "no such session" (not a wrong account or path)."""
+        return True
+
+    def test_connection(self) -> tuple[bool, str]:
+        """
+        One cheap authenticated call; a message a person can act on, never a secret.
+
+        :return: (success, message), as Airflow's "Test connection" expects.
+        """
+        try:
+            settings = self.settings
+            probe = self.platform.list_request(SessionQuery(), page_size=1)
+            # A person is waiting on the form: one quick retry, never minutes of backoff.
+            quick = dataclasses.replace(settings, retry=RetryPolicy(max_retries=1, max_wait=5.0))
+            transport = SyncTransport(platform=self.platform, settings=quick)
+            try:
+                transport.fetch_json(probe)
+            finally:
+                transport.close()
+        except ConnectionConfigError as err:
+            return False, str(err)
+        except AuthenticationError as err:
+            return False, self.explain_auth_failure(err)
+        except NotFoundError as err:
+            return False, self.explain_not_found(err)
+        except ApiError as err:
+            return False, str(err)
+        return (
+            True,
+            f"Connected to {self.platform.display_name} at {settings.base_url}: credentials accepted.",
+        )
+
+    def explain_auth_failure(self, error: AuthenticationError) -> str:
+        """The message for rejected credentials, naming the field to fix."""
+        return (
+            f"{self.platform.display_name} rejected the credentials of connection {self.conn_id!r} "
+            f"(HTTP {error.status}: {error.api_message}). Check its Password field."
+        )
+
+    def explain_not_found(self, error: NotFoundError) -> str:
+        """The message for a 404 on the probe: usually a wrong base URL."""
+        return (
+            f"{self.platform.display_name} answered 404 at {self.settings.base_url}{error.path} "
+            f"({error.api_message}). Check the Base URL of connection {self.conn_id!r}."
+        )
+
+
+def hook_class_for_conn_type(conn_type: str | None) -> type[BrowserSessionsHook]:
+    """The hook class for one of this provider's connection types, or a clear error."""
+    from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
+    from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
+
+    classes: dict[str, type[BrowserSessionsHook]] = {
+        hook.conn_type: hook for hook in (BrightDataBrowserHook, CloudflareBrowserRenderingHook)
+    }
+    try:
+        return classes[conn_type or ""]
+    except KeyError:
+        raise InvalidQueryError(
+            "conn_id", f"a connection of type {' or '.join(sorted(classes))}, not {conn_type!r}"
+        ) from None
+
+
+def get_browser_sessions_hook(conn_id: str, **hook_kwargs: Any) -> BrowserSessionsHook:
+    """
+    The right hook for a connection, chosen by its type, so one operator serves both platforms.
+
+    :param conn_id: An Airflow connection of type ``brightdata`` or ``cloudflare_browser_rendering``.
+    :param hook_kwargs: Passed to the hook (``page_size``, ``retry``).
+    """
+    connection = BaseHook.get_connection(conn_id)
+    hook = hook_class_for_conn_type(connection.conn_type)(conn_id=conn_id, **hook_kwargs)
+    hook._connection = connection
+    return hook

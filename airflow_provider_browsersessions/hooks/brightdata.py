@@ -1,0 +1,48 @@
+"""Hook for Bright Data's Browser API sessions (connection type ``brightdata``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
+from airflow_provider_browsersessions.platforms.brightdata import DEFAULT_BASE_URL, BrightDataPlatform
+
+if TYPE_CHECKING:
+    from airflow_provider_browsersessions.exceptions import AuthenticationError
+
+
+class BrightDataBrowserHook(BrowserSessionsHook):
+    """
+    Lists and reads Bright Data Browser API sessions (Browser Sessions API).
+
+    The connection's Password is the API key (sent as a Bearer token); Host, when set, replaces the
+    base URL ``https://api.brightdata.com``. Every filter the API knows is pushed down to it.
+
+    :param conn_id: The ``brightdata`` connection id.
+    :param page_size: Page size for listings, at most 100 (default 100).
+    :param retry: Retry policy overriding the connection's extras.
+    """
+
+    default_conn_name: ClassVar[str] = "brightdata_default"
+    conn_type: ClassVar[str] = "brightdata"
+    hook_name: ClassVar[str] = "Bright Data Browser API"
+    default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+
+    def auth_headers(self) -> tuple[dict[str, str], tuple[str, ...]]:
+        """``Authorization: Bearer <API key>``."""
+        key = (self.connection.password or "").strip()
+        if not key:
+            raise self.config_error("no API key: put the Bright Data API key in the Password field")
+        return {"Authorization": f"Bearer {key}"}, (key,)
+
+    def build_platform(self) -> BrightDataPlatform:
+        """Bright Data needs nothing from the connection beyond credentials."""
+        return BrightDataPlatform()
+
+    def explain_auth_failure(self, error: AuthenticationError) -> str:
+        """Point at the API key."""
+        return (
+            f"Bright Data rejected the API key of connection {self.conn_id!r} "
+            f"(HTTP {error.status}: {error.api_message}). "
+            "Check the Password field: it must hold an API key from your Bright Data account settings."
+        )

@@ -1,0 +1,396 @@
+"""Sans-I/O wire logic shared by the platforms: requests, responses, error decoding and the session walk."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import pendulum
+
+from airflow_provider_browsersessions.exceptions import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    InvalidQueryError,
+    MalformedResponseError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, sort_sessions
+
+# An error text longer than this is cut: proxies answer with whole HTML pages.
+_MAX_MESSAGE_CHARS = 300
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """
+    One HTTP request to a platform, before any I/O.
+
+    :param method: HTTP method.
+    :param path: Path below the base URL, starting with ``/``, path parameters already quoted.
+    :param params: Query parameters, in order.
+    """
+
+    method: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        """``METHOD /path`` for messages: the query string is left out on purpose."""
+        return f"{self.method} {self.path}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Page:
+    """
+    One decoded list page.
+
+    :param sessions: The page's sessions, normalized, in the API's order.
+    :param next_request: The request for the following page, or None when this was the last.
+    :param total: How many sessions match server-side, when the API says.
+    """
+
+    sessions: list[BrowserSession]
+    next_request: ApiRequest | None
+    total: int | None = None
+
+
+class ResponseShapeError(ValueError):
+    """A 2xx body that does not have the documented shape; turned into ``MalformedResponseError``."""
+
+
+class Platform(ABC):
+    """
+    Everything that differs between platforms, without I/O: how a query becomes requests and how a
+    response body becomes ``BrowserSession`` objects.
+    """
+
+    #: Short id used in ``BrowserSession.provider`` and in serialized triggers.
+    name: ClassVar[str]
+    #: Name used in messages.
+    display_name: ClassVar[str]
+    #: The largest page the list endpoint serves.
+    max_page_size: ClassVar[int]
+    #: Filters this platform cannot honour at all: using one is an error, never silently ignored.
+    unsupported_filters: ClassVar[frozenset[str]] = frozenset()
+    #: Pushed-down filters whose match rule is the API's own (undocumented): not re-judged locally.
+    server_judged_filters: ClassVar[frozenset[str]] = frozenset()
+
+    def check_query(self, query: SessionQuery) -> None:
+        """Reject filters the platform cannot honour, naming them; called before any request."""
+        for name in sorted(query.active_filters() & self.unsupported_filters):
+            raise InvalidQueryError(
+                name, f"a filter that {self.display_name} supports; it cannot filter on {name}"
+            )
+
+    @abstractmethod
+    def pushed_filters(self, query: SessionQuery) -> frozenset[str]:
+        """The filters of ``query`` that the list request sends to the server."""
+
+    @abstractmethod
+    def list_request(self, query: SessionQuery, *, page_size: int) -> ApiRequest:
+        """The request for the first list page."""
+
+    @abstractmethod
+    def parse_list_page(self, request: ApiRequest, payload: Any) -> Page:
+        """Decode one list page; raise ``ResponseShapeError`` when the body is not as documented."""
+
+    @abstractmethod
+    def get_request(self, session_id: str) -> ApiRequest:
+        """The request that reads one session."""
+
+    @abstractmethod
+    def parse_session_body(self, payload: Any) -> BrowserSession | None:
+        """Decode a single-session body; None when the API says the session does not exist."""
+
+    def check_page_size(self, page_size: int) -> int:
+        """Validate a page size against the API's limit, naming the parameter."""
+        if (
+            isinstance(page_size, bool)
+            or not isinstance(page_size, int)
+            or not 1 <= page_size <= self.max_page_size
+        ):
+            raise InvalidQueryError(
+                "page_size", f"an integer from 1 to {self.max_page_size} ({self.display_name}'s maximum)"
+            )
+        return page_size
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds (fractions tolerated) or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (pendulum.instance(when) - pendulum.now("UTC")).total_seconds()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN guard
+
+
+def api_error_text(body: bytes) -> str:
+    """
+    The API's own error text, whatever shape it came in.
+
+    Cloudflare's envelope ``{"errors": [{"code", "message"}]}``, ``{"error": "..."}`` (Bright Data,
+    Cloudflare tooling), ``{"message": "..."}`` and raw text or HTML are all understood.
+    """
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        return "(empty body)"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _shorten(re.sub(r"<[^>]*>", " ", text))
+    if isinstance(data, dict):
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            return _shorten("; ".join(_describe_error_item(item) for item in errors))
+        for key in ("error", "message", "detail"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message") or value.get("code")
+            if isinstance(value, str) and value:
+                details = data.get("details")
+                return _shorten(f"{value} ({details})" if isinstance(details, str) and details else value)
+    return _shorten(text)
+
+
+def _describe_error_item(item: Any) -> str:
+    if isinstance(item, dict):
+        code, message = item.get("code"), item.get("message")
+        if code is not None and message:
+            return f"{message} (code {code})"
+        return str(message or code or item)
+    return str(item)
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def decode_response(
+    platform: Platform, request: ApiRequest, *, status: int, headers: Mapping[str, str], body: bytes
+) -> Any:
+    """
+    Turn an HTTP response into the decoded JSON payload, or raise the matching ``ApiError``.
+
+    Errors carry the platform, the request (never its query string or headers), the status and the
+    API's own text. ``headers`` must be case-insensitive (requests and httpx both provide that).
+    """
+    if 200 <= status < 300:
+        try:
+            return json.loads(body) if body.strip() else None
+        except ValueError as err:
+            detail = f"{err.msg} at byte {err.pos}" if isinstance(err, json.JSONDecodeError) else str(err)
+            error = MalformedResponseError(
+                platform=platform.display_name,
+                method=request.method,
+                path=request.path,
+                status=status,
+                message=f"the body is not valid JSON ({detail})",
+            )
+            # A cut or garbled body from a proxy is transient on an idempotent GET: worth a retry.
+            error.retryable = True
+            raise error from None
+    error_class: type[ApiError] = ApiError
+    if status in (400, 422):
+        error_class = BadRequestError
+    elif status in (401, 403):
+        error_class = AuthenticationError
+    elif status == 404:
+        error_class = NotFoundError
+    elif status == 408:
+        error_class = TransportError
+    elif status == 429:
+        error_class = RateLimitedError
+    elif status >= 500 and status != 501:
+        error_class = ServerError
+    raise error_class(
+        platform=platform.display_name,
+        method=request.method,
+        path=request.path,
+        status=status,
+        message=api_error_text(body),
+        retry_after=parse_retry_after(headers.get("Retry-After")),
+    )
+
+
+def shape_error(platform: Platform, request: ApiRequest, err: ResponseShapeError) -> MalformedResponseError:
+    """Wrap a parser's complaint with the platform and the endpoint it came from."""
+    return MalformedResponseError(
+        platform=platform.display_name,
+        method=request.method,
+        path=request.path,
+        status=200,
+        message=f"unexpected response shape: {err}",
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class WalkStats:
+    """What a walk did, for the one log line a task writes."""
+
+    pages: int = 0
+    scanned: int = 0
+    duplicates: int = 0
+    matched: int = 0
+    returned: int = 0
+    server_total: int | None = None
+    truncated: bool = False
+
+
+class SessionWalk:
+    """
+    A lazy walk through a platform's list pages, without I/O.
+
+    The driver asks :meth:`next_request`, performs it, and feeds the decoded payload to :meth:`feed`,
+    which returns the new sessions to yield: de-duplicated by id (offset pages shift when sessions
+    start while paging), filtered by what the server did not apply, and capped at ``max_results``.
+    The sync hook and the async trigger drive the same walk, so the paging rules exist once.
+
+    :param platform: The platform's wire logic.
+    :param query: A validated query.
+    :param max_results: Stop once this many sessions were returned (None: all).
+    :param page_size: Page size to ask for (default: the API's maximum).
+    """
+
+    def __init__(
+        self,
+        platform: Platform,
+        query: SessionQuery,
+        *,
+        max_results: int | None = None,
+        page_size: int | None = None,
+    ) -> None:
+        platform.check_query(query)
+        if max_results is not None and (
+            isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
+        ):
+            raise InvalidQueryError("max_results", f"a positive integer or None, not {max_results!r}")
+        self.platform = platform
+        self.query = query
+        self.max_results = max_results
+        self.pushed = platform.pushed_filters(query)
+        # Sort and order shape the walk, they filter nothing; server-judged filters are trusted.
+        self.local = (
+            query.active_filters() - {"sort", "order"} - (self.pushed & platform.server_judged_filters)
+        )
+        # A sort the server cannot do needs every session first (Cloudflare: bounded by concurrency).
+        self._sort_locally = query.sort is not None and "sort" not in self.pushed
+        self._held: list[BrowserSession] = []
+        self._seen: set[str] = set()
+        self._next: ApiRequest | None = platform.list_request(
+            query, page_size=platform.check_page_size(page_size or platform.max_page_size)
+        )
+        self.stats = WalkStats()
+
+    @property
+    def skipped_locally(self) -> frozenset[str]:
+        """Filters left to the server (not re-judged on the normalized sessions)."""
+        return self.query.active_filters() - self.local
+
+    def next_request(self) -> ApiRequest | None:
+        """The next page to fetch, or None when the walk is over."""
+        return self._next
+
+    def feed(self, request: ApiRequest, payload: Any) -> list[BrowserSession]:
+        """Consume one page's payload; return the sessions to hand out now."""
+        try:
+            page = self.platform.parse_list_page(request, payload)
+        except ResponseShapeError as err:
+            raise shape_error(self.platform, request, err) from None
+        self.stats.pages += 1
+        if page.total is not None:
+            self.stats.server_total = page.total
+        self._next = page.next_request
+        fresh: list[BrowserSession] = []
+        for session in page.sessions:
+            self.stats.scanned += 1
+            if session.session_id in self._seen:
+                self.stats.duplicates += 1
+                continue
+            self._seen.add(session.session_id)
+            if self.query.matches(session, skip=self.skipped_locally):
+                self.stats.matched += 1
+                fresh.append(session)
+        if self._sort_locally:
+            self._held.extend(fresh)
+            if self._next is not None:
+                return []
+            fresh = sort_sessions(self._held, sort=str(self.query.sort), order=self.query.order or "desc")
+            self._held = []
+        return self._cap(fresh)
+
+    def _cap(self, sessions: list[BrowserSession]) -> list[BrowserSession]:
+        if self.max_results is None:
+            self.stats.returned += len(sessions)
+            return sessions
+        room = self.max_results - self.stats.returned
+        if len(sessions) >= room:
+            if len(sessions) > room or self._next is not None:
+                self.stats.truncated = True
+            sessions = sessions[:room]
+            self._next = None
+        self.stats.returned += len(sessions)
+        return sessions
+
+    def describe(self) -> str:
+        """One human line: what was pushed down, applied locally, fetched and found."""
+        stats = self.stats
+        pushed = ", ".join(sorted(self.pushed)) or "none"
+        local = ", ".join(sorted(self.local - self.pushed)) or "none"
+        line = (
+            f"{self.platform.display_name}: filters pushed down [{pushed}], applied locally only [{local}]; "
+            f"{stats.pages} page(s), {stats.scanned} scanned, {stats.duplicates} duplicate(s) dropped, "
+            f"{stats.matched} matched, {stats.returned} returned"
+        )
+        if stats.truncated:
+            line += f"; stopped at max_results={self.max_results}, more matching sessions were left behind"
+            if stats.server_total is not None:
+                line += f" (the server counts {stats.server_total} before local filters)"
+        return line
+
+
+def require_mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """Return ``value`` if it is a JSON object, else raise ``ResponseShapeError`` naming ``what``."""
+    if not isinstance(value, Mapping):
+        raise ResponseShapeError(f"{what} should be a JSON object, got {_json_type(value)}")
+    return value
+
+
+def require_list(value: Any, what: str) -> Sequence[Any]:
+    """Return ``value`` if it is a JSON array, else raise ``ResponseShapeError`` naming ``what``."""
+    if not isinstance(value, list):
+        raise ResponseShapeError(f"{what} should be a JSON array, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number" if isinstance(value, int | float) else type(value).__name__)
+
+
+def optional(record: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    """Read an optional field of a record, checking its JSON type (bools are not numbers)."""
+    value = record.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ResponseShapeError(f"{what}.{key} should be {kind}, got a boolean")
+    if not isinstance(value, kind):
+        raise ResponseShapeError(f"{what}.{key} has the wrong type: {_json_type(value)}")
+    return value

@@ -1,0 +1,167 @@
+"""Bright Data Browser Sessions API on the wire: how a query becomes requests and a page becomes sessions.
+
+Reference: Bright Data's "Browser Sessions API" 1.0.0 (``GET /browser_sessions``,
+``GET /browser_sessions/{session_id}``); our notes are in ``docs/platforms.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import pendulum
+from pendulum import DateTime
+
+from airflow_provider_browsersessions.platforms.base import (
+    ApiRequest,
+    Page,
+    Platform,
+    ResponseShapeError,
+    optional,
+    require_list,
+    require_mapping,
+)
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
+
+LIST_PATH = "/browser_sessions"
+DEFAULT_BASE_URL = "https://api.brightdata.com"
+
+# The query parameter each pushed-down filter becomes.
+_PARAMETER_OF = {
+    "status": "status",
+    "api_name": "api_name",
+    "started_after": "start_date",
+    "started_before": "end_date",
+    "target_url": "target_url",
+    "end_url": "end_url",
+    "sort": "sort",
+    "order": "order",
+}
+
+
+def _utc_iso(value: DateTime) -> str:
+    return value.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss") + "Z"
+
+
+class BrightDataPlatform(Platform):
+    """Bright Data's list/read endpoints: every documented filter is pushed down; pages of 100."""
+
+    name: ClassVar[str] = "brightdata"
+    display_name: ClassVar[str] = "Bright Data"
+    max_page_size: ClassVar[int] = 100
+    # The API documents no rule for these matches (substring? domain?), so its answer is final.
+    server_judged_filters: ClassVar[frozenset[str]] = frozenset({"target_url", "end_url"})
+
+    def pushed_filters(self, query: SessionQuery) -> frozenset[str]:
+        """Every filter the API has a parameter for; ``status`` only when it names one status."""
+        pushed = {name for name in _PARAMETER_OF if getattr(query, name) is not None}
+        if query.status is not None and len(query.status) != 1:
+            # The API takes one status (or "all"): several are filtered here instead.
+            pushed.discard("status")
+        return frozenset(pushed)
+
+    def list_request(self, query: SessionQuery, *, page_size: int) -> ApiRequest:
+        """``GET /browser_sessions`` with the pushed-down filters, from offset 0."""
+        params: list[tuple[str, str]] = []
+        for name in sorted(self.pushed_filters(query)):
+            value = getattr(query, name)
+            if isinstance(value, frozenset):
+                (value,) = value
+            if isinstance(value, DateTime):
+                value = _utc_iso(value)
+            params.append((_PARAMETER_OF[name], str(value)))
+        params += [("limit", str(page_size)), ("offset", "0")]
+        return ApiRequest("GET", LIST_PATH, tuple(params))
+
+    def parse_list_page(self, request: ApiRequest, payload: Any) -> Page:
+        """Decode ``{"sessions", "count", "total", "pagination": {"has_more", "next_offset"}}``."""
+        body = require_mapping(payload, "the list body")
+        records = require_list(body.get("sessions"), "sessions")
+        sessions = [parse_session(record) for record in records]
+        pagination = require_mapping(body.get("pagination"), "pagination")
+        has_more = pagination.get("has_more")
+        if not isinstance(has_more, bool):
+            raise ResponseShapeError("pagination.has_more should be true or false")
+        total = optional(body, "total", int, "the list body")
+        next_request = None
+        if has_more:
+            next_offset = pagination.get("next_offset")
+            if isinstance(next_offset, bool) or not isinstance(next_offset, int) or next_offset < 0:
+                raise ResponseShapeError("pagination.next_offset should be an offset when has_more is true")
+            current = dict(request.params).get("offset", "0")
+            if not records or next_offset <= int(current):
+                # A server that keeps answering the same offset would otherwise be paged forever.
+                raise ResponseShapeError(f"pagination does not advance (offset {current} -> {next_offset})")
+            params = tuple((k, str(next_offset) if k == "offset" else v) for k, v in request.params)
+            next_request = ApiRequest(request.method, request.path, params)
+        return Page(sessions=sessions, next_request=next_request, total=total)
+
+    def get_request(self, session_id: str) -> ApiRequest:
+        """``GET /browser_sessions/{id}``, the id quoted so it stays one path segment."""
+        return ApiRequest("GET", f"{LIST_PATH}/{quote(session_id, safe='')}")
+
+    def parse_session_body(self, payload: Any) -> BrowserSession | None:
+        """Unwrap ``{"session": {...}}``."""
+        body = require_mapping(payload, "the session body")
+        if "session" not in body:
+            raise ResponseShapeError("the session body has no 'session' key")
+        record = body["session"]
+        return None if record is None else parse_session(record)
+
+
+def parse_session(record: Any) -> BrowserSession:
+    """Normalize one Bright Data session record."""
+    data = require_mapping(record, "a session")
+    session_id = data.get("session_id")
+    if not isinstance(session_id, str) or not session_id:
+        raise ResponseShapeError("a session has no session_id")
+    what = f"session {session_id!r}"
+    status_text = data.get("status")
+    try:
+        status = SessionStatus(str(status_text))
+    except ValueError:
+        raise ResponseShapeError(f"{what} has an unknown status {status_text!r}") from None
+    started_at = _parse_time(data.get("timestamp"), what)
+    duration = optional(data, "duration", (int, float), what)
+    ended_at = None
+    if status.is_terminal() and started_at is not None and duration is not None:
+        ended_at = started_at.add(microseconds=round(duration * 1_000_000))
+    error = data.get("error")
+    error_code = error_message = None
+    if isinstance(error, Mapping):
+        error_code = None if error.get("code") is None else str(error.get("code"))
+        error_message = None if error.get("message") is None else str(error.get("message"))
+    elif error is not None:
+        error_message = str(error)
+    return BrowserSession(
+        provider=BrightDataPlatform.name,
+        session_id=session_id,
+        status=status,
+        started_at=started_at,
+        ended_at=ended_at,
+        duration=None if duration is None else float(duration),
+        api_name=optional(data, "api_name", str, what),
+        target_url=optional(data, "target_url", str, what),
+        end_url=optional(data, "end_url", str, what),
+        navigations=optional(data, "navigations", int, what),
+        captcha=optional(data, "captcha", str, what),
+        bandwidth=optional(data, "bandwidth", int, what),
+        error_code=error_code,
+        error_message=error_message,
+        raw=data,
+    )
+
+
+def _parse_time(value: Any, what: str) -> DateTime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ResponseShapeError(f"{what} has a non-text timestamp")
+    try:
+        parsed = pendulum.parse(value, tz="UTC")
+    except (ValueError, TypeError):
+        raise ResponseShapeError(f"{what} has an unreadable timestamp {value!r}") from None
+    if not isinstance(parsed, DateTime):
+        raise ResponseShapeError(f"{what} has a timestamp that is not a date-time: {value!r}")
+    return parsed.in_timezone("UTC")

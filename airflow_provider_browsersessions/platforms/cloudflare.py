@@ -1,0 +1,160 @@
+"""Cloudflare Browser Rendering devtools API on the wire: requests, and how a record becomes a session.
+
+Reference: Cloudflare API "List sessions" (``GET /accounts/{account_id}/browser-rendering/devtools/session``)
+and the official ``cloudflare`` Python SDK (``resources/browser_rendering/devtools``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import pendulum
+from pendulum import DateTime
+
+from airflow_provider_browsersessions.exceptions import InvalidQueryError
+from airflow_provider_browsersessions.platforms.base import (
+    ApiRequest,
+    Page,
+    Platform,
+    ResponseShapeError,
+    optional,
+    require_list,
+    require_mapping,
+)
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
+
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+
+# Close reasons that mean the session ended the ordinary way: the client closed it, or it idled out.
+# The reference gives them as numeric codes; the SDK types closeReason as a string. Accept both.
+_CLOSE_REASON_NAMES = {"1": "NormalClosure", "2": "BrowserIdle"}
+_ORDINARY_ENDINGS = frozenset({"NormalClosure", "BrowserIdle"})
+
+
+class CloudflarePlatform(Platform):
+    """
+    Cloudflare's devtools session endpoints: the list holds *active* sessions only, with no server filters.
+
+    :param account_id: The account id in every path.
+    """
+
+    name: ClassVar[str] = "cloudflare"
+    display_name: ClassVar[str] = "Cloudflare Browser Rendering"
+    max_page_size: ClassVar[int] = 200
+    # Cloudflare records carry no zone, URLs, captcha, bandwidth or error: these cannot be answered.
+    unsupported_filters: ClassVar[frozenset[str]] = frozenset(
+        {"api_name", "target_url", "end_url", "captcha", "min_bandwidth", "has_error"}
+    )
+
+    def __init__(self, *, account_id: str) -> None:
+        self.account_id = account_id
+        self._root = f"/accounts/{quote(account_id, safe='')}/browser-rendering"
+
+    def check_query(self, query: SessionQuery) -> None:
+        """Also reject sorting by bandwidth, which Cloudflare does not report."""
+        super().check_query(query)
+        if query.sort == "bandwidth":
+            raise InvalidQueryError("sort", "timestamp or duration on Cloudflare (it reports no bandwidth)")
+
+    def pushed_filters(self, query: SessionQuery) -> frozenset[str]:
+        """Nothing: the endpoint only pages (``limit``/``offset``)."""
+        return frozenset()
+
+    def list_request(self, query: SessionQuery, *, page_size: int) -> ApiRequest:
+        """``GET .../devtools/session?limit=&offset=0``."""
+        return ApiRequest(
+            "GET", f"{self._root}/devtools/session", (("limit", str(page_size)), ("offset", "0"))
+        )
+
+    def parse_list_page(self, request: ApiRequest, payload: Any) -> Page:
+        """Decode a bare array (or ``{"result": [...]}``); a short page is the last one."""
+        records = require_list(_unwrap(payload), "the session list")
+        params = dict(request.params)
+        limit, offset = int(params["limit"]), int(params["offset"])
+        next_request = None
+        if len(records) >= limit:
+            next_request = ApiRequest(
+                request.method, request.path, (("limit", str(limit)), ("offset", str(offset + limit)))
+            )
+        return Page(sessions=[parse_session(record) for record in records], next_request=next_request)
+
+    def get_request(self, session_id: str) -> ApiRequest:
+        """``GET .../devtools/session/{id}``, the id quoted so it stays one path segment."""
+        return ApiRequest("GET", f"{self._root}/devtools/session/{quote(session_id, safe='')}")
+
+    def parse_session_body(self, payload: Any) -> BrowserSession | None:
+        """A bare object or ``{"result": {...}}``; a JSON ``null`` means the session is unknown."""
+        record = _unwrap(payload)
+        return None if record is None else parse_session(record)
+
+    def close_request(self, session_id: str) -> ApiRequest:
+        """``DELETE .../devtools/browser/{id}``: closes a session."""
+        return ApiRequest("DELETE", f"{self._root}/devtools/browser/{quote(session_id, safe='')}")
+
+
+def _unwrap(payload: Any) -> Any:
+    # Cloudflare's own tooling unwraps a {"result": ...} envelope defensively; so do we.
+    if isinstance(payload, Mapping) and "result" in payload and "sessionId" not in payload:
+        if payload.get("success") is False:
+            raise ResponseShapeError(f"the envelope says success=false: {payload.get('errors')!r}")
+        return payload["result"]
+    return payload
+
+
+def _epoch_ms(record: Mapping[str, Any], key: str, what: str) -> DateTime | None:
+    value = optional(record, key, (int, float), what)
+    # The reference's example sends 0 for every time: 0 means "not set", never 1970.
+    if not value:
+        return None
+    return pendulum.from_timestamp(value / 1000, tz="UTC")
+
+
+def parse_session(record: Any) -> BrowserSession:
+    """
+    Normalize one Cloudflare session record.
+
+    Running vs ended follows docs/platforms.md: no ``endTime`` and no close reason -> running; an
+    ``endTime`` or a close reason -> ended, ``finished`` for NormalClosure/BrowserIdle, else ``failed``.
+    """
+    data = require_mapping(record, "a session")
+    session_id = data.get("sessionId")
+    if not isinstance(session_id, str) or not session_id:
+        raise ResponseShapeError("a session has no sessionId")
+    what = f"session {session_id!r}"
+    started_at = _epoch_ms(data, "startTime", what)
+    ended_at = _epoch_ms(data, "endTime", what)
+    reason_value = optional(data, "closeReason", (str, int, float), what)
+    reason_text = optional(data, "closeReasonText", str, what)
+    reason = _close_reason_name(reason_value, reason_text)
+    if ended_at is None and reason is None:
+        status = SessionStatus.RUNNING
+    elif reason is None or reason in _ORDINARY_ENDINGS:
+        status = SessionStatus.FINISHED
+    else:
+        status = SessionStatus.FAILED
+    duration = None
+    if ended_at is not None and started_at is not None:
+        duration = max(0.0, (ended_at - started_at).total_seconds())
+    return BrowserSession(
+        provider=CloudflarePlatform.name,
+        session_id=session_id,
+        status=status,
+        started_at=started_at,
+        ended_at=ended_at,
+        duration=duration,
+        error_message=reason if status is SessionStatus.FAILED else None,
+        close_reason=reason,
+        raw=data,
+    )
+
+
+def _close_reason_name(value: str | float | None, text: str | None) -> str | None:
+    if text:
+        return text
+    if value is None or value == 0 or value == "":
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return _CLOSE_REASON_NAMES.get(str(value), str(value))

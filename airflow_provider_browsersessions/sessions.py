@@ -1,0 +1,394 @@
+"""The provider-neutral model: ``BrowserSession``, ``SessionStatus`` and the ``SessionQuery`` filter model."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import pendulum
+from pendulum import DateTime
+
+from airflow_provider_browsersessions.exceptions import InvalidQueryError
+
+
+class SessionStatus(StrEnum):
+    """Where a browser session is in its life; ``finished`` and ``failed`` are terminal."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+    def is_terminal(self) -> bool:
+        """Return True once the session can no longer change."""
+        return self is not SessionStatus.RUNNING
+
+
+SORT_KEYS = ("timestamp", "duration", "bandwidth")
+ORDERS = ("asc", "desc")
+CAPTCHA_OUTCOMES = ("solved", "none", "failed", "detected")
+
+# URL fields whose query strings can carry live-view or debugger tokens (Cloudflare devtools URLs).
+_TOKEN_BEARING_FIELDS = ("devtoolsFrontendUrl", "webSocketDebuggerUrl")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BrowserSession:
+    """
+    One hosted browser session, the same shape for every platform.
+
+    :param provider: ``"brightdata"`` or ``"cloudflare"``.
+    :param session_id: The platform's session id.
+    :param status: Running, finished or failed.
+    :param started_at: Start time (UTC), when the platform reports one.
+    :param ended_at: End time (UTC) once the session ended and the platform says when.
+    :param duration: Seconds the session lasted, once it ended.
+    :param api_name: Bright Data zone.
+    :param target_url: First URL the session opened (Bright Data).
+    :param end_url: Last URL the session was on (Bright Data).
+    :param navigations: Number of navigations (Bright Data).
+    :param captcha: Captcha outcome (Bright Data): solved, none, failed or detected.
+    :param bandwidth: Billable bytes (Bright Data).
+    :param error_code: Platform error code of a failed session.
+    :param error_message: Platform error message (or Cloudflare close reason) of a failed session.
+    :param close_reason: Cloudflare close reason as sent (a number or a name), as text.
+    :param raw: The untouched API record. Never shown in ``repr``.
+    """
+
+    provider: str
+    session_id: str
+    status: SessionStatus
+    started_at: DateTime | None = None
+    ended_at: DateTime | None = None
+    duration: float | None = None
+    api_name: str | None = None
+    target_url: str | None = None
+    end_url: str | None = None
+    navigations: int | None = None
+    captcha: str | None = None
+    bandwidth: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    close_reason: str | None = None
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def has_error(self) -> bool:
+        """True when the platform reported an error for this session."""
+        return self.status is SessionStatus.FAILED or self.error_code is not None
+
+    def to_dict(self, *, include_raw: bool = False) -> dict[str, Any]:
+        """
+        Return a JSON-safe dict (ISO-8601 times): what goes to XCom.
+
+        :param include_raw: Add the API record under ``raw``, with token-bearing URLs reduced to
+            scheme, host and path.
+        """
+        data: dict[str, Any] = {
+            "provider": self.provider,
+            "session_id": self.session_id,
+            "status": self.status.value,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "duration": self.duration,
+            "api_name": self.api_name,
+            "target_url": self.target_url,
+            "end_url": self.end_url,
+            "navigations": self.navigations,
+            "captcha": self.captcha,
+            "bandwidth": self.bandwidth,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "close_reason": self.close_reason,
+        }
+        if include_raw:
+            data["raw"] = {
+                key: (_strip_url_secrets(value) if key in _TOKEN_BEARING_FIELDS else value)
+                for key, value in self.raw.items()
+            }
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BrowserSession:
+        """Rebuild a session from :meth:`to_dict` output (e.g. an upstream task's XCom)."""
+        return cls(
+            provider=str(data["provider"]),
+            session_id=str(data["session_id"]),
+            status=SessionStatus(data["status"]),
+            started_at=parse_datetime(data.get("started_at"), name="started_at"),
+            ended_at=parse_datetime(data.get("ended_at"), name="ended_at"),
+            duration=data.get("duration"),
+            api_name=data.get("api_name"),
+            target_url=data.get("target_url"),
+            end_url=data.get("end_url"),
+            navigations=data.get("navigations"),
+            captcha=data.get("captcha"),
+            bandwidth=data.get("bandwidth"),
+            error_code=data.get("error_code"),
+            error_message=data.get("error_message"),
+            close_reason=data.get("close_reason"),
+            raw=data.get("raw") or {},
+        )
+
+
+def _iso(value: DateTime | None) -> str | None:
+    return None if value is None else value.in_timezone("UTC").isoformat().replace("+00:00", "Z")
+
+
+def _strip_url_secrets(value: Any) -> Any:
+    if not isinstance(value, str) or ("?" not in value and "#" not in value):
+        return value
+    return value.split("?", 1)[0].split("#", 1)[0]
+
+
+def parse_datetime(value: Any, *, name: str) -> DateTime | None:
+    """
+    Turn a datetime, an ISO-8601 string or None into a UTC pendulum ``DateTime``.
+
+    Naive values are taken as UTC, as Airflow does. ``name`` is the parameter named in the error.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = pendulum.instance(value, tz="UTC")
+    elif isinstance(value, str):
+        try:
+            parsed_any = pendulum.parse(value, tz="UTC")
+        except (ValueError, TypeError) as err:
+            raise InvalidQueryError(
+                name, f"an ISO-8601 date-time such as '2025-12-01T00:00:00Z', not {value!r}"
+            ) from err
+        if not isinstance(parsed_any, DateTime):
+            raise InvalidQueryError(name, f"a date-time, not the {type(parsed_any).__name__} {value!r}")
+        parsed = parsed_any
+    else:
+        raise InvalidQueryError(name, f"a datetime or an ISO-8601 string, not {type(value).__name__}")
+    return parsed.in_timezone("UTC")
+
+
+def _one_of(name: str, value: Any, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise InvalidQueryError(name, f"one of {', '.join(allowed)}; got {value!r}")
+    return value.lower()
+
+
+def _set_of(name: str, value: Any, allowed: Iterable[str]) -> frozenset[str] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, Iterable) or isinstance(items, Mapping):
+        raise InvalidQueryError(name, f"a value or a list of values, not {type(value).__name__}")
+    chosen = frozenset(_one_of(name, item, allowed) for item in items)
+    if not chosen:
+        raise InvalidQueryError(name, "at least one value when given (omit it to accept all)")
+    return chosen
+
+
+def _number(name: str, value: Any, *, integer: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidQueryError(name, f"a finite non-negative number, not {value!r}")
+    if value < 0 or (integer and int(value) != value):
+        kind = "integer" if integer else "number"
+        raise InvalidQueryError(name, f"a non-negative {kind}, not {value!r}")
+    return float(value)
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidQueryError(name, f"a non-empty string, not {value!r}")
+    return value
+
+
+# The filter names a DAG author can use, in one place: hooks, operators, sensors and triggers accept these.
+FILTER_NAMES = (
+    "status",
+    "api_name",
+    "started_after",
+    "started_before",
+    "target_url",
+    "end_url",
+    "has_error",
+    "captcha",
+    "min_duration",
+    "max_duration",
+    "min_bandwidth",
+    "sort",
+    "order",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SessionQuery:
+    """
+    Which sessions to list: one declarative filter set, the same for every platform.
+
+    Build it with :meth:`build`, which validates every value before any request is sent. Each
+    platform pushes the filters its API understands down to the server and the rest are applied
+    to the normalized sessions by :meth:`matches`.
+
+    :param status: Accept only these statuses.
+    :param api_name: Bright Data zone name.
+    :param started_after: Sessions that started at or after this time (inclusive).
+    :param started_before: Sessions that started at or before this time (inclusive).
+    :param target_url: Bright Data target URL filter (server-side match).
+    :param end_url: Bright Data end URL filter (server-side match).
+    :param has_error: True for sessions with an error, False for those without.
+    :param captcha: Accept only these captcha outcomes.
+    :param min_duration: Minimum duration in seconds (sessions without a duration never match).
+    :param max_duration: Maximum duration in seconds (sessions without a duration never match).
+    :param min_bandwidth: Minimum billable bytes.
+    :param sort: ``timestamp``, ``duration`` or ``bandwidth``.
+    :param order: ``asc`` or ``desc``.
+    :param where: Any further predicate on a ``BrowserSession`` (never serialized).
+    """
+
+    status: frozenset[SessionStatus] | None = None
+    api_name: str | None = None
+    started_after: DateTime | None = None
+    started_before: DateTime | None = None
+    target_url: str | None = None
+    end_url: str | None = None
+    has_error: bool | None = None
+    captcha: frozenset[str] | None = None
+    min_duration: float | None = None
+    max_duration: float | None = None
+    min_bandwidth: int | None = None
+    sort: Literal["timestamp", "duration", "bandwidth"] | None = None
+    order: Literal["asc", "desc"] | None = None
+    where: Callable[[BrowserSession], bool] | None = dataclasses.field(default=None, compare=False)
+
+    @classmethod
+    def build(cls, **filters: Any) -> SessionQuery:
+        """
+        Validate and normalize filters given by name (see ``FILTER_NAMES``, plus ``where``).
+
+        :raises InvalidQueryError: naming the parameter and what it allows.
+        """
+        unknown = sorted(set(filters) - set(FILTER_NAMES) - {"where"})
+        if unknown:
+            raise InvalidQueryError(unknown[0], f"a known filter: {', '.join(FILTER_NAMES)}, where")
+        statuses = _set_of("status", filters.get("status"), [s.value for s in SessionStatus])
+        started_after = parse_datetime(filters.get("started_after"), name="started_after")
+        started_before = parse_datetime(filters.get("started_before"), name="started_before")
+        if started_after and started_before and started_after > started_before:
+            raise InvalidQueryError(
+                "started_after", f"a time not later than started_before ({_iso(started_before)})"
+            )
+        has_error = filters.get("has_error")
+        if has_error is not None and not isinstance(has_error, bool):
+            raise InvalidQueryError("has_error", f"True, False or None, not {has_error!r}")
+        min_duration = _number("min_duration", filters.get("min_duration"))
+        max_duration = _number("max_duration", filters.get("max_duration"))
+        if min_duration is not None and max_duration is not None and min_duration > max_duration:
+            raise InvalidQueryError("min_duration", f"a value not above max_duration ({max_duration})")
+        min_bandwidth = _number("min_bandwidth", filters.get("min_bandwidth"), integer=True)
+        sort = filters.get("sort")
+        order = filters.get("order")
+        where = filters.get("where")
+        if where is not None and not callable(where):
+            raise InvalidQueryError("where", f"a callable taking a BrowserSession, not {where!r}")
+        return cls(
+            status=frozenset(SessionStatus(s) for s in statuses) if statuses else None,
+            api_name=_text("api_name", filters.get("api_name")),
+            started_after=started_after,
+            started_before=started_before,
+            target_url=_text("target_url", filters.get("target_url")),
+            end_url=_text("end_url", filters.get("end_url")),
+            has_error=has_error,
+            captcha=_set_of("captcha", filters.get("captcha"), CAPTCHA_OUTCOMES),
+            min_duration=min_duration,
+            max_duration=max_duration,
+            min_bandwidth=None if min_bandwidth is None else int(min_bandwidth),
+            sort=None if sort is None else _one_of("sort", sort, SORT_KEYS),  # type: ignore[arg-type]
+            order=None if order is None else _one_of("order", order, ORDERS),  # type: ignore[arg-type]
+            where=where,
+        )
+
+    def active_filters(self) -> frozenset[str]:
+        """Names of the filters that are set (``sort``/``order`` included, ``where`` as ``where``)."""
+        names = {name for name in FILTER_NAMES if getattr(self, name) is not None}
+        if self.where is not None:
+            names.add("where")
+        return frozenset(names)
+
+    def replace(self, **changes: Any) -> SessionQuery:
+        """Return a copy with some filters replaced (validated like :meth:`build`)."""
+        current = self.to_dict()
+        current.update(changes)
+        where = changes.get("where", self.where)
+        current.pop("where", None)
+        return SessionQuery.build(**current, where=where)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form of the serializable filters (``where`` is left out); None values omitted."""
+        data: dict[str, Any] = {}
+        for name in FILTER_NAMES:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, frozenset):
+                value = sorted(str(v) for v in value)
+            elif isinstance(value, DateTime):
+                value = _iso(value)
+            data[name] = value
+        return data
+
+    def matches(self, session: BrowserSession, *, skip: Iterable[str] = ()) -> bool:
+        """
+        Return True when the session passes every filter not named in ``skip``.
+
+        ``skip`` holds the filters the server already applied: their match rules are the API's
+        (e.g. Bright Data's ``target_url`` match is undocumented), so they are not re-judged here.
+        """
+        to_check = self.active_filters() - frozenset(skip) - {"sort", "order"}
+        return all(_CHECKS[name](self, session) for name in to_check)
+
+
+def _in_time_window(query: SessionQuery, session: BrowserSession) -> bool:
+    if session.started_at is None:
+        return False
+    if query.started_after is not None and session.started_at < query.started_after:
+        return False
+    return not (query.started_before is not None and session.started_at > query.started_before)
+
+
+_CHECKS: dict[str, Callable[[SessionQuery, BrowserSession], bool]] = {
+    "status": lambda q, s: s.status in (q.status or ()),
+    "api_name": lambda q, s: s.api_name == q.api_name,
+    "started_after": _in_time_window,
+    "started_before": _in_time_window,
+    "target_url": lambda q, s: bool(s.target_url) and str(q.target_url).lower() in str(s.target_url).lower(),
+    "end_url": lambda q, s: bool(s.end_url) and str(q.end_url).lower() in str(s.end_url).lower(),
+    "has_error": lambda q, s: s.has_error == q.has_error,
+    "captcha": lambda q, s: s.captcha in (q.captcha or ()),
+    "min_duration": lambda q, s: s.duration is not None and s.duration >= (q.min_duration or 0),
+    "max_duration": lambda q, s: s.duration is not None and s.duration <= (q.max_duration or 0),
+    "min_bandwidth": lambda q, s: s.bandwidth is not None and s.bandwidth >= (q.min_bandwidth or 0),
+    "where": lambda q, s: bool(q.where(s)) if q.where else True,
+}
+
+
+def sort_sessions(sessions: Iterable[BrowserSession], *, sort: str, order: str) -> list[BrowserSession]:
+    """Sort normalized sessions the way Bright Data's API does: missing values last, ties by id."""
+    key_of: dict[str, Callable[[BrowserSession], Any]] = {
+        "timestamp": lambda s: s.started_at,
+        "duration": lambda s: s.duration,
+        "bandwidth": lambda s: s.bandwidth,
+    }
+    value = key_of[sort]
+    items = list(sessions)
+    present = sorted(
+        (s for s in items if value(s) is not None),
+        key=lambda s: (value(s), s.session_id),
+        reverse=(order == "desc"),
+    )
+    absent = sorted((s for s in items if value(s) is None), key=lambda s: s.session_id)
+    return present + absent
