@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class BrowserSessionsError(AirflowException):
     """Base class of every error this provider raises."""
 
 
-class InvalidQueryError(BrowserSessionsError, ValueError):
+class InvalidQueryError(BrowserSessionsError, AirflowFailException, ValueError):
     """
     A parameter has a value the provider or the platform does not allow; raised before any request.
+
+    It fails the task without retries: the same value would fail again.
 
     :param parameter: The parameter's name as the DAG author wrote it.
     :param allowed: What the parameter accepts, in words.
@@ -25,8 +27,8 @@ class InvalidQueryError(BrowserSessionsError, ValueError):
         super().__init__(message or f"Invalid value for {parameter!r}: expected {allowed}.")
 
 
-class ConnectionConfigError(BrowserSessionsError, ValueError):
-    """The Airflow connection lacks something the platform needs (e.g. a Cloudflare account id)."""
+class ConnectionConfigError(BrowserSessionsError, AirflowFailException, ValueError):
+    """The Airflow connection lacks something the platform needs (e.g. an account id); no retries."""
 
 
 class ApiError(BrowserSessionsError):

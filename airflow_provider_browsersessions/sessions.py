@@ -134,6 +134,10 @@ class BrowserSession:
         )
 
 
+#: The keys of a session record in XCom (``BrowserSession.to_dict()`` without ``raw``).
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(BrowserSession) if f.name != "raw")
+
+
 def _iso(value: DateTime | None) -> str | None:
     return None if value is None else value.in_timezone("UTC").isoformat().replace("+00:00", "Z")
 
@@ -179,7 +183,8 @@ def _one_of(name: str, value: Any, allowed: Iterable[str]) -> str:
 def _set_of(name: str, value: Any, allowed: Iterable[str]) -> frozenset[str] | None:
     if value is None:
         return None
-    items = [value] if isinstance(value, str) else value
+    # A rendered template gives text: "failed,finished" means both.
+    items = [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value
     if not isinstance(items, Iterable) or isinstance(items, Mapping):
         raise InvalidQueryError(name, f"a value or a list of values, not {type(value).__name__}")
     chosen = frozenset(_one_of(name, item, allowed) for item in items)
@@ -189,8 +194,13 @@ def _set_of(name: str, value: Any, allowed: Iterable[str]) -> frozenset[str] | N
 
 
 def _number(name: str, value: Any, *, integer: bool = False) -> float | None:
-    if value is None:
+    if value is None or value == "":
         return None
+    if isinstance(value, str):  # a rendered template
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidQueryError(name, f"a non-negative number, not {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidQueryError(name, f"a finite non-negative number, not {value!r}")
     if value < 0 or (integer and int(value) != value):
@@ -199,8 +209,16 @@ def _number(name: str, value: Any, *, integer: bool = False) -> float | None:
     return float(value)
 
 
+def _flag(name: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", ""):  # a rendered template
+        return {"true": True, "false": False}.get(value.strip().lower())
+    raise InvalidQueryError(name, f"True, False or None, not {value!r}")
+
+
 def _text(name: str, value: Any) -> str | None:
-    if value is None:
+    if value is None or value == "":
         return None
     if not isinstance(value, str) or not value.strip():
         raise InvalidQueryError(name, f"a non-empty string, not {value!r}")
@@ -279,12 +297,8 @@ class SessionQuery:
         started_after = parse_datetime(filters.get("started_after"), name="started_after")
         started_before = parse_datetime(filters.get("started_before"), name="started_before")
         if started_after and started_before and started_after > started_before:
-            raise InvalidQueryError(
-                "started_after", f"a time not later than started_before ({_iso(started_before)})"
-            )
-        has_error = filters.get("has_error")
-        if has_error is not None and not isinstance(has_error, bool):
-            raise InvalidQueryError("has_error", f"True, False or None, not {has_error!r}")
+            raise InvalidQueryError("started_after", f"a time not later than started_before ({_iso(started_before)})")
+        has_error = _flag("has_error", filters.get("has_error"))
         min_duration = _number("min_duration", filters.get("min_duration"))
         max_duration = _number("max_duration", filters.get("max_duration"))
         if min_duration is not None and max_duration is not None and min_duration > max_duration:

@@ -50,9 +50,7 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             return float(retry_after)
-        exponential = tenacity.wait_exponential_jitter(
-            initial=self.backoff, max=self.max_backoff, jitter=self.backoff
-        )
+        exponential = tenacity.wait_exponential_jitter(initial=self.backoff, max=self.max_backoff, jitter=self.backoff)
         return float(exponential(state))
 
     def _stop(self, state: tenacity.RetryCallState) -> bool:
@@ -218,9 +216,7 @@ class AsyncTransport:
 
     async def fetch_json(self, request: ApiRequest) -> Any:
         """Send the request (with retries) and return its decoded JSON body; raise ``ApiError`` on failure."""
-        kwargs = self.settings.retry.tenacity_kwargs(
-            describe=f"{self.platform.display_name} API {request.describe()}"
-        )
+        kwargs = self.settings.retry.tenacity_kwargs(describe=f"{self.platform.display_name} API {request.describe()}")
         retrying = tenacity.AsyncRetrying(**kwargs)
         return await retrying(self._once, request)
 

@@ -115,9 +115,7 @@ class BrowserSessionsHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Hidden fields, labels and placeholders: the same data ``get_provider_info()`` declares."""
-        behaviour = next(c for c in CONNECTION_TYPES if c["connection-type"] == cls.conn_type)[
-            "ui-field-behaviour"
-        ]
+        behaviour = next(c for c in CONNECTION_TYPES if c["connection-type"] == cls.conn_type)["ui-field-behaviour"]
         return {
             "hidden_fields": list(behaviour["hidden-fields"]),
             "relabeling": dict(behaviour["relabeling"]),
@@ -412,6 +410,14 @@ def get_browser_sessions_hook(conn_id: str, **hook_kwargs: Any) -> BrowserSessio
     :param hook_kwargs: Passed to the hook (``page_size``, ``retry``).
     """
     connection = BaseHook.get_connection(conn_id)
+    hook = hook_class_for_conn_type(connection.conn_type)(conn_id=conn_id, **hook_kwargs)
+    hook._connection = connection
+    return hook
+
+
+async def aget_browser_sessions_hook(conn_id: str, **hook_kwargs: Any) -> BrowserSessionsHook:
+    """The async twin of :func:`get_browser_sessions_hook`, for the triggerer (the connection read does not block)."""
+    connection = await aget_connection(conn_id)
     hook = hook_class_for_conn_type(connection.conn_type)(conn_id=conn_id, **hook_kwargs)
     hook._connection = connection
     return hook

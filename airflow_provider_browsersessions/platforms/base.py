@@ -87,9 +87,7 @@ class Platform(ABC):
     def check_query(self, query: SessionQuery) -> None:
         """Reject filters the platform cannot honour, naming them; called before any request."""
         for name in sorted(query.active_filters() & self.unsupported_filters):
-            raise InvalidQueryError(
-                name, f"a filter that {self.display_name} supports; it cannot filter on {name}"
-            )
+            raise InvalidQueryError(name, f"a filter that {self.display_name} supports; it cannot filter on {name}")
 
     @abstractmethod
     def pushed_filters(self, query: SessionQuery) -> frozenset[str]:
@@ -113,11 +111,7 @@ class Platform(ABC):
 
     def check_page_size(self, page_size: int) -> int:
         """Validate a page size against the API's limit, naming the parameter."""
-        if (
-            isinstance(page_size, bool)
-            or not isinstance(page_size, int)
-            or not 1 <= page_size <= self.max_page_size
-        ):
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= self.max_page_size:
             raise InvalidQueryError(
                 "page_size", f"an integer from 1 to {self.max_page_size} ({self.display_name}'s maximum)"
             )
@@ -286,9 +280,7 @@ class SessionWalk:
         self.max_results = max_results
         self.pushed = platform.pushed_filters(query)
         # Sort and order shape the walk, they filter nothing; server-judged filters are trusted.
-        self.local = (
-            query.active_filters() - {"sort", "order"} - (self.pushed & platform.server_judged_filters)
-        )
+        self.local = query.active_filters() - {"sort", "order"} - (self.pushed & platform.server_judged_filters)
         # A sort the server cannot do needs every session first (Cloudflare: bounded by concurrency).
         self._sort_locally = query.sort is not None and "sort" not in self.pushed
         self._held: list[BrowserSession] = []

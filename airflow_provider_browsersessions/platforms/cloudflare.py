@@ -64,9 +64,7 @@ class CloudflarePlatform(Platform):
 
     def list_request(self, query: SessionQuery, *, page_size: int) -> ApiRequest:
         """``GET .../devtools/session?limit=&offset=0``."""
-        return ApiRequest(
-            "GET", f"{self._root}/devtools/session", (("limit", str(page_size)), ("offset", "0"))
-        )
+        return ApiRequest("GET", f"{self._root}/devtools/session", (("limit", str(page_size)), ("offset", "0")))
 
     def parse_list_page(self, request: ApiRequest, payload: Any) -> Page:
         """Decode a bare array (or ``{"result": [...]}``); a short page is the last one."""

@@ -1,0 +1,175 @@
+"""``BrowserSessionsSensor``: gate downstream work on browser sessions finishing, in any sensor mode."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    BaseSensorOperator,
+    PokeReturnValue,
+    conf,
+)
+
+from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
+from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, get_browser_sessions_hook
+from airflow_provider_browsersessions.sessions import SessionQuery
+from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
+from airflow_provider_browsersessions.waiting import (
+    MissingPolicy,
+    SessionsFailedError,
+    WaitOutcome,
+    WaitPlan,
+    normalize_session_ids,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.providers.common.compat.sdk import Context
+
+#: Filters that mean something for *running* sessions (durations, bandwidth, captcha come at the end).
+WAIT_FILTERS = ("api_name", "started_after", "started_before", "target_url", "end_url")
+
+
+class BrowserSessionsSensor(BaseSensorOperator):
+    """
+    Wait until browser sessions finish: given ids, or every running session matching filters.
+
+    One poll costs what the API minimally needs: a walk of the *running* sessions that match the
+    filters (on Bright Data one ``status=running`` list call answers any number of watched ids), then
+    one read per watched id that left the running set, to learn how it ended. Deferred, the same check
+    runs in the triggerer, where waits on the same connection and filters share one poll.
+
+    The return value (XCom) is the final state of every watched session. Without ``session_ids`` the
+    sensor waits until no running session matches ("drain") and reports the sessions it saw end.
+
+    .. seealso::
+        The how-to guide ``docs/howto/waiting.md``.
+
+    :param conn_id: A ``brightdata`` or ``cloudflare_browser_rendering`` connection. (templated)
+    :param session_ids: Ids to wait for, or the list of session dicts an upstream
+        ``ListBrowserSessionsOperator`` returned (e.g. its ``.output``). None: drain mode. (templated)
+    :param api_name: Only sessions of this Bright Data zone. (templated)
+    :param started_after: Only sessions started at or after this. (templated)
+    :param started_before: Only sessions started at or before this. (templated)
+    :param target_url: Bright Data target URL filter. (templated)
+    :param end_url: Bright Data end URL filter. (templated)
+    :param fail_on_failed: Fail the task as soon as a watched session ended ``failed``, naming the
+        sessions and their errors (``soft_fail`` skips instead).
+    :param missing: What a watched id the platform no longer knows counts as: ``finished``
+        (default; Cloudflare forgets closed sessions), ``failed``, or ``wait`` for it. (templated)
+    :param deferrable: Wait in the triggerer instead of a worker slot. Defaults to
+        ``[operators] default_deferrable``.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "session_ids", *WAIT_FILTERS, "missing")
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        session_ids: Sequence[str] | Sequence[dict[str, Any]] | str | None = None,
+        api_name: str | None = None,
+        started_after: datetime | str | None = None,
+        started_before: datetime | str | None = None,
+        target_url: str | None = None,
+        end_url: str | None = None,
+        fail_on_failed: bool = True,
+        missing: str = MissingPolicy.FINISHED.value,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.session_ids = session_ids
+        self.api_name = api_name
+        self.started_after = started_after
+        self.started_before = started_before
+        self.target_url = target_url
+        self.end_url = end_url
+        self.fail_on_failed = fail_on_failed
+        self.missing = missing
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> BrowserSessionsHook:
+        """The platform's hook, chosen by the connection's type."""
+        return get_browser_sessions_hook(self.conn_id)
+
+    @cached_property
+    def plan(self) -> WaitPlan:
+        """What to wait for, validated from the rendered arguments; it remembers ended sessions across pokes."""
+        query = SessionQuery.build(**{name: getattr(self, name) for name in WAIT_FILTERS})
+        return WaitPlan(query=query, session_ids=normalize_session_ids(self.session_ids), missing=self.missing)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        """One poll: walk the running sessions, read the ids that left them, decide."""
+        plan = self.plan
+        try:
+            running = list(self.hook.iter_sessions(plan.running_query))
+            to_read = plan.ids_to_read(session.session_id for session in running)
+            reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
+        except ApiError as err:
+            if not err.retryable:
+                raise
+            # A rate limit or an outage that outlived one request's retries: the wait goes on.
+            self.log.warning("Poll failed (%s); trying again in %s s", err, self.poke_interval)
+            return PokeReturnValue(is_done=False)
+        return self._conclude(plan.evaluate(running, reads))
+
+    def _conclude(self, outcome: WaitOutcome) -> PokeReturnValue:
+        if outcome.failed and self.fail_on_failed:
+            self._fail(SessionsFailedError(outcome.failure_message()))
+        if outcome.done:
+            self.log.info("Wait over: %s", outcome.progress_message())
+            return PokeReturnValue(is_done=True, xcom_value=list(outcome.records))
+        self.log.info("%s; next poll in %s s", outcome.progress_message(), self.poke_interval)
+        return PokeReturnValue(is_done=False)
+
+    def _fail(self, error: Exception) -> NoReturn:
+        if self.soft_fail:
+            raise AirflowSkipException(f"Skipped (soft_fail): {error}") from error
+        raise error
+
+    def execute(self, context: Context) -> Any:
+        """Poke or reschedule as usual; deferrable: check once, then hand the wait to the triggerer."""
+        if not self.deferrable:
+            return super().execute(context)
+        first = self.poke(context)
+        if first.is_done:
+            return first.xcom_value
+        plan = self.plan
+        self.defer(
+            trigger=BrowserSessionsTrigger(
+                conn_id=self.conn_id,
+                session_ids=None if plan.session_ids is None else list(plan.session_ids),
+                filters=plan.query.to_dict(),
+                missing=plan.missing.value,
+                fail_on_failed=self.fail_on_failed,
+                poll_interval=float(self.poke_interval),
+                end_time=time.time() + float(self.timeout),
+            ),
+            method_name="execute_complete",
+            # The trigger fires its own clear timeout event first; this is the safety net.
+            timeout=timedelta(seconds=float(self.timeout) + 2 * float(self.poke_interval)),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Turn the trigger's event into success (the final states) or a clear failure."""
+        if not isinstance(event, dict) or "status" not in event:
+            raise BrowserSessionsError(f"The trigger sent an event this sensor cannot read: {event!r}")
+        status, message = event["status"], str(event.get("message", ""))
+        if status == "success":
+            self.log.info("%s", message)
+            return list(event.get("sessions") or [])
+        if status == "failed":
+            self._fail(SessionsFailedError(message))
+        if status == "timeout":
+            self._fail(AirflowSensorTimeout(message))
+        raise BrowserSessionsError(f"Waiting for browser sessions failed: {message}")
