@@ -87,7 +87,14 @@ class Platform(ABC):
     def check_query(self, query: SessionQuery) -> None:
         """Reject filters the platform cannot honour, naming them; called before any request."""
         for name in sorted(query.active_filters() & self.unsupported_filters):
-            raise InvalidQueryError(name, f"a filter that {self.display_name} supports; it cannot filter on {name}")
+            raise InvalidQueryError(
+                name,
+                f"a filter {self.display_name} supports",
+                message=(
+                    f"Filter {name!r} is not supported on {self.display_name}: its session records do not "
+                    "carry that information. Remove it, or use a connection of another platform."
+                ),
+            )
 
     @abstractmethod
     def pushed_filters(self, query: SessionQuery) -> frozenset[str]:
