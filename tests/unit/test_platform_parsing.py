@@ -63,7 +63,8 @@ def test_bright_data_running_session_as_documented():
         bd_record(status="running", target_url=None, end_url=None, navigations=0, duration=None, bandwidth=0)
     )
     assert session.status is SessionStatus.RUNNING
-    assert session.ended_at is None and session.duration is None
+    assert session.ended_at is None
+    assert session.duration is None
 
 
 def test_bright_data_failed_session_keeps_its_error():
@@ -258,8 +259,10 @@ def test_errors_name_platform_endpoint_status_and_api_text(status, body, error, 
     with pytest.raises(error) as excinfo:
         decode_response(BD, request, status=status, headers={"Retry-After": "2"}, body=body)
     message = str(excinfo.value)
-    assert "Bright Data" in message and "GET /browser_sessions" in message
-    assert f"HTTP {status}" in message and text in message
+    assert "Bright Data" in message
+    assert "GET /browser_sessions" in message
+    assert f"HTTP {status}" in message
+    assert text in message
     assert "limit=" not in message  # never the query string
 
 
@@ -275,7 +278,8 @@ def test_rate_limit_carries_retry_after():
     request = ApiRequest("GET", "/x")
     with pytest.raises(RateLimitedError) as excinfo:
         decode_response(CF, request, status=429, headers={"Retry-After": "1.5"}, body=b"{}")
-    assert excinfo.value.retry_after == 1.5 and excinfo.value.retryable
+    assert excinfo.value.retry_after == 1.5
+    assert excinfo.value.retryable
 
 
 @pytest.mark.parametrize(
@@ -313,7 +317,8 @@ def test_walk_dedupes_caps_and_reports_truncation():
     )
     assert [s.session_id for s in first + second] == ["a", "b", "c"]
     assert walk.next_request() is None
-    assert walk.stats.duplicates == 1 and walk.stats.truncated
+    assert walk.stats.duplicates == 1
+    assert walk.stats.truncated
     assert "stopped at max_results=3" in walk.describe()
 
 

@@ -32,7 +32,8 @@ def test_waiting_while_any_watched_session_runs():
     p = plan()
     outcome = p.evaluate([session("a")], {"b": session("b", "finished")})
     assert not outcome.done
-    assert outcome.running == ("a",) and outcome.finished == ("b",)
+    assert outcome.running == ("a",)
+    assert outcome.finished == ("b",)
 
 
 def test_done_when_none_runs_and_final_states_are_reported():
@@ -47,7 +48,8 @@ def test_done_when_none_runs_and_final_states_are_reported():
 
 def test_a_read_that_still_says_running_keeps_waiting():
     outcome = plan(ids=("a",)).evaluate([], {"a": session("a", "running")})
-    assert not outcome.done and outcome.running == ("a",)
+    assert not outcome.done
+    assert outcome.running == ("a",)
 
 
 @pytest.mark.parametrize(("policy", "done", "failed"), [("finished", True, 0), ("failed", True, 1), ("wait", False, 0)])
@@ -76,7 +78,8 @@ def test_drain_mode_waits_until_nothing_matching_runs_and_reports_what_it_saw():
     assert not outcome.done
     assert p.ids_to_read([]) == ["b"]
     outcome = p.evaluate([], {"b": session("b", "finished")})
-    assert outcome.done and {r["session_id"] for r in outcome.records} == {"a", "b"}
+    assert outcome.done
+    assert {r["session_id"] for r in outcome.records} == {"a", "b"}
 
 
 def test_empty_id_list_is_done_at_once():
