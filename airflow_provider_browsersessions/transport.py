@@ -50,7 +50,10 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             return float(retry_after)
-        exponential = tenacity.wait_exponential_jitter(initial=self.backoff, max=self.max_backoff, jitter=self.backoff)
+        # wait_exponential + wait_random: stable across tenacity 8 and 9 (wait_exponential_jitter renamed args).
+        exponential = tenacity.wait_exponential(multiplier=self.backoff, max=self.max_backoff) + tenacity.wait_random(
+            0, self.backoff
+        )
         return float(exponential(state))
 
     def _stop(self, state: tenacity.RetryCallState) -> bool:
@@ -61,11 +64,10 @@ class RetryPolicy:
     def tenacity_kwargs(self, *, describe: str) -> dict[str, Any]:
         """Arguments for ``tenacity.Retrying`` and ``AsyncRetrying`` alike: the one policy both share."""
 
-        def before_sleep(state: tenacity.RetryCallState) -> None:
+        def before_sleep(state: tenacity.RetryCallState) -> None:  # the error names the endpoint already
             error = state.outcome.exception() if state.outcome else None
             log.warning(
-                "%s: %s; retry %d of %d in %.2f s",
-                describe,
+                "%s; retry %d of %d in %.2f s",
                 error,
                 state.attempt_number,
                 self.max_retries,
@@ -130,8 +132,27 @@ def _redacted(error: ApiError, secrets: tuple[str, ...]) -> ApiError:
     return error
 
 
+def _root_cause(err: BaseException) -> BaseException:
+    # requests wraps urllib3 wraps the socket error; the innermost one says what happened.
+    seen: set[int] = set()
+    current: BaseException = err
+    while id(current) not in seen:
+        seen.add(id(current))
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException) and current.args and isinstance(current.args[0], BaseException):
+            inner = current.args[0]
+        inner = inner if isinstance(inner, BaseException) else current.__cause__ or current.__context__
+        if inner is None:
+            break
+        current = inner
+    return current
+
+
 def _transport_error(platform: Platform, request: ApiRequest, err: Exception) -> TransportError:
-    detail = str(err).split("\n", 1)[0][:200] or "no detail"
+    root = _root_cause(err)
+    detail = str(root).split("\n", 1)[0]
+    # urllib3 prefixes "HTTPConnection(host=..., port=...): "; the reason is what follows.
+    detail = detail.rsplit("): ", 1)[-1][:200] or type(root).__name__
     return TransportError(
         platform=platform.display_name,
         method=request.method,
