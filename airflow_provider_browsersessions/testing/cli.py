@@ -1,0 +1,51 @@
+"""``browsersessions-emulator``: run the emulator of both APIs on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the emulator, print where it is and how to wire Airflow to it, serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="browsersessions-emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: a free port)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
+    parser.add_argument("--sessions", type=int, default=200, help="sessions seeded per platform (default 200)")
+    parser.add_argument("--speed", type=float, default=1.0, help="emulator seconds per real second (default 1)")
+    parser.add_argument("--ready-file", type=Path, help="write the URLs and connection values here as JSON")
+    args = parser.parse_args(argv)
+
+    from airflow_provider_browsersessions.testing.emulator import Emulator
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    emulator = Emulator(host=args.host, port=args.port, seed=args.seed, sessions=args.sessions, speed=args.speed)
+    with emulator:
+        env = emulator.connection_env()
+        print(f"Bright Data base URL: {emulator.brightdata_base_url}")
+        print(f"Cloudflare base URL:  {emulator.cloudflare_base_url}")
+        print(f"Control API:          {emulator.url}/_emulator/")
+        for name, value in env.items():
+            print(f"export {name}='{value}'")
+        if args.ready_file:
+            ready = {
+                "url": emulator.url,
+                "brightdata_base_url": emulator.brightdata_base_url,
+                "cloudflare_base_url": emulator.cloudflare_base_url,
+                "env": env,
+            }
+            args.ready_file.write_text(json.dumps(ready))
+        print("Serving; press Ctrl-C to stop.", flush=True)
+        stop.wait()
+    print("Emulator stopped.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

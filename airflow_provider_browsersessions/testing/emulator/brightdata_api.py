@@ -1,0 +1,146 @@
+"""Bright Data's Browser Sessions API as the emulator serves it (``/browser_sessions``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_browsersessions.testing.emulator.responses import Reply
+from airflow_provider_browsersessions.testing.emulator.store import StoredSession, brightdata_record
+
+if TYPE_CHECKING:
+    from airflow_provider_browsersessions.testing.emulator.server import Emulator
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_ENUMS = {
+    "status": ("running", "finished", "failed", "all"),
+    "sort": ("timestamp", "duration", "bandwidth"),
+    "order": ("asc", "desc"),
+}
+
+
+def _bad(details: str) -> Reply:
+    # "details" is an emulator addition: the real API documents only {"error": "Invalid request parameters"}.
+    return Reply(400, {"error": "Invalid request parameters", "details": details})
+
+
+def _date(value: str, name: str) -> float | Reply:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return _bad(f"{name} must be an ISO 8601 date-time, e.g. 2025-12-01T00:00:00Z")
+
+
+def _int(value: str, name: str, low: int, high: int | None) -> int | Reply:
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if number < low or (high is not None and number > high):
+        return _bad(
+            f"{name} must be an integer {'from ' + str(low) + ' to ' + str(high) if high else '>= ' + str(low)}"
+        )
+    return number
+
+
+def authorize(emulator: Emulator, headers: Any) -> Reply | None:
+    """401 in Bright Data's shape unless the Bearer key is right."""
+    auth = headers.get("Authorization")
+    if not auth:
+        return Reply(401, {"error": "Credentials are missing"})
+    if auth != f"Bearer {emulator.brightdata_api_key}":
+        return Reply(401, {"error": "Invalid credentials"})
+    return None
+
+
+def handle(emulator: Emulator, method: str, segments: list[str], query: dict[str, list[str]], headers: Any) -> Reply:
+    """Serve ``GET /browser_sessions`` and ``GET /browser_sessions/{id}``."""
+    denied = authorize(emulator, headers)
+    if denied:
+        return denied
+    if method != "GET":
+        return Reply(405, {"error": "Method not allowed"})
+    if len(segments) == 2:
+        return _get_one(emulator, segments[1])
+    return _list(emulator, {k: v[-1] for k, v in query.items()})
+
+
+def _get_one(emulator: Emulator, session_id: str) -> Reply:
+    if not _ID.match(session_id):
+        return Reply(400, {"error": "Invalid session_id format"})
+    session = emulator.store.get("brightdata", session_id)
+    if session is None:
+        return Reply(404, {"error": "Session not found", "session_id": session_id})
+    return Reply(200, {"session": brightdata_record(session, emulator.now())})
+
+
+def _list(emulator: Emulator, params: dict[str, str]) -> Reply:
+    limit = _int(params.get("limit", "50"), "limit", 1, 100)
+    offset = _int(params.get("offset", "0"), "offset", 0, None)
+    for bad in (limit, offset):
+        if isinstance(bad, Reply):
+            return bad
+    assert isinstance(limit, int)
+    assert isinstance(offset, int)
+    choices = {name: params.get(name, allowed[0] if name != "status" else "all") for name, allowed in _ENUMS.items()}
+    choices["order"] = params.get("order", "desc")
+    for name, allowed in _ENUMS.items():
+        if choices[name] not in allowed:
+            return _bad(f"{name} must be one of {', '.join(allowed)}")
+    bounds: dict[str, float] = {}
+    for name in ("start_date", "end_date"):
+        if params.get(name):
+            parsed = _date(params[name], name)
+            if isinstance(parsed, Reply):
+                return parsed
+            bounds[name] = parsed
+    api_name, target, end_url = params.get("api_name"), params.get("target_url"), params.get("end_url")
+    now = emulator.now()
+
+    def select(session: StoredSession, at: float) -> bool:
+        record = brightdata_record(session, at)
+        if choices["status"] != "all" and record["status"] != choices["status"]:
+            return False
+        if api_name and record["api_name"] != api_name:
+            return False
+        start = int(session.start)  # the wire timestamp has whole seconds
+        if "start_date" in bounds and start < bounds["start_date"]:
+            return False
+        if "end_date" in bounds and start > bounds["end_date"]:
+            return False
+        # The real match rule is undocumented; the emulator matches a case-insensitive substring.
+        if target and target.lower() not in (record["target_url"] or "").lower():
+            return False
+        return not (end_url and end_url.lower() not in (record["end_url"] or "").lower())
+
+    descending = choices["order"] == "desc"
+
+    def sort_key(session: StoredSession, at: float) -> tuple[Any, ...]:
+        record = brightdata_record(session, at)
+        value = {"timestamp": session.start, "duration": record["duration"], "bandwidth": record["bandwidth"]}[
+            choices["sort"]
+        ]
+        # Missing values last whatever the order; ties by id so pages never reorder between calls.
+        if value is None:
+            return (1, 0, session.session_id)
+        return (0, -value if descending else value, session.session_id)
+
+    key = ("brightdata", tuple(sorted(choices.items())), tuple(sorted(bounds.items())), api_name, target, end_url)
+    matching = emulator.store.listing(key, now, select, sort_key)
+    page = matching[offset : offset + limit]
+    has_more = offset + len(page) < len(matching)
+    return Reply(
+        200,
+        {
+            "sessions": [brightdata_record(s, now) for s in page],
+            "count": len(page),
+            "total": len(matching),
+            "pagination": {
+                "offset": offset,
+                "limit": limit,
+                "has_more": has_more,
+                "next_offset": offset + len(page) if has_more else None,
+            },
+        },
+    )

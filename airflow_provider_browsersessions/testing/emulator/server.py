@@ -1,0 +1,510 @@
+"""The emulator's HTTP server: both platform APIs and the ``/_emulator/`` control API on one loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+from airflow_provider_browsersessions.testing.emulator import brightdata_api, cloudflare_api
+from airflow_provider_browsersessions.testing.emulator.faults import FaultPlan
+from airflow_provider_browsersessions.testing.emulator.responses import Reply
+from airflow_provider_browsersessions.testing.emulator.store import (
+    PLATFORMS,
+    Clock,
+    SessionStore,
+    StoredSession,
+    brightdata_fields,
+    brightdata_record,
+    cloudflare_fields,
+    cloudflare_record,
+    generate,
+    new_id,
+)
+
+DEFAULT_BRIGHTDATA_API_KEY = "emulator-brightdata-key"
+DEFAULT_CLOUDFLARE_API_TOKEN = "emulator-cloudflare-token"
+DEFAULT_CLOUDFLARE_EMAIL = "emulator@example.com"
+DEFAULT_CLOUDFLARE_GLOBAL_KEY = "emulator-global-key"
+DEFAULT_CLOUDFLARE_ACCOUNT_ID = "emulator-account"
+
+_BRIGHTDATA_FIELDS = ("api_name", "target_url", "end_url", "navigations", "captcha", "bandwidth", "error")
+
+
+def _check_platform(platform: str) -> str:
+    if platform not in PLATFORMS:
+        raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}, not {platform!r}")
+    return platform
+
+
+class Emulator:
+    """
+    A faithful emulator of Bright Data's Browser Sessions API and Cloudflare's devtools session API.
+
+    Python methods and the HTTP control API (``/_emulator/...``) share one implementation. Sessions
+    follow an emulator clock (``speed``, ``advance``); faults can be scripted, random or Cloudflare's
+    lockout; every API request is logged (never a credential).
+
+    :param host: Loopback address to bind.
+    :param port: Port (0: a free one).
+    :param seed: Seed of the data generator.
+    :param sessions: Sessions to seed on each platform at start.
+    :param speed: Emulator seconds per real second (0 freezes the clock).
+    :param cloudflare_retention: Emulator seconds a closed Cloudflare session stays readable.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+        sessions: int = 0,
+        speed: float = 1.0,
+        brightdata_api_key: str = DEFAULT_BRIGHTDATA_API_KEY,
+        cloudflare_api_token: str = DEFAULT_CLOUDFLARE_API_TOKEN,
+        cloudflare_email: str = DEFAULT_CLOUDFLARE_EMAIL,
+        cloudflare_global_key: str = DEFAULT_CLOUDFLARE_GLOBAL_KEY,
+        cloudflare_account_id: str = DEFAULT_CLOUDFLARE_ACCOUNT_ID,
+        cloudflare_retention: float = 3600.0,
+    ) -> None:
+        self.host, self._port = host, port
+        self.seed, self.initial_sessions = seed, sessions
+        self.brightdata_api_key = brightdata_api_key
+        self.cloudflare_api_token = cloudflare_api_token
+        self.cloudflare_email = cloudflare_email
+        self.cloudflare_global_key = cloudflare_global_key
+        self.cloudflare_account_id = cloudflare_account_id
+        self.cloudflare_retention = cloudflare_retention
+        self.clock = Clock(speed)
+        self.store = SessionStore(self.clock)
+        self.faults = FaultPlan()
+        self.options: dict[str, bool] = {"cloudflare_envelope": False, "cloudflare_null_for_missing": False}
+        self._log: list[dict[str, Any]] = []
+        self._log_lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Bind, seed and serve in a background thread."""
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer((self.host, self._port), _Handler, bind_and_activate=False)
+        server.daemon_threads = True
+        server.request_queue_size = 1024
+        server.allow_reuse_address = True
+        server.server_bind()
+        server.server_activate()
+        server.emulator = self  # type: ignore[attr-defined]
+        self._server = server
+        if self.initial_sessions:
+            self.seed_sessions(platform="both", count=self.initial_sessions, seed=self.seed)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port (idempotent)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound port."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def brightdata_base_url(self) -> str:
+        """Base URL for a Bright Data connection's Host."""
+        return self.url
+
+    @property
+    def cloudflare_base_url(self) -> str:
+        """Base URL for a Cloudflare connection's Host."""
+        return f"{self.url}/client/v4"
+
+    def connection_env(
+        self,
+        *,
+        brightdata_conn_id: str = "brightdata_default",
+        cloudflare_conn_id: str = "cloudflare_browser_rendering_default",
+    ) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` variables (JSON form) wiring both connection types to this emulator."""
+        brightdata = {"conn_type": "brightdata", "host": self.brightdata_base_url, "password": self.brightdata_api_key}
+        cloudflare = {
+            "conn_type": "cloudflare_browser_rendering",
+            "host": self.cloudflare_base_url,
+            "password": self.cloudflare_api_token,
+            "extra": {"account_id": self.cloudflare_account_id},
+        }
+        return {
+            f"AIRFLOW_CONN_{brightdata_conn_id.upper()}": json.dumps(brightdata),
+            f"AIRFLOW_CONN_{cloudflare_conn_id.upper()}": json.dumps(cloudflare),
+        }
+
+    # -- clock -------------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        """Emulator time (epoch seconds)."""
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> None:
+        """Jump the clock forward."""
+        self.clock.advance(seconds)
+        self.store.changed()
+
+    def set_speed(self, speed: float) -> None:
+        """Emulator seconds per real second from now on."""
+        self.clock.set_speed(speed)
+
+    # -- data --------------------------------------------------------------------------------------
+
+    def seed_sessions(self, *, platform: str = "both", count: int, seed: int | None = None) -> list[str]:
+        """Add ``count`` generated sessions on a platform (or on each with ``"both"``); return their ids."""
+        platforms = PLATFORMS if platform == "both" else (_check_platform(platform),)
+        ids: list[str] = []
+        for index, name in enumerate(platforms):
+            made = generate(name, count=int(count), seed=None if seed is None else seed + index, now=self.now())
+            with self.store.lock:
+                for session in made:
+                    self.store.sessions[name][session.session_id] = session
+                self.store.changed()
+            ids += [s.session_id for s in made]
+        return ids
+
+    def add_session(
+        self,
+        platform: str,
+        *,
+        session_id: str | None = None,
+        duration: float | None = None,
+        outcome: str = "finished",
+        started_at: float | None = None,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Start a session (now, or at ``started_at``) that ends with ``outcome`` after ``duration``."""
+        _check_platform(platform)
+        if outcome not in ("finished", "failed"):
+            raise ValueError("outcome must be finished or failed")
+        rng = random.Random()
+        planned = brightdata_fields(rng, outcome) if platform == "brightdata" else cloudflare_fields(rng, outcome)
+        if platform == "brightdata" and outcome == "finished":
+            planned["error"] = None
+        planned.update(fields)
+        start = self.now() if started_at is None else float(started_at)
+        session = StoredSession(platform, session_id or new_id(rng), start, duration, outcome, planned)
+        self.store.add(session)
+        return self._record(session)
+
+    def end_session(
+        self,
+        platform: str,
+        session_id: str,
+        *,
+        status: str = "finished",
+        error: dict[str, str] | None = None,
+        close_reason: str | None = None,
+    ) -> dict[str, Any]:
+        """End a session now."""
+        _check_platform(platform)
+        if status not in ("finished", "failed"):
+            raise ValueError("status must be finished or failed")
+        fields: dict[str, Any] = {}
+        if platform == "brightdata":
+            fields["error"] = error if status == "failed" else None
+        else:
+            fields["closeReasonText"] = close_reason or ("NormalClosure" if status == "finished" else "ChromiumCrashed")
+        if self.store.get(platform, session_id) is None:
+            raise KeyError(f"no {platform} session {session_id!r}")
+        return self._record(self.store.end(platform, session_id, status, self.now(), fields))
+
+    def _record(self, session: StoredSession) -> dict[str, Any]:
+        if session.platform == "brightdata":
+            return brightdata_record(session, self.now())
+        return cloudflare_record(session, self.now(), self.url if self._server else "http://127.0.0.1")
+
+    def get_record(self, platform: str, session_id: str) -> dict[str, Any] | None:
+        """The wire record as the platform's GET would return it now (ignoring retention)."""
+        session = self.store.get(_check_platform(platform), session_id)
+        return None if session is None else self._record(session)
+
+    def sessions(self, platform: str) -> list[dict[str, Any]]:
+        """Every stored wire record of a platform, now."""
+        with self.store.lock:
+            stored = list(self.store.sessions[_check_platform(platform)].values())
+        return [self._record(s) for s in stored]
+
+    def set_options(
+        self, *, cloudflare_envelope: bool | None = None, cloudflare_null_for_missing: bool | None = None
+    ) -> None:
+        """Switch Cloudflare's optional body shapes."""
+        if cloudflare_envelope is not None:
+            self.options["cloudflare_envelope"] = bool(cloudflare_envelope)
+        if cloudflare_null_for_missing is not None:
+            self.options["cloudflare_null_for_missing"] = bool(cloudflare_null_for_missing)
+
+    def reset(self) -> None:
+        """Forget sessions, faults, options and the log."""
+        self.store.clear()
+        self.faults.clear()
+        self.options.update(cloudflare_envelope=False, cloudflare_null_for_missing=False)
+        self.clear_log()
+
+    # -- faults ------------------------------------------------------------------------------------
+
+    def script_faults(
+        self,
+        faults: list[dict[str, Any]],
+        *,
+        platform: str | None = None,
+        method: str | None = None,
+        path_contains: str | None = None,
+    ) -> None:
+        """Queue faults for matching API requests, consumed in order."""
+        self.faults.script(faults, platform=platform, method=method, path_contains=path_contains)
+
+    def set_random_faults(
+        self,
+        *,
+        rate: float,
+        kinds: list[str],
+        seed: int,
+        retry_after: float = 0.05,
+        latency: float = 0.05,
+        platform: str | None = None,
+    ) -> None:
+        """Fault each API request with probability ``rate`` (seeded)."""
+        self.faults.set_random(
+            rate=rate, kinds=kinds, seed=seed, retry_after=retry_after, latency=latency, platform=platform
+        )
+
+    def set_lockout(self, *, budget: int | None, window: float = 300.0) -> None:
+        """Cloudflare's lockout: past ``budget`` requests in ``window`` real seconds, every call is a 429."""
+        self.faults.set_lockout(budget=budget, window=window)
+
+    def clear_faults(self) -> None:
+        """No faults."""
+        self.faults.clear()
+
+    # -- observations ------------------------------------------------------------------------------
+
+    def log_request(self, entry: dict[str, Any]) -> None:
+        """Append to the request log (the handler calls this; never with credentials)."""
+        with self._log_lock:
+            entry["seq"] = len(self._log) + 1
+            self._log.append(entry)
+
+    def request_log(self, *, platform: str | None = None) -> list[dict[str, Any]]:
+        """API requests so far, oldest first."""
+        with self._log_lock:
+            return [dict(e) for e in self._log if platform is None or e["platform"] == platform]
+
+    def request_count(
+        self, *, platform: str | None = None, method: str | None = None, path_contains: str | None = None
+    ) -> int:
+        """How many API requests matched."""
+        return sum(
+            1
+            for e in self.request_log(platform=platform)
+            if (method is None or e["method"] == method.upper())
+            and (path_contains is None or path_contains in e["path"])
+        )
+
+    def clear_log(self) -> None:
+        """Forget logged requests."""
+        with self._log_lock:
+            self._log.clear()
+
+
+def _control(emulator: Emulator, method: str, segments: list[str], query: dict[str, list[str]], body: Any) -> Reply:
+    """``/_emulator/...``: the same operations as the Python methods, as JSON over HTTP."""
+    route = "/".join(segments[1:])
+    args = body if isinstance(body, dict) else {}
+    if method == "GET" and route == "health":
+        return Reply(200, {"ok": True})
+    if route == "clock":
+        if method == "POST":
+            if "advance" in args:
+                emulator.advance(float(args["advance"]))
+            if "speed" in args:
+                emulator.set_speed(float(args["speed"]))
+        return Reply(200, {"now": emulator.now(), "speed": emulator.clock.speed})
+    if method == "POST" and route == "seed":
+        return Reply(200, {"ids": emulator.seed_sessions(**args)})
+    if route.startswith("sessions/"):
+        parts = segments[2:]
+        if method == "GET" and len(parts) == 1:
+            return Reply(200, emulator.sessions(parts[0]))
+        if method == "POST" and len(parts) == 1:
+            return Reply(200, emulator.add_session(parts[0], **args))
+        if method == "POST" and len(parts) == 3 and parts[2] == "end":
+            return Reply(200, emulator.end_session(parts[0], parts[1], **args))
+    if method == "POST" and route == "options":
+        emulator.set_options(**args)
+        return Reply(200, dict(emulator.options))
+    if method == "POST" and route == "faults/script":
+        faults = args.pop("faults", [])
+        emulator.script_faults(faults, **args)
+        return Reply(200, {"ok": True})
+    if method == "POST" and route == "faults/random":
+        emulator.set_random_faults(**args)
+        return Reply(200, {"ok": True})
+    if method == "POST" and route == "faults/lockout":
+        emulator.set_lockout(**args)
+        return Reply(200, {"ok": True})
+    if method == "DELETE" and route == "faults":
+        emulator.clear_faults()
+        return Reply(200, {"ok": True})
+    if route == "requests":
+        if method == "DELETE":
+            emulator.clear_log()
+            return Reply(200, {"ok": True})
+        platform = query.get("platform", [""])[-1] or None
+        return Reply(200, emulator.request_log(platform=platform))
+    if method == "POST" and route == "reset":
+        emulator.reset()
+        return Reply(200, {"ok": True})
+    return Reply(404, {"error": f"no control route {method} /_emulator/{route}"})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "browsersessions-emulator"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        return
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    @property
+    def emulator(self) -> Emulator:
+        return self.server.emulator  # type: ignore[attr-defined,no-any-return]
+
+    def _dispatch(self, method: str) -> None:
+        raw_path, _, raw_query = self.path.partition("?")
+        # Split the RAW path first: an encoded "/" (%2F) stays inside its segment, ".." is never resolved.
+        segments = [unquote(part) for part in raw_path.strip("/").split("/")]
+        query = parse_qs(raw_query, keep_blank_values=True)
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = self.rfile.read(length) if length else b""
+        if segments[0] == "_emulator":
+            try:
+                body = json.loads(payload) if payload else {}
+                reply = _control(self.emulator, method, segments, query, body)
+            except (ValueError, TypeError, KeyError) as err:
+                reply = Reply(400, {"error": str(err)})
+            self._write(reply)
+            return
+        platform = "brightdata" if segments[0] == "browser_sessions" else "cloudflare"
+        if platform == "cloudflare" and segments[:3] != ["client", "v4", "accounts"]:
+            self._write(Reply(404, {"error": "Not found"}))
+            return
+        fault = self.emulator.faults.decide(platform, method, raw_path)
+        reply, cut = self._reply(platform, method, segments, query, raw_path, fault)
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        # Logged before the reply is written: a client that got its answer finds its request in the log.
+        self.emulator.log_request(
+            {
+                "platform": platform,
+                "method": method,
+                "path": raw_path,
+                "query": query,
+                "raw_query": raw_query,
+                "status": reply.status,
+                "fault": None if fault is None else ("lockout" if fault.get("lockout") else fault["kind"]),
+                "bytes": len(body) // 2 if cut else len(body),
+                "time": time.time(),
+            }
+        )
+        self._write(Reply(reply.status, body, reply.headers), cut=cut)
+
+    def _reply(
+        self,
+        platform: str,
+        method: str,
+        segments: list[str],
+        query: dict[str, list[str]],
+        raw_path: str,
+        fault: dict[str, Any] | None,
+    ) -> tuple[Reply, bool]:
+        kind = None if fault is None else fault["kind"]
+        extra = dict(cloudflare_api.RATELIMIT_HEADERS) if platform == "cloudflare" else {}
+        if fault is not None and kind == "429":
+            if platform == "cloudflare":
+                reply = cloudflare_api.error(429, 971, "Please wait and consider throttling your request speed")
+            else:
+                reply = Reply(429, {"error": "Too many requests"})
+            reply.headers.update({**extra, "Retry-After": _number(fault.get("retry_after", 1))})
+            return reply, False
+        if kind in ("500", "503"):
+            message = "Internal server error" if kind == "500" else "Service unavailable"
+            return Reply(int(str(kind)), {"error": message}, extra), False
+        if kind == "html_error":
+            page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+            return Reply(502, page, {"Content-Type": "text/html"}), False
+        if fault is not None and kind == "latency":
+            time.sleep(float(fault.get("seconds", 0.05)))
+        if platform == "brightdata":
+            reply = brightdata_api.handle(self.emulator, method, segments, query, self.headers)
+        else:
+            reply = cloudflare_api.handle(self.emulator, method, segments, query, self.headers, raw_path)
+            reply.headers.update(extra)
+        if kind == "malformed_json":
+            body = json.dumps(reply.body).encode()
+            return Reply(200, body[: max(1, len(body) // 2)]), False
+        return reply, kind == "close_mid_body"
+
+    def _write(self, reply: Reply, *, cut: bool = False) -> None:
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.headers.pop("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if cut:
+            # Promise the whole body, send half, hang up: what a dropped connection looks like to a client.
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{float(value):.2f}"
