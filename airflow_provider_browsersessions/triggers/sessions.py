@@ -10,11 +10,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, aget_browser_sessions_hook
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
-from airflow_provider_browsersessions.triggers.shared_poll import (
-    cached_final_state,
-    remember_final_state,
-    subscribe,
-)
+from airflow_provider_browsersessions.triggers.shared_poll import shared_read, subscribe
 from airflow_provider_browsersessions.waiting import MissingPolicy, WaitOutcome, WaitPlan
 
 if TYPE_CHECKING:
@@ -116,7 +112,7 @@ class BrowserSessionsTrigger(BaseTrigger):
             return self._event("failed", outcome.failure_message(), outcome)
         if outcome.done:
             return self._event("success", f"Wait over: {outcome.progress_message()}", outcome)
-        self.log.info("%s; next poll in %.0f s", outcome.progress_message(), self.poll_interval)
+        self.log.info("%s; next poll in %g s", outcome.progress_message(), self.poll_interval)
         return self._timeout_event(plan, outcome)
 
     def _timeout_event(self, plan: WaitPlan, outcome: WaitOutcome | None) -> TriggerEvent | None:
@@ -129,13 +125,7 @@ class BrowserSessionsTrigger(BaseTrigger):
         )
 
     async def _read(self, hook: BrowserSessionsHook, session_id: str) -> BrowserSession | None:
-        cached = cached_final_state(self.conn_id, session_id)
-        if cached is not None:
-            return cached
-        session = await hook.aget_session(session_id)
-        if session is not None:
-            remember_final_state(self.conn_id, session)
-        return session
+        return await shared_read(self.conn_id, session_id, lambda: hook.aget_session(session_id))
 
     @staticmethod
     def _event(status: str, message: str, outcome: WaitOutcome) -> TriggerEvent:

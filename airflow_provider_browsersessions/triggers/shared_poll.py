@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, aget_browser_sessions_hook
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
 
 log = logging.getLogger(__name__)
@@ -88,17 +90,15 @@ class SharedRunningPoll:
                 await self._hook.aclose()
                 self._hook = None
 
-    async def next_snapshot(self, after_version: int) -> tuple[int, list[BrowserSession]]:
+    async def next_snapshot(self, after_version: int) -> tuple[int, list[BrowserSession], BaseException | None]:
         """
-        Wait for a snapshot newer than ``after_version``; raise the poll's error if it failed.
+        Wait for a snapshot newer than ``after_version``.
 
-        :return: (version, running sessions).
+        :return: (version, running sessions, the poll's error or None).
         """
         async with self._changed:
             await self._changed.wait_for(lambda: self.version > after_version)
-            if self._error is not None:
-                raise self._error
-            return self.version, list(self._snapshot)
+            return self.version, list(self._snapshot), self._error
 
     async def stop(self) -> None:
         """Cancel the loop (called when the last subscriber leaves)."""
@@ -112,6 +112,7 @@ class _LoopState:
     def __init__(self) -> None:
         self.polls: dict[PollKey, SharedRunningPoll] = {}
         self.final_states: OrderedDict[tuple[str, str], BrowserSession] = OrderedDict()
+        self.reads_in_flight: dict[tuple[str, str], asyncio.Future[BrowserSession | None]] = {}
 
 
 _STATE: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
@@ -138,7 +139,10 @@ class Subscription:
 
     async def next(self) -> list[BrowserSession]:
         """The next snapshot of running sessions (raises the poll's ``ApiError`` if that poll failed)."""
-        self._version, snapshot = await self.poll.next_snapshot(self._version)
+        # The version moves on even when the poll failed, so the next call waits for the next poll.
+        self._version, snapshot, error = await self.poll.next_snapshot(self._version)
+        if error is not None:
+            raise error
         return snapshot
 
     async def __aenter__(self) -> Subscription:
@@ -166,21 +170,30 @@ def subscribe(*, conn_id: str, running_query: SessionQuery, interval: float) -> 
     return Subscription(poll)
 
 
-def cached_final_state(conn_id: str, session_id: str) -> BrowserSession | None:
-    """A terminal state some trigger in this loop already read, if any."""
-    cache = _state().final_states
-    session = cache.get((conn_id, session_id))
-    if session is not None:
-        cache.move_to_end((conn_id, session_id))
+async def shared_read(
+    conn_id: str, session_id: str, read: Callable[[], Awaitable[BrowserSession | None]]
+) -> BrowserSession | None:
+    """
+    Read one session once for every trigger in this loop that asks at the same time.
+
+    A terminal state is kept (it never changes); a running or unknown answer is not, so it is asked
+    again at the next poll.
+    """
+    state = _state()
+    key = (conn_id, session_id)
+    cached = state.final_states.get(key)
+    if cached is not None:
+        state.final_states.move_to_end(key)
+        return cached
+    in_flight = state.reads_in_flight.get(key)
+    if in_flight is None:
+        in_flight = asyncio.ensure_future(read())
+        state.reads_in_flight[key] = in_flight
+        in_flight.add_done_callback(lambda _: state.reads_in_flight.pop(key, None))
+    session = await asyncio.shield(in_flight)
+    if session is not None and session.status.is_terminal():
+        state.final_states[key] = session
+        state.final_states.move_to_end(key)
+        while len(state.final_states) > _FINAL_STATE_CACHE_SIZE:
+            state.final_states.popitem(last=False)
     return session
-
-
-def remember_final_state(conn_id: str, session: BrowserSession) -> None:
-    """Share a terminal state with the other triggers in this loop."""
-    if not session.status.is_terminal():
-        return
-    cache = _state().final_states
-    cache[(conn_id, session.session_id)] = session
-    cache.move_to_end((conn_id, session.session_id))
-    while len(cache) > _FINAL_STATE_CACHE_SIZE:
-        cache.popitem(last=False)
