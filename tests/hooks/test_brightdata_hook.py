@@ -80,7 +80,9 @@ def test_local_filters_apply_to_normalized_sessions(emulator, hook):
     emulator.seed_sessions(platform="brightdata", count=200, seed=4)
     got = hook.list_sessions(min_bandwidth=10_000_000, has_error=False)
     expected = {
-        r["session_id"] for r in emulator.sessions("brightdata") if (r["bandwidth"] or 0) >= 10_000_000 and r["error"] is None
+        r["session_id"]
+        for r in emulator.sessions("brightdata")
+        if (r["bandwidth"] or 0) >= 10_000_000 and r["error"] is None
     }
     assert {s.session_id for s in got} == expected
     assert "min_bandwidth" not in list_calls(emulator)[0]["query"]
@@ -111,7 +113,8 @@ def test_hostile_session_ids_are_quoted_into_one_segment(emulator, hook):
 
 def test_wrong_key_is_an_authentication_error_without_the_key(emulator, monkeypatch):
     monkeypatch.setenv(
-        "AIRFLOW_CONN_BRIGHTDATA_BAD", f'{{"conn_type": "brightdata", "host": "{emulator.url}", "password": "canary-key-123"}}'
+        "AIRFLOW_CONN_BRIGHTDATA_BAD",
+        f'{{"conn_type": "brightdata", "host": "{emulator.url}", "password": "canary-key-123"}}',
     )
     hook = BrightDataBrowserHook(conn_id="brightdata_bad", retry=FAST_RETRY)
     with pytest.raises(AuthenticationError) as excinfo:

@@ -30,7 +30,9 @@ def hook(emulator):
 
 
 def set_connection(monkeypatch, conn_id, **fields):
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "cloudflare_browser_rendering", **fields}))
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "cloudflare_browser_rendering", **fields})
+    )
 
 
 def list_calls(emulator):
@@ -43,7 +45,10 @@ def test_lists_active_sessions_in_pages_of_200_until_a_short_page(emulator, hook
     sessions = hook.list_sessions()
     assert len(sessions) == 230
     assert all(s.status is SessionStatus.RUNNING for s in sessions)
-    assert [(c["query"]["limit"], c["query"]["offset"]) for c in list_calls(emulator)] == [(["200"], ["0"]), (["200"], ["200"])]
+    assert [(c["query"]["limit"], c["query"]["offset"]) for c in list_calls(emulator)] == [
+        (["200"], ["0"]),
+        (["200"], ["200"]),
+    ]
 
 
 def test_a_full_last_page_costs_one_more_request(emulator, hook):
@@ -132,7 +137,9 @@ def test_wrong_token_fails_test_connection_with_a_message_and_no_secret(emulator
 
 def test_wrong_account_is_named_and_not_mistaken_for_a_missing_session(emulator, monkeypatch):
     token = json.loads(emulator.connection_env()["AIRFLOW_CONN_CLOUDFLARE_BROWSER_RENDERING_DEFAULT"])["password"]
-    set_connection(monkeypatch, "cf_acct", host=emulator.cloudflare_base_url, password=token, extra={"account_id": "nope"})
+    set_connection(
+        monkeypatch, "cf_acct", host=emulator.cloudflare_base_url, password=token, extra={"account_id": "nope"}
+    )
     hook = CloudflareBrowserRenderingHook(conn_id="cf_acct", retry=FAST_RETRY)
     ok, message = hook.test_connection()
     assert not ok
