@@ -1,7 +1,9 @@
 """
 Daily report of Bright Data browser sessions.
 
-Every day, list the sessions that started in the DAG run's data interval on one Bright Data zone,
+Every day, list the sessions that started in the day before the run's data interval end on one
+Bright Data zone (for a scheduled daily run that is exactly its data interval; a manual run, whose
+interval is empty on Airflow 3, still gets the last 24 hours),
 keep the failed ones (pushed to XCom, projected to a few fields), and summarise them downstream:
 how many sessions ran, how many failed and why, bandwidth and duration figures. The status, zone
 and time window are pushed down to the API; nothing is fetched that the report does not need.
@@ -34,7 +36,7 @@ with DAG(
         conn_id="brightdata_default",
         api_name=ZONE,
         status="failed",
-        started_after="{{ data_interval_start }}",
+        started_after="{{ data_interval_end - macros.timedelta(days=1) }}",
         started_before="{{ data_interval_end }}",
         fields=["session_id", "started_at", "target_url", "error_code", "error_message"],
     )
@@ -44,7 +46,7 @@ with DAG(
         task_id="summarise_all_sessions",
         conn_id="brightdata_default",
         api_name=ZONE,
-        started_after="{{ data_interval_start }}",
+        started_after="{{ data_interval_end - macros.timedelta(days=1) }}",
         started_before="{{ data_interval_end }}",
         fields=["session_id"],
     )

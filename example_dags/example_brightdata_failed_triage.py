@@ -31,7 +31,7 @@ with DAG(
         task_id="list_failed_sessions",
         conn_id="brightdata_default",
         status="failed",
-        started_after="{{ data_interval_start }}",
+        started_after="{{ data_interval_end - macros.timedelta(days=1) }}",
         started_before="{{ data_interval_end }}",
         fields=["session_id", "api_name", "target_url", "error_code", "error_message"],
         max_results=50,

@@ -1,0 +1,41 @@
+"""Repository-wide test harness: a throwaway Airflow home, set before anything imports Airflow."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Airflow reads its configuration when first imported, so this must run at conftest import time.
+_HOME = Path(tempfile.mkdtemp(prefix="browsersessions-airflow-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+(_HOME / "dags").mkdir()
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(_HOME / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        # Deferrable by default is the users' choice; tests say which mode they want.
+        "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "False",
+    }
+)
+
+AIRFLOW_HOME = _HOME
+DAGS_FOLDER = _HOME / "dags"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Migrate the SQLite metadata DB once per session; only tests that run DAGs ask for it."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
+    )
+    return AIRFLOW_HOME
