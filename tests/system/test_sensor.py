@@ -1,0 +1,115 @@
+"""BrowserSessionsSensor gating real DAG runs in poke, reschedule and deferrable modes, on both platforms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from airflow_harness import run_dag
+
+pytestmark = pytest.mark.system
+
+DAGS = Path(__file__).parent / "dags" / "wait_dags.py"
+
+
+@pytest.fixture
+def emulator(airflow_db, browsersessions_connections):
+    emulator = browsersessions_connections.emulator
+    emulator.set_speed(10)  # sessions of 20-40 emulator seconds end within 2-4 real seconds
+    return emulator
+
+
+def start(emulator, platform, durations, outcome="finished"):
+    key = "session_id" if platform == "brightdata" else "sessionId"
+    return [emulator.add_session(platform, duration=d, outcome=outcome)[key] for d in durations]
+
+
+@pytest.mark.parametrize("platform", ["brightdata", "cloudflare"])
+@pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
+def test_the_gate_opens_when_watched_sessions_end(emulator, platform, mode):
+    ids = start(emulator, platform, [20, 30, 40])
+    result = run_dag(DAGS, f"wait_{platform}_{mode}", conf={"ids": ids})
+    assert result.state == "success", result.task_states
+    assert result.task_states["after"] == "success"
+    final = result.xcom("wait")
+    assert {s["session_id"] for s in final} == set(ids)
+    assert {s["status"] for s in final} == {"finished"}
+    for sid in ids:  # the sessions really ended before the gate opened
+        record = emulator.get_record(platform, sid)
+        assert record["status" if platform == "brightdata" else "closeReasonText"] in (
+            "finished",
+            "NormalClosure",
+            "BrowserIdle",
+        )
+
+
+@pytest.mark.parametrize("mode", ["poke", "deferrable"])
+def test_one_poll_is_one_running_list_call_plus_reads_of_ended_ids(emulator, mode):
+    ids = start(emulator, "brightdata", [20] * 25)
+    run_dag(DAGS, f"wait_brightdata_{mode}", conf={"ids": ids})
+    log = emulator.request_log(platform="brightdata")
+    lists = [e for e in log if e["path"] == "/browser_sessions"]
+    reads = [e for e in log if e["path"] != "/browser_sessions"]
+    assert all(e["query"]["status"] == ["running"] for e in lists)
+    assert len(reads) == len(ids)  # each id read once, when it left the running set
+    assert len(lists) < 20  # one list call per poll, never one request per watched id per poll
+
+
+def test_a_failed_session_fails_the_gate_naming_it(emulator, caplog, capfd):
+    ids = start(emulator, "brightdata", [20])
+    failed = start(emulator, "brightdata", [10], outcome="failed")
+    result = run_dag(DAGS, "wait_brightdata_poke", conf={"ids": ids + failed})
+    assert result.state == "failed"
+    assert result.task_states["wait"] == "failed"
+    assert result.task_states["after"] == "upstream_failed"
+    out, err = capfd.readouterr()
+    logs = caplog.text + out + err  # Airflow 3 task logs reach stdout, Airflow 2 logs reach caplog
+    assert f"1 watched session(s) failed: {failed[0]}" in logs
+
+
+def test_soft_fail_skips_instead(emulator):
+    failed = start(emulator, "brightdata", [10], outcome="failed")
+    result = run_dag(DAGS, "wait_soft_fail", conf={"ids": failed})
+    assert result.task_states["wait"] == "skipped"
+
+
+def test_fail_on_failed_false_reports_failed_sessions_downstream(emulator):
+    ids = start(emulator, "brightdata", [10]) + start(emulator, "brightdata", [20], outcome="failed")
+    result = run_dag(DAGS, "wait_report_failed", conf={"ids": ids})
+    assert result.state == "success"
+    assert sorted(s["status"] for s in result.xcom("wait")) == ["failed", "finished"]
+
+
+@pytest.mark.parametrize(("policy", "state"), [("finished", "success"), ("failed", "failed")])
+def test_missing_ids_follow_the_policy(emulator, policy, state):
+    result = run_dag(DAGS, "wait_brightdata_poke", conf={"ids": ["never-existed"], "missing": policy})
+    assert result.state == state
+    if state == "success":
+        assert result.xcom("wait") == [{"session_id": "never-existed", "status": "missing", "counted_as": "finished"}]
+
+
+def test_cloudflare_forgets_closed_sessions_and_missing_finished_covers_it(airflow_db, browsersessions_connections):
+    from airflow_provider_browsersessions.testing import Emulator
+
+    with Emulator(cloudflare_retention=0, speed=10) as forgetful:
+        sid = forgetful.add_session("cloudflare", duration=20)["sessionId"]
+        result = run_dag(DAGS, "wait_cloudflare_poke", conf={"ids": [sid]}, env=forgetful.connection_env())
+    assert result.state == "success"
+    assert result.xcom("wait")[0]["status"] == "missing"
+
+
+@pytest.mark.parametrize("dag_id", ["wait_timeout_poke", "wait_timeout_deferred"])
+def test_timeout_is_honoured(emulator, dag_id):
+    ids = start(emulator, "brightdata", [None])
+    result = run_dag(DAGS, dag_id, conf={"ids": ids})
+    assert result.state == "failed"
+    assert result.task_states["wait"] == "failed"
+
+
+def test_drain_waits_until_no_running_session_of_the_zone(emulator):
+    ids = [emulator.add_session("brightdata", duration=d, api_name="drain_zone")["session_id"] for d in (10, 30)]
+    other = emulator.add_session("brightdata", duration=None, api_name="another_zone")["session_id"]
+    result = run_dag(DAGS, "wait_zone_drain")
+    assert result.state == "success"
+    assert {s["session_id"] for s in result.xcom("wait")} == set(ids)
+    assert emulator.get_record("brightdata", other)["status"] == "running"  # other zones do not hold the gate
