@@ -31,11 +31,13 @@ class DagRunResult:
     :param state: The run's final state (``success``, ``failed``).
     :param task_states: ``{task_id: state}``; a mapped task appears once per map index as ``task_id[i]``.
     :param xcoms: ``{(task_id, map_index, key): value}``, values deserialized.
+    :param data_interval_end: The run's ``data_interval_end`` (Airflow 2.11 and 3 choose it differently).
     """
 
     state: str
     task_states: dict[str, str]
     xcoms: dict[tuple[str, int, str], Any]
+    data_interval_end: datetime | None = None
 
     def xcom(self, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
         """One XCom value (KeyError if the task pushed none)."""
@@ -113,4 +115,9 @@ def run_dag(
             name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
             task_states[name] = str(ti.state.value if hasattr(ti.state, "value") else ti.state)
         state = dag_run.state.value if hasattr(dag_run.state, "value") else str(dag_run.state)
-        return DagRunResult(state=str(state), task_states=task_states, xcoms=_xcom_rows(dag_id, dag_run.run_id))
+        return DagRunResult(
+            state=str(state),
+            task_states=task_states,
+            xcoms=_xcom_rows(dag_id, dag_run.run_id),
+            data_interval_end=dag_run.data_interval_end,
+        )
