@@ -15,8 +15,9 @@ VENV2 := .venv-airflow2
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
-	@echo "make test           ruff, mypy and pytest on Airflow $(AIRFLOW3_VERSION), then pytest on Airflow $(AIRFLOW2_VERSION)"
+	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION), then pytest on Airflow $(AIRFLOW2_VERSION)"
 	@echo "make lint           ruff check, ruff format --check, mypy"
+	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make test-airflow3  pytest on Airflow 3 only; make test-airflow2: on Airflow 2.11 only"
 	@echo "make clean          remove the virtualenvs and build output"
 
@@ -27,7 +28,7 @@ $(UV):
 # A stamp per environment: reinstalled when pyproject.toml changes, otherwise free.
 $(VENV)/.installed: pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev]" "apache-airflow==$(AIRFLOW3_VERSION)"
+	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs]" "apache-airflow==$(AIRFLOW3_VERSION)"
 	touch $@
 
 $(VENV2)/.installed: pyproject.toml | $(UV)
@@ -52,7 +53,14 @@ test-airflow2: $(VENV2)/.installed
 	@echo "== pytest on Airflow $(AIRFLOW2_VERSION) =="
 	$(VENV2)/bin/python -m pytest $(PYTEST_ARGS)
 
-test: lint test-airflow3 test-airflow2
+# Warnings are errors; then every public class must be in the API reference.
+docs: $(VENV)/.installed
+	@echo "== docs =="
+	rm -rf docs/_build
+	$(VENV)/bin/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	$(VENV)/bin/python scripts/check_docs_reference.py docs/_build/html
+
+test: lint docs test-airflow3 test-airflow2
 
 clean:
 	rm -rf $(TOOLS) $(VENV) $(VENV2) .demo build dist docs/_build .mypy_cache .ruff_cache .pytest_cache
