@@ -20,7 +20,7 @@ from airflow_provider_browsersessions import __version__  # noqa: E402
 
 project = "airflow-provider-browsersessions"
 author = "airflow-provider-browsersessions developers"
-copyright = "2026, airflow-provider-browsersessions developers"  # noqa: A001
+copyright = "2026, airflow-provider-browsersessions developers"
 release = version = __version__
 
 extensions = [
