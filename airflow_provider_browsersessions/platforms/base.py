@@ -9,6 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import pendulum
 
@@ -65,6 +66,17 @@ class Page:
 
 class ResponseShapeError(ValueError):
     """A 2xx body that does not have the documented shape; turned into ``MalformedResponseError``."""
+
+
+def path_segment(value: str) -> str:
+    """
+    ``value`` as exactly one URL path segment: every reserved character percent-encoded.
+
+    ``quote`` leaves dots alone, and HTTP clients resolve the dot-segments ``.`` and ``..`` before
+    sending (``/browser_sessions/..`` would reach ``/``), so those two are encoded as ``%2E`` too.
+    """
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 class Platform(ABC):

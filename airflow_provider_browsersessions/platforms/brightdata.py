@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import pendulum
 from pendulum import DateTime
@@ -19,6 +18,7 @@ from airflow_provider_browsersessions.platforms.base import (
     Platform,
     ResponseShapeError,
     optional,
+    path_segment,
     require_list,
     require_mapping,
 )
@@ -99,7 +99,7 @@ class BrightDataPlatform(Platform):
 
     def get_request(self, session_id: str) -> ApiRequest:
         """``GET /browser_sessions/{id}``, the id quoted so it stays one path segment."""
-        return ApiRequest("GET", f"{LIST_PATH}/{quote(session_id, safe='')}")
+        return ApiRequest("GET", f"{LIST_PATH}/{path_segment(session_id)}")
 
     def parse_session_body(self, payload: Any) -> BrowserSession | None:
         """Unwrap ``{"session": {...}}``."""

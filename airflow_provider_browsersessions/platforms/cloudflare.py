@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import pendulum
 from pendulum import DateTime
@@ -20,6 +19,7 @@ from airflow_provider_browsersessions.platforms.base import (
     Platform,
     ResponseShapeError,
     optional,
+    path_segment,
     require_list,
     require_mapping,
 )
@@ -50,7 +50,7 @@ class CloudflarePlatform(Platform):
 
     def __init__(self, *, account_id: str) -> None:
         self.account_id = account_id
-        self._root = f"/accounts/{quote(account_id, safe='')}/browser-rendering"
+        self._root = f"/accounts/{path_segment(account_id)}/browser-rendering"
 
     def check_query(self, query: SessionQuery) -> None:
         """Also reject sorting by bandwidth, which Cloudflare does not report."""
@@ -80,7 +80,7 @@ class CloudflarePlatform(Platform):
 
     def get_request(self, session_id: str) -> ApiRequest:
         """``GET .../devtools/session/{id}``, the id quoted so it stays one path segment."""
-        return ApiRequest("GET", f"{self._root}/devtools/session/{quote(session_id, safe='')}")
+        return ApiRequest("GET", f"{self._root}/devtools/session/{path_segment(session_id)}")
 
     def parse_session_body(self, payload: Any) -> BrowserSession | None:
         """A bare object or ``{"result": {...}}``; a JSON ``null`` means the session is unknown."""
@@ -89,7 +89,7 @@ class CloudflarePlatform(Platform):
 
     def close_request(self, session_id: str) -> ApiRequest:
         """``DELETE .../devtools/browser/{id}``: closes a session."""
-        return ApiRequest("DELETE", f"{self._root}/devtools/browser/{quote(session_id, safe='')}")
+        return ApiRequest("DELETE", f"{self._root}/devtools/browser/{path_segment(session_id)}")
 
 
 def _unwrap(payload: Any) -> Any:

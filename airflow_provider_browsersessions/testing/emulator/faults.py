@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "503", "latency", "close_mid_body", "malformed_json", "html_error", "ok")
+FAULT_KINDS = ("429", "500", "503", "latency", "close_mid_body", "malformed_json", "html_error", "body", "ok")
 
 
 @dataclasses.dataclass
@@ -32,6 +32,8 @@ def check_fault(fault: dict[str, Any]) -> dict[str, Any]:
     """Validate one fault dict (``{"kind": ...}``) and return it."""
     if not isinstance(fault, dict) or fault.get("kind") not in FAULT_KINDS:
         raise ValueError(f"a fault is a dict with 'kind' one of {', '.join(FAULT_KINDS)}; got {fault!r}")
+    if fault["kind"] == "body" and not isinstance(fault.get("body"), str):
+        raise ValueError("a 'body' fault needs 'body' (text), and may set 'status' and 'content_type'")
     return dict(fault)
 
 

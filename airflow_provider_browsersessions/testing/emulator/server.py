@@ -472,6 +472,10 @@ class _Handler(BaseHTTPRequestHandler):
         if kind in ("500", "503"):
             message = "Internal server error" if kind == "500" else "Service unavailable"
             return Reply(int(str(kind)), {"error": message}, extra), False
+        if fault is not None and kind == "body":
+            # Any status and raw body: wrong types, missing fields, null lists, huge or truncated bodies.
+            headers = {"Content-Type": str(fault.get("content_type", "application/json"))}
+            return Reply(int(fault.get("status", 200)), str(fault["body"]).encode(), headers), False
         if kind == "html_error":
             page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
             return Reply(502, page, {"Content-Type": "text/html"}), False
