@@ -1,0 +1,179 @@
+"""Canary credentials go through every code path and never come out: logs, exceptions, reprs, XCom, the metadata DB."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+from airflow_harness import run_dag
+from conftest import AIRFLOW_HOME
+
+from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
+from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
+from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
+from airflow_provider_browsersessions.operators.sessions import ListBrowserSessionsOperator
+from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSensor
+from airflow_provider_browsersessions.sessions import SessionQuery
+from airflow_provider_browsersessions.testing import Emulator
+from airflow_provider_browsersessions.transport import RetryPolicy
+from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
+
+CANARIES = {
+    "brightdata": "CANARY-bd-7f3a9c2e51",
+    "cloudflare_token": "CANARY-cf-token-0b8d4e",
+    "cloudflare_global_key": "CANARY-cf-global-6a1f",
+    "wrong": "CANARY-wrong-key-99d2",
+}
+FAST = RetryPolicy(max_retries=2, max_wait=2.0, backoff=0.01, max_backoff=0.02)
+DAGS = Path(__file__).parent / "dags" / "secrets_dags.py"
+
+
+def assert_clean(text: str, where: str) -> None:
+    leaked = [name for name, canary in CANARIES.items() if canary in text]
+    assert not leaked, f"{leaked} leaked into {where}"
+
+
+def exception_text(error: BaseException) -> str:
+    """The error, its repr, its args and every chained cause: all a log or a UI could show."""
+    parts = []
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        parts += [str(error), repr(error), repr(error.args), repr(vars(error))]
+        error = error.__cause__ or error.__context__
+    return "\n".join(parts)
+
+
+@pytest.fixture
+def emulator(monkeypatch):
+    with Emulator(
+        speed=0,
+        brightdata_api_key=CANARIES["brightdata"],
+        cloudflare_api_token=CANARIES["cloudflare_token"],
+        cloudflare_global_key=CANARIES["cloudflare_global_key"],
+    ) as emulator:
+        for name, value in emulator.connection_env().items():
+            monkeypatch.setenv(name, value)
+        legacy = {
+            "conn_type": "cloudflare_browser_rendering",
+            "host": emulator.cloudflare_base_url,
+            "login": emulator.cloudflare_email,
+            "password": CANARIES["cloudflare_global_key"],
+            "extra": {"account_id": emulator.cloudflare_account_id},
+        }
+        wrong = {"conn_type": "brightdata", "host": emulator.brightdata_base_url, "password": CANARIES["wrong"]}
+        monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_LEGACY", json.dumps(legacy))
+        monkeypatch.setenv("AIRFLOW_CONN_BRIGHTDATA_WRONG_KEY", json.dumps(wrong))
+        emulator.seed_sessions(platform="both", count=30, seed=12)
+        yield emulator
+
+
+@pytest.fixture
+def logs(caplog):
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def test_hooks_on_every_path(emulator, logs):
+    hooks = [
+        BrightDataBrowserHook(retry=FAST),
+        CloudflareBrowserRenderingHook(retry=FAST),
+        CloudflareBrowserRenderingHook(conn_id="cloudflare_legacy", retry=FAST),
+    ]
+    errors: list[BaseException] = []
+    for hook in hooks:
+        sessions = hook.list_sessions()
+        assert sessions
+        assert hook.get_session(sessions[0].session_id) is not None
+        assert hook.test_connection()[0]
+        assert_clean(repr(hook) + repr(hook.settings) + repr(hook.get_conn()) + repr(sessions), "reprs")
+        assert_clean(json.dumps([s.to_dict(include_raw=True) for s in sessions]), "session dicts")
+        # Every error class: retried 429 / 500 / 503 / cut bodies / bad JSON until the budget is gone, then 404.
+        for kind in ("429", "500", "503", "close_mid_body", "malformed_json", "html_error"):
+            emulator.script_faults([{"kind": kind, "retry_after": 0.01}] * 3)
+            with pytest.raises(ApiError) as caught:
+                hook.list_sessions()
+            errors.append(caught.value)
+        emulator.clear_faults()
+        with pytest.raises(BrowserSessionsError) as caught:
+            hook.list_sessions(sort="sideways")
+        errors.append(caught.value)
+
+    wrong = BrightDataBrowserHook(conn_id="brightdata_wrong_key", retry=FAST)
+    with pytest.raises(ApiError) as caught:
+        wrong.list_sessions()
+    errors.append(caught.value)
+    ok, message = wrong.test_connection()
+    assert not ok
+    assert_clean(message, "test_connection message")
+
+    for error in errors:
+        assert_clean(exception_text(error), f"exception {type(error).__name__}")
+    assert_clean("\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in logs.records), "logs")
+    assert len(logs.records) > 10  # the retries were logged: the check above had something to look at
+    assert_clean(json.dumps(emulator.request_log()), "the emulator's request log")
+
+
+def test_async_paths_and_the_trigger(emulator, logs):
+    trigger = BrowserSessionsTrigger(
+        conn_id="cloudflare_legacy", session_ids=None, filters=SessionQuery().to_dict(), poll_interval=0.05
+    )
+    classpath, kwargs = trigger.serialize()
+    assert_clean(json.dumps(kwargs) + classpath + repr(trigger), "the trigger's serialized kwargs")
+
+    async def scenario():
+        hook = CloudflareBrowserRenderingHook(conn_id="cloudflare_legacy", retry=FAST)
+        emulator.script_faults([{"kind": "503"}] * 3, platform="cloudflare")
+        with pytest.raises(ApiError) as caught:
+            [s async for s in hook.aiter_sessions(SessionQuery())]
+        await hook.aclose()
+        for record in emulator.sessions("cloudflare"):
+            if not record.get("endTime"):
+                emulator.end_session("cloudflare", record["sessionId"])
+        event = await asyncio.wait_for(anext(trigger.run()), 30)
+        return caught.value, event
+
+    error, event = asyncio.run(scenario())
+    assert event.payload["status"] == "success"
+    assert_clean(exception_text(error) + json.dumps(event.payload), "async error and trigger event")
+    assert_clean("\n".join(r.getMessage() for r in logs.records), "logs")
+
+
+def test_operators_and_sensors_reprs_and_template_fields(emulator):
+    operator = ListBrowserSessionsOperator(task_id="t", conn_id="brightdata_default", status="failed")
+    sensor = BrowserSessionsSensor(task_id="s", conn_id="cloudflare_legacy")
+    for task in (operator, sensor):
+        fields = {name: getattr(task, name) for name in task.template_fields}
+        assert_clean(repr(task) + repr(fields) + repr(task.hook), f"{task.task_id}")
+
+
+@pytest.mark.system
+def test_a_real_dag_run_leaves_no_secret_in_the_metadata_db_xcom_or_logs(emulator, airflow_db, logs):
+    for record in emulator.sessions("brightdata"):
+        if record["status"] == "running":
+            emulator.end_session("brightdata", record["session_id"])
+    for record in emulator.sessions("cloudflare"):
+        if not record.get("endTime"):
+            emulator.end_session("cloudflare", record["sessionId"])
+
+    result = run_dag(DAGS, "secrets_canary")
+
+    assert result.task_states["list_brightdata"] == "success"
+    assert result.task_states["list_wrong_key"] == "failed"  # the failure path ran too
+    assert result.task_states["wait_deferred"] == "success"
+    assert_clean(repr(result.xcoms), "XCom")
+    assert result.xcom("list_brightdata")  # there was XCom to look at
+    assert_clean("\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in logs.records), "task logs")
+    # Every row of every table of the metadata DB, rendered template fields and task logs included.
+    with sqlite3.connect(AIRFLOW_HOME / "airflow.db") as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        dump = "\n".join(repr(db.execute(f'SELECT * FROM "{table}"').fetchall()) for table in tables)
+    assert "rendered_task_instance_fields" in tables
+    assert "list_wrong_key" in dump
+    assert_clean(dump, "the metadata DB")
+    log_files = "\n".join(p.read_text(errors="replace") for p in (AIRFLOW_HOME / "logs").rglob("*") if p.is_file())
+    assert_clean(log_files, "task log files")
