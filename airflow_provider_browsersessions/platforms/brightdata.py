@@ -7,6 +7,7 @@ Reference: Bright Data's "Browser Sessions API" 1.0.0 (``GET /browser_sessions``
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import pendulum
@@ -21,6 +22,7 @@ from airflow_provider_browsersessions.platforms.base import (
     path_segment,
     require_list,
     require_mapping,
+    utc_datetime,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
 
@@ -126,7 +128,7 @@ def parse_session(record: Any) -> BrowserSession:
     duration = optional(data, "duration", (int, float), what)
     ended_at = None
     if status.is_terminal() and started_at is not None and duration is not None:
-        ended_at = started_at.add(microseconds=round(duration * 1_000_000))
+        ended_at = utc_datetime(started_at + timedelta(seconds=duration))
     error = data.get("error")
     error_code = error_message = None
     if isinstance(error, Mapping):
@@ -158,6 +160,11 @@ def _parse_time(value: Any, what: str) -> DateTime | None:
         return None
     if not isinstance(value, str):
         raise ResponseShapeError(f"{what} has a non-text timestamp")
+    try:
+        # The API's form ("2025-12-01T10:00:00Z") is what fromisoformat reads, fast; pendulum takes the rest.
+        return utc_datetime(datetime.fromisoformat(value))
+    except ValueError:
+        pass
     try:
         parsed = pendulum.parse(value, tz="UTC")
     except (ValueError, TypeError):

@@ -7,10 +7,8 @@ and the official ``cloudflare`` Python SDK (``resources/browser_rendering/devtoo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
-
-import pendulum
-from pendulum import DateTime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_browsersessions.exceptions import InvalidQueryError
 from airflow_provider_browsersessions.platforms.base import (
@@ -22,8 +20,12 @@ from airflow_provider_browsersessions.platforms.base import (
     path_segment,
     require_list,
     require_mapping,
+    utc_datetime,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
+
+if TYPE_CHECKING:
+    from pendulum import DateTime
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -106,7 +108,7 @@ def _epoch_ms(record: Mapping[str, Any], key: str, what: str) -> DateTime | None
     # The reference's example sends 0 for every time: 0 means "not set", never 1970.
     if not value:
         return None
-    return pendulum.from_timestamp(value / 1000, tz="UTC")
+    return utc_datetime(datetime.fromtimestamp(value / 1000, UTC))
 
 
 def parse_session(record: Any) -> BrowserSession:

@@ -396,6 +396,9 @@ def _control(emulator: Emulator, method: str, segments: list[str], query: dict[s
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "browsersessions-emulator"
+    # Headers and body are separate writes: with Nagle on, a keep-alive client's delayed ACK adds ~40 ms to
+    # every response. Real API front ends set TCP_NODELAY too.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         return

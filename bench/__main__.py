@@ -1,0 +1,70 @@
+"""``python -m bench``: start the emulator, run every scenario for this package and for the HTTP provider, print tables.
+
+``make bench`` runs the full set (about ten minutes on two cores); ``make bench-smoke`` (``--smoke``) runs
+every scenario at tiny sizes so CI keeps them working. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCENARIOS = ("listing", "waiting", "footprint", "latency", "imports", "memory")
+
+
+def _airflow_home() -> None:
+    # Airflow reads its configuration when first imported: a throwaway home, no metadata DB needed.
+    home = Path(tempfile.mkdtemp(prefix="browsersessions-bench-"))
+    os.environ.setdefault("AIRFLOW_HOME", str(home))
+    os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home}/airflow.db")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check every scenario runs")
+    parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only this scenario (repeatable)")
+    args = parser.parse_args(argv)
+    chosen = args.only or list(SCENARIOS)
+    _airflow_home()
+
+    import logging
+
+    logging.disable(logging.WARNING)  # retries and polls log; the tables are the output
+    from airflow_provider_browsersessions.testing import Emulator
+    from bench import footprint, imports, latency, listing, memory, waiting
+    from bench.common import machine, wire
+
+    print("# Benchmarks\n")
+    print(f"Machine: {machine()}\n")
+    print(f"Command: python -m bench {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip() + "\n")
+    started = time.monotonic()
+    # A frozen clock: each side of a comparison sees the same data; sessions end only when a scenario says so.
+    with Emulator(speed=0) as emulator:
+        wire(emulator)
+        if "listing" in chosen:
+            sizes = ([300], [250]) if args.smoke else ([1_000, 10_000, 100_000], [1_000, 10_000])
+            print(listing.run(emulator, brightdata_sizes=sizes[0], cloudflare_sizes=sizes[1]), flush=True)
+        if "waiting" in chosen:
+            ks = [1, 10] if args.smoke else [1, 10, 100, 1000]
+            print(waiting.run(emulator, ks=ks, interval=0.5 if args.smoke else 2.0), flush=True)
+        if "footprint" in chosen:
+            print(footprint.run(emulator, count=50 if args.smoke else 1000, interval=0.5 if args.smoke else 2.0))
+        if "latency" in chosen:
+            intervals, trials = ([0.5], 2) if args.smoke else ([1.0, 5.0], 5)
+            print(latency.run(emulator, intervals=intervals, trials=trials), flush=True)
+        if "imports" in chosen:
+            print(imports.run(repeats=2 if args.smoke else 7), flush=True)
+        if "memory" in chosen:
+            print(memory.run(emulator, sizes=[200, 500] if args.smoke else [10_000, 100_000]), flush=True)
+    print(f"All scenarios took {time.monotonic() - started:.0f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
