@@ -142,6 +142,15 @@ class WaitPlan:
         """The ids this wait reports on: the given ones, or (drain) every one seen running so far."""
         return self.session_ids if self.session_ids is not None else tuple(self._seen_running)
 
+    def reads_suffice(self) -> bool:
+        """
+        True when reading the watched ids one by one costs no more than walking the running list.
+
+        A walk is at least one request, however few ids it answers; one unresolved id is one read. With
+        a single id left, poke mode reads it directly instead of paging through every running session.
+        """
+        return self.session_ids is not None and len(self.ids_to_read(())) <= 1
+
     def ids_to_read(self, running_ids: Iterable[str]) -> list[str]:
         """Watched ids that left the running set and whose final state is not known yet."""
         running = set(running_ids)

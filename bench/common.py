@@ -69,6 +69,13 @@ def rss_mb() -> float:
     return kb / 1024
 
 
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (VmHWM), in MiB."""
+    with open("/proc/self/status") as status:
+        kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return kb / 1024
+
+
 def http_connections(emulator: Any) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` values for the HTTP provider: the same emulator, the key as a header."""
     bright = {

@@ -130,6 +130,10 @@ class Platform(ABC):
                 ),
             )
 
+    def lists_newest_first(self, query: SessionQuery) -> bool:
+        """Whether list pages for ``query`` come ordered by start time, newest first (default: unknown, no)."""
+        return False
+
     @abstractmethod
     def pushed_filters(self, query: SessionQuery) -> frozenset[str]:
         """The filters of ``query`` that the list request sends to the server."""
@@ -275,6 +279,42 @@ def shape_error(platform: Platform, request: ApiRequest, err: ResponseShapeError
     )
 
 
+class _SeenSessions:
+    """
+    Which sessions a walk handed out already, to drop the duplicates that offset paging produces.
+
+    Offset pages shift when sessions start during a walk, so a session can come again on a later page.
+    For a newest-first walk the memory stays small whatever the listing's size: every session handed out
+    started at or after the oldest start seen so far (the floor), so a later one that started after the
+    floor is a shifted duplicate (or a session newer than the walk), and only the ids *at* the floor are
+    kept to settle ties. Other orders keep every id.
+
+    :param newest_first: The pages come ordered by start time, newest first.
+    """
+
+    def __init__(self, *, newest_first: bool) -> None:
+        self.newest_first = newest_first
+        self.floor: DateTime | None = None
+        self.ids: set[str] = set()  # newest first: the ids started exactly at the floor; else every id
+
+    def first_time(self, session: BrowserSession) -> bool:
+        """Remember the session; False when it was handed out before."""
+        started = session.started_at
+        if not self.newest_first or started is None:
+            if session.session_id in self.ids:
+                return False
+            self.ids.add(session.session_id)
+            return True
+        if self.floor is not None and (
+            started > self.floor or (started == self.floor and session.session_id in self.ids)
+        ):
+            return False
+        if self.floor is None or started < self.floor:
+            self.floor, self.ids = started, set()
+        self.ids.add(session.session_id)
+        return True
+
+
 @dataclasses.dataclass(slots=True)
 class WalkStats:
     """What a walk did, for the one log line a task writes."""
@@ -325,7 +365,7 @@ class SessionWalk:
         # A sort the server cannot do needs every session first (Cloudflare: bounded by concurrency).
         self._sort_locally = query.sort is not None and "sort" not in self.pushed
         self._held: list[BrowserSession] = []
-        self._seen: set[str] = set()
+        self._seen = _SeenSessions(newest_first=platform.lists_newest_first(query))
         self._next: ApiRequest | None = platform.list_request(
             query, page_size=platform.check_page_size(page_size or platform.max_page_size)
         )
@@ -353,10 +393,9 @@ class SessionWalk:
         fresh: list[BrowserSession] = []
         for session in page.sessions:
             self.stats.scanned += 1
-            if session.session_id in self._seen:
+            if not self._seen.first_time(session):
                 self.stats.duplicates += 1
                 continue
-            self._seen.add(session.session_id)
             if self.query.matches(session, skip=self.skipped_locally):
                 self.stats.matched += 1
                 fresh.append(session)

@@ -63,6 +63,10 @@ class BrightDataPlatform(Platform):
             pushed.discard("status")
         return frozenset(pushed)
 
+    def lists_newest_first(self, query: SessionQuery) -> bool:
+        """The API's default order (and ``sort=timestamp``, ``order=desc``) is by start time, newest first."""
+        return query.sort in (None, "timestamp") and query.order in (None, "desc")
+
     def list_request(self, query: SessionQuery, *, page_size: int) -> ApiRequest:
         """``GET /browser_sessions`` with the pushed-down filters, from offset 0."""
         params: list[tuple[str, str]] = []

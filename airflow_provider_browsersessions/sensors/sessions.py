@@ -109,10 +109,10 @@ class BrowserSessionsSensor(BaseSensorOperator):
         return WaitPlan(query=query, session_ids=normalize_session_ids(self.session_ids), missing=self.missing)
 
     def poke(self, context: Context) -> PokeReturnValue:
-        """One poll: walk the running sessions, read the ids that left them, decide."""
+        """One poll: walk the running sessions (or read a last watched id), read the ids that left them, decide."""
         plan = self.plan
         try:
-            running = list(self.hook.iter_sessions(plan.running_query))
+            running = [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query))
             to_read = plan.ids_to_read(session.session_id for session in running)
             reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
         except ApiError as err:

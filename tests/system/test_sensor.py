@@ -113,3 +113,17 @@ def test_drain_waits_until_no_running_session_of_the_zone(emulator):
     assert result.state == "success"
     assert {s["session_id"] for s in result.xcom("wait")} == set(ids)
     assert emulator.get_record("brightdata", other)["status"] == "running"  # other zones do not hold the gate
+
+
+def test_a_single_watched_id_costs_one_read_per_poke_not_a_walk_of_every_running_session(emulator):
+    from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSensor
+
+    emulator.seed_sessions(platform="brightdata", count=400, seed=3)  # ~30 running: a walk would page
+    for _ in range(250):
+        emulator.add_session("brightdata", duration=None)
+    (watched,) = start(emulator, "brightdata", [3600])
+    sensor = BrowserSessionsSensor(task_id="one", conn_id="brightdata_default", session_ids=[watched])
+    assert sensor.poke({}).is_done is False
+    emulator.end_session("brightdata", watched)
+    assert sensor.poke({}).is_done is True
+    assert [e["path"] for e in emulator.request_log(platform="brightdata")] == [f"/browser_sessions/{watched}"] * 2

@@ -113,3 +113,11 @@ def test_session_ids_in_every_form_a_dag_author_passes(value, expected):
 def test_bad_session_ids_are_rejected(value):
     with pytest.raises(InvalidQueryError, match="session_ids"):
         normalize_session_ids(value)
+
+
+def test_a_last_watched_id_is_read_rather_than_walking_the_running_list():
+    p = plan(ids=("a", "b"))
+    assert not p.reads_suffice()  # two ids: one list page may answer both
+    p.evaluate([session("b")], {"a": session("a", "finished")})
+    assert p.reads_suffice()  # only "b" is left: one read is never dearer than a walk
+    assert not plan(ids=None).reads_suffice()  # drain mode must walk the list
