@@ -14,6 +14,24 @@ if TYPE_CHECKING:
 AIRFLOW_V_3_0_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.0.0")
 AIRFLOW_V_3_3_PLUS = Version(Version(AIRFLOW_VERSION).base_version) >= Version("3.3.0")
 
+# Event triggers (asset watchers) exist from Airflow 3.0; on 2.11 the event trigger's module must still
+# import, so it gets the plain base class and refuses to be built (see triggers/events.py).
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.triggers.base import BaseEventTrigger as BaseEventTrigger
+else:  # Airflow 2.11
+    from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment]  # noqa: F401
+
+
+def require_event_triggers() -> None:
+    """Refuse to build an event trigger on Airflow 2.11, which has no asset watchers."""
+    if not AIRFLOW_V_3_0_PLUS:
+        from airflow_provider_browsersessions.exceptions import ConnectionConfigError
+
+        raise ConnectionConfigError(
+            "BrowserSessionEventTrigger needs Airflow 3.0 or newer (asset watchers); "
+            f"this is Airflow {AIRFLOW_VERSION}. Use BrowserSessionsSensor instead."
+        )
+
 
 async def aget_connection(conn_id: str) -> Connection:
     """Read a connection from inside the triggerer's event loop without blocking it."""

@@ -1,0 +1,223 @@
+"""BrowserSessionEventTrigger against the emulator: one event per ended session, shared polls, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from airflow_provider_browsersessions.compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_browsersessions.exceptions import ConnectionConfigError, InvalidQueryError
+
+needs_airflow3 = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="asset watchers are Airflow 3 only")
+
+BD, CF = "brightdata_default", "cloudflare_browser_rendering_default"
+INTERVAL = 0.1
+
+
+def trigger(**kwargs):
+    from airflow_provider_browsersessions.triggers.events import BrowserSessionEventTrigger
+
+    return BrowserSessionEventTrigger(**{"conn_id": BD, "poll_interval": INTERVAL, **kwargs})
+
+
+class MemoryStateStore:
+    """Stands in for Airflow 3.3's per-asset state store (``aget``/``aset``), which needs a triggerer."""
+
+    def __init__(self):
+        self.values = {}
+
+    async def aget(self, key, default=None):
+        return self.values.get(key, default)
+
+    async def aset(self, key, value):
+        self.values[key] = value
+
+
+async def collect(stream, events, *, polls=None):
+    async for event in stream:
+        events.append(event.payload)
+
+
+def run_for(coroutines_and_actions):
+    """Run consumers while a script of (delay, action) steps plays; return after the last step."""
+
+    async def scenario(consumers, script):
+        tasks = [asyncio.create_task(c) for c in consumers]
+        for delay, action in script:
+            await asyncio.sleep(delay)
+            action()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(scenario(*coroutines_and_actions))
+
+
+@pytest.fixture
+def emulator(browsersessions_connections):
+    emulator = browsersessions_connections.emulator
+    emulator.set_speed(0)
+    return emulator
+
+
+@needs_airflow3
+def test_one_event_per_session_that_ends_in_an_on_state(emulator):
+    before = emulator.add_session("brightdata", duration=None)
+    emulator.end_session("brightdata", before["session_id"], status="failed")  # ended before the watch: not news
+    running = [emulator.add_session("brightdata", duration=None)["session_id"] for _ in range(3)]
+    events: list[dict] = []
+    brief = {}
+
+    def start_and_fail_between_polls():
+        brief["id"] = emulator.add_session("brightdata", duration=None)["session_id"]
+        emulator.end_session("brightdata", brief["id"], status="failed")
+
+    run_for(
+        (
+            [collect(trigger(on=["failed"]).run(), events)],
+            [
+                (0.3, lambda: emulator.end_session("brightdata", running[0], status="failed")),
+                (0.05, lambda: emulator.end_session("brightdata", running[1], status="finished")),
+                (0.05, start_and_fail_between_polls),
+                (0.6, lambda: None),  # several more polls: nothing is reported twice
+            ],
+        )
+    )
+    assert sorted(e["session_id"] for e in events) == sorted([running[0], brief["id"]])
+    assert all(e["status"] == "failed" and e["provider"] == "brightdata" for e in events)
+
+
+@needs_airflow3
+def test_filters_choose_what_is_reported(emulator):
+    mine = emulator.add_session("brightdata", duration=None, api_name="checkout")["session_id"]
+    other = emulator.add_session("brightdata", duration=None, api_name="search")["session_id"]
+    events: list[dict] = []
+    run_for(
+        (
+            [collect(trigger(filters={"api_name": "checkout"}).run(), events)],
+            [
+                (0.3, lambda: emulator.end_session("brightdata", mine)),
+                (0.0, lambda: emulator.end_session("brightdata", other)),
+                (0.4, lambda: None),
+            ],
+        )
+    )
+    assert [e["session_id"] for e in events] == [mine]
+
+
+@needs_airflow3
+def test_cloudflare_ends_are_found_by_the_difference_between_polls(emulator):
+    closed, forgotten = (emulator.add_session("cloudflare", duration=None)["sessionId"] for _ in range(2))
+    events: list[dict] = []
+
+    def forget():
+        emulator.end_session("cloudflare", forgotten)
+        emulator.advance(emulator.cloudflare_retention + 1)  # gone before the next poll could read it
+
+    run_for(
+        (
+            [collect(trigger(conn_id=CF, on="finished").run(), events)],
+            [(0.3, lambda: emulator.end_session("cloudflare", closed)), (0.4, forget), (0.5, lambda: None)],
+        )
+    )
+    assert [e["session_id"] for e in events] == [closed]
+
+
+@needs_airflow3
+def test_sibling_watchers_share_one_poll(emulator):
+    from airflow.triggers.shared_stream import SharedStreamManager
+
+    ids = [emulator.add_session("brightdata", duration=None)["session_id"] for _ in range(4)]
+    watchers = [trigger(on=["failed"]), trigger(on=["finished"]), trigger(on=["failed", "finished"])]
+    assert len({w.shared_stream_key() for w in watchers}) == 1
+    events: list[list[dict]] = [[], [], []]
+    counts = {}
+
+    async def scenario():
+        manager = SharedStreamManager()
+        streams = [
+            manager.subscribe(trigger_id=i, trigger=w, key=w.shared_stream_key()) for i, w in enumerate(watchers)
+        ]
+        tasks = [
+            asyncio.create_task(collect(w.filter_shared_stream(s), events[i]))
+            for i, (w, s) in enumerate(zip(watchers, streams, strict=True))
+        ]
+        await asyncio.sleep(0.35)
+        emulator.end_session("brightdata", ids[0], status="failed")
+        emulator.end_session("brightdata", ids[1], status="finished")
+        await asyncio.sleep(0.3)
+        emulator.clear_log()
+        await asyncio.sleep(10 * INTERVAL)
+        log = emulator.request_log(platform="brightdata")
+        counts["walks"] = sum(1 for e in log if e["query"].get("status") == ["running"])
+        counts["history"] = sum(1 for e in log if e["path"] == "/browser_sessions" and "status" not in e["query"])
+        counts["reads"] = sum(1 for e in log if e["path"] != "/browser_sessions")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for i, w in enumerate(watchers):
+            await manager.unsubscribe(i, w.shared_stream_key())
+
+    asyncio.run(scenario())
+    assert [e["session_id"] for e in events[0]] == [ids[0]]
+    assert [e["session_id"] for e in events[1]] == [ids[1]]
+    assert sorted(e["session_id"] for e in events[2]) == sorted(ids[:2])
+    # One poll per interval for all three watchers: one running walk and one history listing each time.
+    # Ten intervals passed; three separate loops would have made about 30 walks.
+    assert 1 <= counts["walks"] <= 11
+    assert abs(counts["history"] - counts["walks"]) <= 1
+    assert counts["reads"] == 0  # ended sessions were in the history listing: nothing read one by one
+
+
+@needs_airflow3
+def test_a_restarted_watcher_resumes_from_its_state_store(emulator):
+    store = MemoryStateStore()
+    ids = [emulator.add_session("brightdata", duration=None)["session_id"] for _ in range(3)]
+    first_events: list[dict] = []
+    first = trigger(on=["failed"])
+    first.asset_state_store = store
+    run_for(
+        (
+            [collect(first.run(), first_events)],
+            [(0.3, lambda: emulator.end_session("brightdata", ids[0], status="failed")), (0.3, lambda: None)],
+        )
+    )
+    assert [e["session_id"] for e in first_events] == [ids[0]]
+    assert store.values  # the watch was saved
+
+    # The triggerer is down: a watched session fails, and a new one starts and fails.
+    emulator.end_session("brightdata", ids[1], status="failed")
+    newcomer = emulator.add_session("brightdata", duration=None)["session_id"]
+    emulator.end_session("brightdata", newcomer, status="failed")
+
+    second_events: list[dict] = []
+    second = trigger(**first.serialize()[1])
+    second.asset_state_store = store
+    run_for(([collect(second.run(), second_events)], [(0.6, lambda: None)]))
+    assert sorted(e["session_id"] for e in second_events) == sorted([ids[1], newcomer])  # none lost, none twice
+
+
+@needs_airflow3
+def test_bad_arguments_are_refused_up_front():
+    with pytest.raises(InvalidQueryError, match="'on'"):
+        trigger(on=["running"])
+    with pytest.raises(InvalidQueryError, match="'status'"):
+        trigger(filters={"status": "failed"})
+    with pytest.raises(InvalidQueryError, match="'poll_interval'"):
+        trigger(poll_interval=0)
+
+
+@needs_airflow3
+def test_serializes_exactly_its_arguments():
+    original = trigger(on="failed", filters={"api_name": "checkout"})
+    classpath, kwargs = original.serialize()
+    assert classpath == "airflow_provider_browsersessions.triggers.events.BrowserSessionEventTrigger"
+    assert kwargs == {"conn_id": BD, "on": ["failed"], "filters": {"api_name": "checkout"}, "poll_interval": INTERVAL}
+    assert trigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="only Airflow 2.11 lacks asset watchers")
+def test_on_airflow_2_the_trigger_explains_itself():
+    with pytest.raises(ConnectionConfigError, match=r"Airflow 3\.0 or newer"):
+        trigger()
