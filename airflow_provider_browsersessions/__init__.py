@@ -124,7 +124,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": integration,
-                "python-modules": ["airflow_provider_browsersessions.triggers.sessions"],
+                "python-modules": [
+                    "airflow_provider_browsersessions.triggers.sessions",
+                    "airflow_provider_browsersessions.triggers.events",
+                ],
             }
         ],
         "connection-types": CONNECTION_TYPES,

@@ -23,6 +23,7 @@ DAGS = (
     "example_brightdata_failed_triage",
     "example_brightdata_zone_gate",
     "example_cloudflare_housekeeping",
+    "example_brightdata_failed_session_watcher",
 )
 # Lines Airflow itself writes start with a timestamp, a bracket or indentation; the rest is what tasks printed.
 _AIRFLOW_LINE = re.compile(r"^(\d{4}-\d\d-\d\d|\[|\s|Traceback|During handling|\w+Error:|$)")
@@ -57,6 +58,42 @@ def prepare(dag_id: str, emulator) -> None:  # type: ignore[no-untyped-def]
         now = emulator.now()
         for age in (900, 600, 30):  # two of them run longer than the 3-minute threshold
             emulator.add_session("cloudflare", started_at=now - age)
+
+
+def watch(emulator, env: dict[str, str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """
+    The watcher example's trigger, run in this process as a triggerer would run it: two sessions fail
+    and one finishes while it watches; it must report exactly the two failures.
+    """
+    import asyncio
+
+    from airflow_provider_browsersessions.triggers.events import BrowserSessionEventTrigger
+
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_")})
+    ids = [emulator.add_session("brightdata", duration=None)["session_id"] for _ in range(3)]
+    trigger = BrowserSessionEventTrigger(conn_id="brightdata_default", on=["failed"], poll_interval=0.5)
+    events: list[dict] = []
+
+    async def scenario() -> None:
+        async def consume() -> None:
+            async for event in trigger.run():
+                events.append(event.payload)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(1.0)
+        emulator.end_session("brightdata", ids[0], status="failed", error={"code": "timeout", "message": "Timed out"})
+        emulator.end_session("brightdata", ids[1], status="finished")
+        emulator.end_session("brightdata", ids[2], status="failed", error={"code": "blocked", "message": "Blocked"})
+        await asyncio.sleep(2.0)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    lines = [f"watcher event: {e['session_id']} {e['status']} ({e['error_code']})" for e in events]
+    reported = sorted(e["session_id"] for e in events)
+    ok = reported == sorted([ids[0], ids[2]])
+    lines.append(f"{len(events)} event(s) for 2 failed sessions: {'exactly once each' if ok else 'WRONG'}")
+    return lines if ok else [*lines, "FAILED"]
 
 
 def run(dag_id: str, env: dict[str, str]) -> tuple[bool, float, list[str]]:
@@ -94,6 +131,12 @@ def main() -> int:
             print(f"▶ {dag_id}", flush=True)
             prepare(dag_id, emulator)
             ok, seconds, lines = run(dag_id, env)
+            if dag_id == "example_brightdata_failed_session_watcher":
+                # `dags test` runs the DAG's tasks; the asset watcher's trigger runs in the triggerer, so
+                # the demo runs that trigger here, as a triggerer would, against the same emulator.
+                watched = watch(emulator, env)
+                ok = ok and "FAILED" not in watched
+                lines = [*lines, *watched]
             for line in lines:
                 print(f"    {line}")
             print(f"  {'✔ success' if ok else '✘ FAILED'} in {seconds:.1f} s\n", flush=True)

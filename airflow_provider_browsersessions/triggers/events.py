@@ -172,7 +172,14 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
                 if history is not None and behind:
                     # This watcher looked last before the shared window begins (it restarted, or joined a
                     # running group): fetch the gap itself, once.
-                    history = [*history, *await _history(hook, self.query, own_since)]
+                    try:
+                        history = [*history, *await _history(hook, self.query, own_since)]
+                    except ApiError as err:
+                        if not err.retryable:
+                            raise
+                        # Stepping without the gap would skip it for good: wait for the next snapshot.
+                        self.log.warning("Catching up failed (%s); trying again at the next poll", err)
+                        continue
                 ended, to_read = watch.step(snapshot.running, history)
                 for session_id in to_read:
                     session = await self._read(hook, session_id)

@@ -8,11 +8,14 @@ and sessions are placed at known offsets before it, so the window selects a know
 
 from __future__ import annotations
 
+import runpy
 from pathlib import Path
 
 import pendulum
 import pytest
 from airflow_harness import run_dag
+
+from airflow_provider_browsersessions.compat import AIRFLOW_V_3_0_PLUS
 
 pytestmark = pytest.mark.system
 
@@ -111,3 +114,17 @@ def test_cloudflare_housekeeping_closes_only_the_long_running_sessions(emulator)
     assert not records[young["sessionId"]].get("endTime")
     closes = emulator.request_count(platform="cloudflare", method="DELETE")
     assert closes == len(old)
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="asset watchers are Airflow 3 only")
+def test_the_watcher_example_declares_an_asset_watched_by_our_trigger(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLES / "example_brightdata_failed_session_watcher.py"))
+    assert bag.import_errors == {}
+    assert bag.get_dag("example_brightdata_failed_session_watcher") is not None
+    module = runpy.run_path(str(EXAMPLES / "example_brightdata_failed_session_watcher.py"))
+    (watcher,) = module["failed_sessions"].watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath == "airflow_provider_browsersessions.triggers.events.BrowserSessionEventTrigger"
+    assert kwargs["on"] == ["failed"]

@@ -221,3 +221,31 @@ def test_serializes_exactly_its_arguments():
 def test_on_airflow_2_the_trigger_explains_itself():
     with pytest.raises(ConnectionConfigError, match=r"Airflow 3\.0 or newer"):
         trigger()
+
+
+@needs_airflow3
+def test_a_watcher_back_after_a_long_downtime_fetches_the_gap_itself(emulator):
+    store = MemoryStateStore()
+    first = trigger(on=["failed"])
+    first.asset_state_store = store
+    emulator.add_session("brightdata", duration=None)
+    run_for(([collect(first.run(), [])], [(0.3, lambda: None)]))
+
+    # Ten minutes pass while the triggerer is down: one session starts and fails early on, and newer ones
+    # start later, so a fresh poll's history window (shortly before the newest start) no longer covers it.
+    emulator.advance(30)
+    early = emulator.add_session("brightdata", duration=None)["session_id"]
+    emulator.end_session("brightdata", early, status="failed")
+    emulator.advance(600)
+    emulator.add_session("brightdata", duration=None)
+
+    events: list[dict] = []
+    second = trigger(**first.serialize()[1])
+    second.asset_state_store = store
+    run_for(([collect(second.run(), events)], [(0.5, lambda: None)]))
+    assert [e["session_id"] for e in events] == [early]
+
+    fresh_events: list[dict] = []
+    fresh = trigger(on=["failed"])  # no memory: a baseline, nothing from before it is news
+    run_for(([collect(fresh.run(), fresh_events)], [(0.4, lambda: None)]))
+    assert fresh_events == []
