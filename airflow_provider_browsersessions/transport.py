@@ -196,14 +196,7 @@ class SyncTransport:
             body = response.content
         except requests.RequestException as err:
             raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
-        self.stats.requests += 1
-        self.stats.bytes_received += len(body)
-        try:
-            return decode_response(
-                self.platform, request, status=response.status_code, headers=response.headers, body=body
-            )
-        except ApiError as err:
-            raise _redacted(err, self.settings.secrets) from None
+        return _decoded(self, request, response.status_code, response.headers, body)
 
     def _describe(self, request: ApiRequest) -> str:
         return f"{self.platform.display_name} API {request.describe()}"
@@ -211,6 +204,18 @@ class SyncTransport:
     def close(self) -> None:
         """Close pooled connections."""
         self._session.close()
+
+
+def _decoded(
+    transport: SyncTransport | AsyncTransport, request: ApiRequest, status: int, headers: Any, body: bytes
+) -> Any:
+    """Count the response, then decode it (or raise its ``ApiError``, secrets redacted): both transports."""
+    transport.stats.requests += 1
+    transport.stats.bytes_received += len(body)
+    try:
+        return decode_response(transport.platform, request, status=status, headers=headers, body=body)
+    except ApiError as err:
+        raise _redacted(err, transport.settings.secrets) from None
 
 
 class AsyncTransport:
@@ -248,15 +253,7 @@ class AsyncTransport:
             )
         except self._httpx.HTTPError as err:
             raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
-        body = response.content
-        self.stats.requests += 1
-        self.stats.bytes_received += len(body)
-        try:
-            return decode_response(
-                self.platform, request, status=response.status_code, headers=response.headers, body=body
-            )
-        except ApiError as err:
-            raise _redacted(err, self.settings.secrets) from None
+        return _decoded(self, request, response.status_code, response.headers, response.content)
 
     async def aclose(self) -> None:
         """Close pooled connections."""

@@ -7,7 +7,7 @@ Reference: Bright Data's "Browser Sessions API" 1.0.0 (``GET /browser_sessions``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import pendulum
@@ -128,11 +128,12 @@ def parse_session(record: Any) -> BrowserSession:
         status = SessionStatus(str(status_text))
     except ValueError:
         raise ResponseShapeError(f"{what} has an unknown status {status_text!r}") from None
-    started_at = _parse_time(data.get("timestamp"), what)
+    started = _parse_time(data.get("timestamp"), what)
     duration = optional(data, "duration", (int, float), what)
     ended_at = None
-    if status.is_terminal() and started_at is not None and duration is not None:
-        ended_at = utc_datetime(started_at + timedelta(seconds=duration))
+    if status.is_terminal() and started is not None and duration is not None:
+        # Arithmetic on the plain datetime: pendulum's own addition costs ten times as much per session.
+        ended_at = utc_datetime(started + timedelta(seconds=duration))
     error = data.get("error")
     error_code = error_message = None
     if isinstance(error, Mapping):
@@ -144,7 +145,7 @@ def parse_session(record: Any) -> BrowserSession:
         provider=BrightDataPlatform.name,
         session_id=session_id,
         status=status,
-        started_at=started_at,
+        started_at=None if started is None else utc_datetime(started),
         ended_at=ended_at,
         duration=None if duration is None else float(duration),
         api_name=optional(data, "api_name", str, what),
@@ -159,20 +160,21 @@ def parse_session(record: Any) -> BrowserSession:
     )
 
 
-def _parse_time(value: Any, what: str) -> DateTime | None:
+def _parse_time(value: Any, what: str) -> datetime | None:
+    """The API's start timestamp as an aware datetime (UTC assumed when it names no zone)."""
     if value is None:
         return None
     if not isinstance(value, str):
         raise ResponseShapeError(f"{what} has a non-text timestamp")
     try:
         # The API's form ("2025-12-01T10:00:00Z") is what fromisoformat reads, fast; pendulum takes the rest.
-        return utc_datetime(datetime.fromisoformat(value))
+        parsed = datetime.fromisoformat(value)
     except ValueError:
-        pass
-    try:
-        parsed = pendulum.parse(value, tz="UTC")
-    except (ValueError, TypeError):
-        raise ResponseShapeError(f"{what} has an unreadable timestamp {value!r}") from None
-    if not isinstance(parsed, DateTime):
-        raise ResponseShapeError(f"{what} has a timestamp that is not a date-time: {value!r}")
-    return parsed.in_timezone("UTC")
+        try:
+            other = pendulum.parse(value, tz="UTC")
+        except (ValueError, TypeError):
+            raise ResponseShapeError(f"{what} has an unreadable timestamp {value!r}") from None
+        if not isinstance(other, DateTime):
+            raise ResponseShapeError(f"{what} has a timestamp that is not a date-time: {value!r}") from None
+        parsed = other
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
