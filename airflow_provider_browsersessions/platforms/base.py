@@ -130,6 +130,9 @@ class Platform(ABC):
                 ),
             )
 
+    #: Whether the list endpoint also returns ended sessions (history), not only the running ones.
+    lists_ended_sessions: ClassVar[bool] = True
+
     def lists_newest_first(self, query: SessionQuery) -> bool:
         """Whether list pages for ``query`` come ordered by start time, newest first (default: unknown, no)."""
         return False

@@ -45,6 +45,7 @@ class CloudflarePlatform(Platform):
     name: ClassVar[str] = "cloudflare"
     display_name: ClassVar[str] = "Cloudflare Browser Rendering"
     max_page_size: ClassVar[int] = 200
+    lists_ended_sessions: ClassVar[bool] = False  # the list holds active sessions only
     # Cloudflare records carry no zone, URLs, captcha, bandwidth or error: these cannot be answered.
     unsupported_filters: ClassVar[frozenset[str]] = frozenset(
         {"api_name", "target_url", "end_url", "captcha", "min_bandwidth", "has_error"}

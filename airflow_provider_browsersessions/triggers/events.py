@@ -129,7 +129,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
         query, running_query = _queries(dict(kwargs.get("filters") or {}))
         interval = float(kwargs["poll_interval"])
         hook = await aget_browser_sessions_hook(kwargs["conn_id"])
-        has_history = hook.platform.name == "brightdata"
+        has_history = hook.platform.lists_ended_sessions
         newest: float | None = None
         try:
             while True:
