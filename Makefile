@@ -18,7 +18,7 @@ help:
 	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION), then pytest on Airflow $(AIRFLOW2_VERSION)"
 	@echo "make lint           ruff check, ruff format --check, mypy"
 	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
-	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 10 minutes); bench-smoke: tiny sizes"
+	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 6 minutes); bench-smoke: tiny sizes (under a minute)"
 	@echo "make test-airflow3  pytest on Airflow 3 only; make test-airflow2: on Airflow 2.11 only"
 	@echo "make clean          remove the virtualenvs and build output"
 
@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml | $(UV)
 
 $(VENV2)/.installed: pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV2)
-	$(UV) pip install --quiet --python $(VENV2)/bin/python -e ".[dev]" "apache-airflow==$(AIRFLOW2_VERSION)"
+	$(UV) pip install --quiet --python $(VENV2)/bin/python -e ".[dev,bench]" "apache-airflow==$(AIRFLOW2_VERSION)"
 	touch $@
 
 demo: $(VENV)/.installed

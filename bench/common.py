@@ -7,8 +7,10 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 from datetime import UTC, datetime
 from importlib.metadata import version
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,6 +19,11 @@ if TYPE_CHECKING:
 #: Connection ids the HTTP-provider baseline uses (conn type ``http``, the Bearer header in its extra).
 HTTP_BRIGHTDATA = "bench_http_brightdata"
 HTTP_CLOUDFLARE = "bench_http_cloudflare"
+
+#: Where every interpreter of a benchmark run keeps compiled bytecode (``PYTHONPYCACHEPREFIX``): import
+#: costs are those of an installed deployment even where ``PYTHONDONTWRITEBYTECODE`` is set, and neither the
+#: sources nor the virtualenv get ``__pycache__`` directories from us.
+PYCACHE = Path(tempfile.gettempdir()) / "browsersessions-bench-pycache"
 
 
 def machine() -> str:

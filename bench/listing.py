@@ -26,17 +26,23 @@ def _cloudflare_next_page(response: Any) -> dict[str, Any] | None:
     return {"data": {"offset": offset + CLOUDFLARE_PAGE}}
 
 
-def http_provider_list(platform: str, account_id: str, started_after_ms: int | None) -> list[dict[str, Any]]:
-    """What a DAG author writes without this package: HttpOperator, a pagination_function, a response_filter."""
+def http_provider_list(
+    platform: str, account_id: str, started_after_ms: int | None, *, default_page: bool = False
+) -> list[dict[str, Any]]:
+    """What a DAG author writes without this package: HttpOperator, a pagination_function, a response_filter.
+
+    ``default_page`` leaves Bright Data's ``limit`` out, as an author who does not read its maximum would.
+    """
     from airflow.providers.http.operators.http import HttpOperator
 
     if platform == "brightdata":
+        page = {} if default_page else {"limit": BRIGHTDATA_PAGE}
         operator = HttpOperator(
             task_id="list_failed",
             http_conn_id=HTTP_BRIGHTDATA,
             method="GET",
             endpoint="/browser_sessions",
-            data={"status": "failed", "limit": BRIGHTDATA_PAGE, "offset": 0},
+            data={"status": "failed", **page, "offset": 0},
             pagination_function=_brightdata_next_page,
             response_filter=lambda responses: [s for r in responses for s in r.json()["sessions"]],
         )
@@ -115,6 +121,11 @@ def run(emulator: Any, *, brightdata_sizes: list[int], cloudflare_sizes: list[in
             theirs = _measure(emulator, theirs_call)
             assert ours[3] == expected, f"our listing found {ours[3]} of {expected}"
             assert theirs[3] == expected, f"the HTTP provider found {theirs[3]} of {expected}"
+            default_page = "n/a"
+            if platform == "brightdata":  # requests are exact: one run says it
+                naive = _measure(emulator, partial(http_provider_list, platform, "", None, default_page=True))
+                assert naive[3] == expected, f"the HTTP provider (default page) found {naive[3]} of {expected}"
+                default_page = str(naive[0])
             rows.append(
                 [
                     platform,
@@ -123,6 +134,7 @@ def run(emulator: Any, *, brightdata_sizes: list[int], cloudflare_sizes: list[in
                     minimum,
                     ours[0],
                     theirs[0],
+                    default_page,
                     f"{ours[1] / 1e6:.2f} / {theirs[1] / 1e6:.2f}",
                     f"{ours[2]:.2f} / {theirs[2]:.2f}",
                     f"{theirs[2] / ours[2]:.2f}x",
@@ -135,7 +147,10 @@ def run(emulator: Any, *, brightdata_sizes: list[int], cloudflare_sizes: list[in
         "or short pages (Cloudflare) and a `response_filter` that flattens the pages, at the same page sizes "
         "(100 and 200, the APIs' maximum). Minimum: ceil(matches / 100) on Bright Data (filters pushed down); "
         "on Cloudflare, which filters nothing server-side, every active session must be fetched: "
-        "ceil(N / 200), plus one empty page when N is a multiple of 200 (a short page is the only end signal)."
+        "ceil(N / 200), plus one empty page when N is a multiple of 200 (a short page is the only end signal). "
+        "*Default page size*: the same baseline without `limit`, so Bright Data's documented default of 50 applies; "
+        "not measured on Cloudflare, whose default is undocumented, so a short page cannot be recognised without "
+        "passing `limit`."
     )
     headers = [
         "platform",
@@ -144,6 +159,7 @@ def run(emulator: Any, *, brightdata_sizes: list[int], cloudflare_sizes: list[in
         "minimum requests",
         "our requests",
         "HTTP-provider requests",
+        "HTTP-provider requests, default page size",
         "MB received (ours / HTTP)",
         "seconds (ours / HTTP)",
         "HTTP ÷ ours (time)",
