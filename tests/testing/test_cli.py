@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,54 +16,117 @@ import pytest
 
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
+from airflow_provider_browsersessions.testing import EmulatorClient
 
 EXPORT = re.compile(r"^export (AIRFLOW_CONN_\w+)='(.+)'$")
 CONSOLE_SCRIPT = Path(sys.executable).with_name("browsersessions-emulator")
+PYTHON_M = [sys.executable, "-m", "airflow_provider_browsersessions.testing.cli"]
+SERVING = "Serving; press Ctrl-C to stop."
+STARTUP = 60.0  # seconds; generous, a slow machine imports slowly. Not a timing assertion: a hang guard.
 
 
-def start(command: list[str], ready_file: Path) -> subprocess.Popen[str]:
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not ready_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"the emulator did not start: {process.communicate()}")
-        time.sleep(0.05)
-    return process
+class RunningEmulator:
+    """A ``browsersessions-emulator`` process, its stdout read line by line as it prints."""
+
+    def __init__(self, command: list[str], ready_file: Path) -> None:
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.printed: list[str] = []
+        deadline = time.monotonic() + STARTUP
+        while not ready_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise AssertionError(f"the emulator did not start: {self.process.communicate()}")
+            time.sleep(0.05)
+        self.ready = json.loads(ready_file.read_text())
+        # The ready file is written just before the last banner line; read the banner up to it.
+        while not self.printed or self.printed[-1] != SERVING:
+            line = self._lines.get(timeout=STARTUP)
+            if line is None:
+                raise AssertionError(f"the emulator exited while starting: {self.printed}")
+            self.printed.append(line)
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line.rstrip("\n"))
+        self._lines.put(None)
+
+    def exports(self) -> dict[str, str]:
+        """The ``export AIRFLOW_CONN_...='...'`` lines it printed, as name -> value."""
+        return {m[1]: m[2] for line in self.printed if (m := EXPORT.match(line))}
+
+    def stop(self, signum: int) -> tuple[int, list[str], str]:
+        """Send ``signum``; return the exit code, what it printed after the banner, and stderr."""
+        self.process.send_signal(signum)
+        try:
+            self.process.wait(timeout=20)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+        rest = []
+        while (line := self._lines.get(timeout=20)) is not None:
+            rest.append(line)
+        assert self.process.stderr is not None
+        return self.process.returncode, rest, self.process.stderr.read()
 
 
 @pytest.mark.parametrize(
-    "launcher",
+    ("launcher", "signum"),
     [
-        pytest.param([sys.executable, "-m", "airflow_provider_browsersessions.testing.cli"], id="python-m"),
-        pytest.param([str(CONSOLE_SCRIPT)], id="console-script"),
+        pytest.param(PYTHON_M, signal.SIGINT, id="python-m"),
+        pytest.param([str(CONSOLE_SCRIPT)], signal.SIGINT, id="console-script"),
+        pytest.param([str(CONSOLE_SCRIPT)], signal.SIGTERM, id="console-script-sigterm"),
     ],
 )
-def test_printed_connection_values_work_with_both_hooks(launcher, tmp_path, monkeypatch):
+def test_printed_connection_values_work_with_both_hooks(launcher, signum, tmp_path, monkeypatch):
     ready = tmp_path / "ready.json"
-    process = start([*launcher, "--port", "0", "--sessions", "20", "--seed", "3", "--ready-file", str(ready)], ready)
+    # Speed 0: nothing ends between reading what was seeded and listing it through the hooks.
+    options = ["--port", "0", "--sessions", "20", "--seed", "3", "--speed", "0", "--ready-file", str(ready)]
+    emulator = RunningEmulator([*launcher, *options], ready)
     try:
-        urls = json.loads(ready.read_text())
-        for name, value in urls["env"].items():
-            monkeypatch.setenv(name, value)
+        exports = emulator.exports()
+        assert set(exports) == {
+            "AIRFLOW_CONN_BRIGHTDATA_DEFAULT",
+            "AIRFLOW_CONN_CLOUDFLARE_BROWSER_RENDERING_DEFAULT",
+        }
+        assert exports == emulator.ready["env"]  # the ready file and the banner agree
+        for name, value in exports.items():
+            monkeypatch.setenv(name, value)  # exactly what a user pastes into a shell
+
+        control = EmulatorClient(emulator.ready["url"])
+        seeded_bd = {r["session_id"] for r in control.sessions("brightdata")}
+        active_cf = {r["sessionId"] for r in control.sessions("cloudflare") if not r.get("endTime")}
+        assert len(seeded_bd) == 20
+        assert active_cf  # seed 3 has running Cloudflare browsers: the comparison below is not vacuous
+
         brightdata_hook = BrightDataBrowserHook()
         cloudflare_hook = CloudflareBrowserRenderingHook()
-        assert brightdata_hook.test_connection()[0]
-        assert cloudflare_hook.test_connection()[0]
-        assert len(brightdata_hook.list_sessions()) == 20
-        assert all(s.status == "running" for s in cloudflare_hook.list_sessions())
+        bd_ok, bd_message = brightdata_hook.test_connection()
+        cf_ok, cf_message = cloudflare_hook.test_connection()
+        assert bd_ok is True, bd_message
+        assert cf_ok is True, cf_message
+        assert {s.session_id for s in brightdata_hook.list_sessions()} == seeded_bd
+        assert {s.session_id for s in cloudflare_hook.list_sessions()} == active_cf
     finally:
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
-    assert process.returncode == 0, stderr
-    exports = dict(EXPORT.match(line).groups() for line in stdout.splitlines() if EXPORT.match(line))
-    assert exports == urls["env"]  # the printed values are exactly the ones that worked above
-    assert f"Bright Data base URL: {urls['brightdata_base_url']}" in stdout
-    assert f"Cloudflare base URL:  {urls['cloudflare_base_url']}" in stdout
-    assert stdout.rstrip().endswith("Emulator stopped.")
+        code, rest, stderr = emulator.stop(signum)
+    assert code == 0, stderr
+    assert rest == ["Emulator stopped."]
+    banner = emulator.printed
+    assert banner[0] == f"Bright Data base URL: {emulator.ready['brightdata_base_url']}"
+    assert banner[1] == f"Cloudflare base URL:  {emulator.ready['cloudflare_base_url']}"
+    assert banner[2] == f"Control API:          {emulator.ready['url']}/_emulator/"
 
 
 def test_help_lists_every_option():
     result = subprocess.run([str(CONSOLE_SCRIPT), "--help"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("usage: browsersessions-emulator")
     for option in ("--host", "--port", "--seed", "--sessions", "--speed", "--ready-file"):
         assert option in result.stdout
+
+
+def test_a_bad_option_is_a_usage_error():
+    result = subprocess.run([*PYTHON_M, "--port", "eighty"], capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert "--port: invalid int value" in result.stderr

@@ -1,7 +1,8 @@
-"""Every fault kind, seen by a raw HTTP client; scripted, random and Cloudflare's lockout."""
+"""Every fault kind, seen by a raw HTTP client; scripted, random and Cloudflare's lockout; the request log."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import time
@@ -13,12 +14,18 @@ from airflow_provider_browsersessions.testing import (
     DEFAULT_BRIGHTDATA_API_KEY,
     DEFAULT_CLOUDFLARE_ACCOUNT_ID,
     DEFAULT_CLOUDFLARE_API_TOKEN,
+    DEFAULT_CLOUDFLARE_EMAIL,
+    DEFAULT_CLOUDFLARE_GLOBAL_KEY,
     Emulator,
 )
 
 BD_AUTH = {"Authorization": f"Bearer {DEFAULT_BRIGHTDATA_API_KEY}"}
 CF_AUTH = {"Authorization": f"Bearer {DEFAULT_CLOUDFLARE_API_TOKEN}"}
 CF_LIST = f"/client/v4/accounts/{DEFAULT_CLOUDFLARE_ACCOUNT_ID}/browser-rendering/devtools/session"
+REQUESTS = {  # one list call per platform, as a raw client sends it
+    "brightdata": ("/browser_sessions", BD_AUTH),
+    "cloudflare": (CF_LIST, CF_AUTH),
+}
 
 
 @pytest.fixture
@@ -28,12 +35,17 @@ def emulator():
         yield emulator
 
 
-def bd(emulator):
-    return requests.get(f"{emulator.url}/browser_sessions", headers=BD_AUTH, timeout=10)
+def bd(emulator, path="/browser_sessions"):
+    return requests.get(f"{emulator.url}{path}", headers=BD_AUTH, timeout=10)
 
 
-def cf(emulator):
-    return requests.get(f"{emulator.url}{CF_LIST}", headers=CF_AUTH, timeout=10)
+def cf(emulator, path=""):
+    return requests.get(f"{emulator.url}{CF_LIST}{path}", headers=CF_AUTH, timeout=10)
+
+
+def call(emulator, platform):
+    path, headers = REQUESTS[platform]
+    return requests.get(f"{emulator.url}{path}", headers=headers, timeout=10)
 
 
 def test_429_carries_retry_after_in_each_platforms_shape(emulator):
@@ -47,37 +59,65 @@ def test_429_carries_retry_after_in_each_platforms_shape(emulator):
     emulator.script_faults([{"kind": "429", "retry_after": 0.5}], platform="cloudflare")
     limited = cf(emulator)
     assert (limited.status_code, limited.headers["Retry-After"]) == (429, "0.50")
+    assert limited.json()["success"] is False
     assert limited.json()["errors"][0]["code"] == 971
+    assert "Ratelimit" in limited.headers
 
 
-@pytest.mark.parametrize("kind", ["500", "503"])
-def test_server_errors(emulator, kind):
-    emulator.script_faults([{"kind": kind}])
-    assert bd(emulator).status_code == int(kind)
-    assert bd(emulator).status_code == 200  # a scripted fault is used once
+@pytest.mark.parametrize(
+    ("platform", "kind", "body"),
+    [
+        ("brightdata", "500", {"error": "Internal server error"}),
+        ("brightdata", "503", {"error": "Service unavailable"}),
+        (
+            "cloudflare",
+            "500",
+            {
+                "success": False,
+                "errors": [{"code": 2000, "message": "Internal server error"}],
+                "messages": [],
+                "result": None,
+            },
+        ),
+        ("cloudflare", "503", {"error": "Service unavailable"}),
+    ],
+)
+def test_server_errors_in_each_platforms_shape(emulator, platform, kind, body):
+    emulator.script_faults([{"kind": kind}], platform=platform)
+    failed = call(emulator, platform)
+    assert (failed.status_code, failed.json()) == (int(kind), body)
+    assert call(emulator, platform).status_code == 200  # a scripted fault is used once
 
 
-def test_html_error_page_from_a_proxy(emulator):
-    emulator.script_faults([{"kind": "html_error"}])
-    response = bd(emulator)
+@pytest.mark.parametrize("platform", ["brightdata", "cloudflare"])
+def test_html_error_page_from_a_proxy(emulator, platform):
+    emulator.script_faults([{"kind": "html_error"}], platform=platform)
+    response = call(emulator, platform)
     assert response.status_code == 502
     assert response.headers["Content-Type"] == "text/html"
     assert b"<h1>502 Bad Gateway</h1>" in response.content
 
 
-def test_malformed_json_is_a_200_with_a_cut_body(emulator):
-    emulator.script_faults([{"kind": "malformed_json"}])
-    response = bd(emulator)
+@pytest.mark.parametrize("platform", ["brightdata", "cloudflare"])
+def test_malformed_json_is_a_200_with_a_cut_body(emulator, platform):
+    emulator.script_faults([{"kind": "malformed_json"}], platform=platform)
+    response = call(emulator, platform)
     assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
     with pytest.raises(json.JSONDecodeError):
         json.loads(response.content)
+    assert call(emulator, platform).json() is not None
 
 
-def test_latency_delays_the_answer(emulator):
-    emulator.script_faults([{"kind": "latency", "seconds": 0.3}])
+@pytest.mark.parametrize("platform", ["brightdata", "cloudflare"])
+def test_latency_delays_the_normal_answer(emulator, platform):
+    normal = call(emulator, platform).json()
+    emulator.script_faults([{"kind": "latency", "seconds": 0.3}], platform=platform)
     started = time.monotonic()
-    assert bd(emulator).status_code == 200
+    delayed = call(emulator, platform)
+    # Only a lower bound: the machine may be slow, but the answer cannot come before the delay.
     assert time.monotonic() - started >= 0.3
+    assert (delayed.status_code, delayed.json()) == (200, normal)
 
 
 def test_close_mid_body_hangs_up_after_half_the_promised_body(emulator):
@@ -86,25 +126,54 @@ def test_close_mid_body_hangs_up_after_half_the_promised_body(emulator):
     connection.request("GET", "/browser_sessions", headers=BD_AUTH)
     response = connection.getresponse()
     assert response.status == 200
-    with pytest.raises(http.client.IncompleteRead):
+    with pytest.raises(http.client.IncompleteRead) as cut:
         response.read()
+    assert 0 < len(cut.value.partial) < int(response.headers["Content-Length"])
     connection.close()
     assert bd(emulator).status_code == 200
 
 
+def test_close_mid_body_is_a_broken_connection_for_requests(emulator):
+    emulator.script_faults([{"kind": "close_mid_body"}], platform="cloudflare")
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        cf(emulator)
+    assert cf(emulator).status_code == 200
+
+
 def test_scripts_match_by_platform_method_and_path_and_ok_passes_a_slot(emulator):
+    # [START scripted_faults]
     emulator.script_faults([{"kind": "ok"}, {"kind": "503"}], platform="brightdata", method="GET", path_contains="/x")
-    other_path = bd(emulator)  # does not match path_contains
-    cloudflare = cf(emulator)  # other platform
-    first = requests.get(f"{emulator.url}/browser_sessions/x", headers=BD_AUTH, timeout=10)
-    second = requests.get(f"{emulator.url}/browser_sessions/x", headers=BD_AUTH, timeout=10)
+    other_path = bd(emulator)  # does not match path_contains: served normally, the script is untouched
+    cloudflare = cf(emulator)  # another platform: served normally
+    first = bd(emulator, "/browser_sessions/x")  # "ok": served normally (an unknown id: 404)
+    second = bd(emulator, "/browser_sessions/x")  # the 503
+    third = bd(emulator, "/browser_sessions/x")  # the script is used up
     assert (other_path.status_code, cloudflare.status_code) == (200, 200)
-    assert (first.status_code, second.status_code) == (404, 503)  # "ok" served normally: unknown id
+    assert (first.status_code, second.status_code, third.status_code) == (404, 503, 404)
+    # [END scripted_faults]
+
+
+def test_scripts_match_by_method(emulator):
+    session = emulator.add_session("cloudflare", duration=600)
+    emulator.script_faults([{"kind": "500"}], method="DELETE")
+    assert cf(emulator).status_code == 200  # a GET does not use the DELETE's fault
+    url = f"{emulator.url}{CF_LIST.removesuffix('/session')}/browser/{session['sessionId']}"
+    assert requests.delete(url, headers=CF_AUTH, timeout=10).status_code == 500
+    assert requests.delete(url, headers=CF_AUTH, timeout=10).json() == {"status": "closing"}
+
+
+def test_scripts_queue_in_order(emulator):
+    emulator.script_faults([{"kind": "500"}, {"kind": "429", "retry_after": 0}, {"kind": "503"}])
+    assert [bd(emulator).status_code for _ in range(4)] == [500, 429, 503, 200]
 
 
 def test_an_unknown_fault_kind_is_refused(emulator):
     with pytest.raises(ValueError, match="kind"):
         emulator.script_faults([{"kind": "explode"}])
+    with pytest.raises(ValueError, match="kind"):
+        emulator.set_random_faults(rate=0.5, kinds=["explode"], seed=1)
+    with pytest.raises(ValueError, match="rate"):
+        emulator.set_random_faults(rate=1.5, kinds=["500"], seed=1)
 
 
 def test_random_faults_are_reproducible_for_a_seed(emulator):
@@ -116,37 +185,93 @@ def test_random_faults_are_reproducible_for_a_seed(emulator):
     assert first == again
     assert first != other
     assert 5 < sum(code != 200 for code in first) < 25
+    assert {code for code in first if code != 200} == {500, 503, 429}
     log = emulator.request_log()
-    assert {e["fault"] for e in log if e["status"] != 200} <= {"500", "503", "429"}
+    assert [e["fault"] is None for e in log] == [e["status"] == 200 for e in log]
 
 
 def test_random_faults_can_be_limited_to_one_platform(emulator):
     emulator.set_random_faults(rate=1.0, kinds=["500"], seed=0, platform="cloudflare")
     assert bd(emulator).status_code == 200
     assert cf(emulator).status_code == 500
+    emulator.clear_faults()
+    assert cf(emulator).status_code == 200
 
 
 def test_cloudflare_lockout_answers_429_to_every_call_until_the_window_ends(emulator):
-    emulator.set_lockout(budget=3, window=0.6)
-    started = time.monotonic()
-    answers = [cf(emulator).status_code for _ in range(6)]
-    assert answers[:3] == [200, 200, 200]
-    assert set(answers[3:]) == {429}
-    assert bd(emulator).status_code == 200  # Bright Data has no such lockout
-    locked = cf(emulator)
-    if time.monotonic() - started < 0.6:  # still inside the window (it is short): the 429 says how long is left
-        assert locked.status_code == 429
-        assert 0 < float(locked.headers["Retry-After"]) <= 0.6
-    time.sleep(max(0.0, 0.65 - (time.monotonic() - started)))
+    # The window is scaled down from Cloudflare's 300 s. A burst must fall inside one window for its
+    # answers to be predictable; on a very slow machine the window is widened and the burst repeated.
+    for window in (0.5, 2.0, 8.0):
+        burst_started = time.monotonic()
+        emulator.clear_log()
+        emulator.set_lockout(budget=3, window=window)
+        set_at = time.monotonic()
+        brightdata = [bd(emulator).status_code for _ in range(5)]  # Bright Data neither counts nor is locked out
+        cloudflare = [cf(emulator) for _ in range(6)]
+        brightdata.append(bd(emulator).status_code)
+        if time.monotonic() - burst_started < window:
+            break
+    else:
+        pytest.fail("the machine never sent 12 loopback requests within 8 s")
+    assert brightdata == [200] * 6
+    assert [r.status_code for r in cloudflare] == [200, 200, 200, 429, 429, 429]
+    for locked in cloudflare[3:]:
+        assert locked.json()["errors"][0]["code"] == 971
+        assert 0 < float(locked.headers["Retry-After"]) <= window  # what is left of the window
+    assert [e["fault"] for e in emulator.request_log(platform="cloudflare")] == [None] * 3 + ["lockout"] * 3
+
+    time.sleep(max(0.0, set_at + window + 0.05 - time.monotonic()))
+    assert cf(emulator).status_code == 200  # a new window: served again
+
+
+def test_lockout_off(emulator):
+    emulator.set_lockout(budget=0, window=60)
+    assert cf(emulator).status_code == 429
+    emulator.set_lockout(budget=None)
     assert cf(emulator).status_code == 200
-    lockout_entries = [e for e in emulator.request_log(platform="cloudflare") if e["fault"] == "lockout"]
-    assert len(lockout_entries) >= 3
+
+
+def test_the_request_log_records_each_api_request(emulator):
+    emulator.script_faults([{"kind": "503"}], platform="cloudflare")
+    requests.get(
+        f"{emulator.url}/browser_sessions", params={"status": "failed", "limit": 5}, headers=BD_AUTH, timeout=10
+    )
+    cf(emulator)
+    requests.get(f"{emulator.url}/_emulator/health", timeout=10)  # control calls are not API requests
+    first, second = emulator.request_log()
+    assert set(first) == {"seq", "platform", "method", "path", "query", "raw_query", "status", "fault", "bytes", "time"}
+    assert (first["seq"], first["platform"], first["method"], first["path"]) == (
+        1,
+        "brightdata",
+        "GET",
+        "/browser_sessions",
+    )
+    assert first["query"] == {"status": ["failed"], "limit": ["5"]}
+    assert (first["status"], first["fault"]) == (200, None)
+    assert first["bytes"] > 0
+    assert (second["seq"], second["platform"], second["status"], second["fault"]) == (2, "cloudflare", 503, "503")
+    assert emulator.request_count(platform="brightdata", method="get", path_contains="browser_sessions") == 1
+    assert emulator.request_count(method="POST") == 0
 
 
 def test_the_request_log_never_holds_credentials(emulator):
-    emulator.script_faults([{"kind": "500"}])
-    bd(emulator)
+    emulator.script_faults([{"kind": "500"}, {"kind": "ok"}, {"kind": "close_mid_body"}])
+    for _ in range(3):
+        with contextlib.suppress(requests.exceptions.ChunkedEncodingError):
+            bd(emulator)
     cf(emulator)
-    text = json.dumps(emulator.request_log())
-    assert DEFAULT_BRIGHTDATA_API_KEY not in text
-    assert DEFAULT_CLOUDFLARE_API_TOKEN not in text
+    legacy = {"X-Auth-Email": DEFAULT_CLOUDFLARE_EMAIL, "X-Auth-Key": DEFAULT_CLOUDFLARE_GLOBAL_KEY}
+    requests.get(f"{emulator.url}{CF_LIST}", headers=legacy, timeout=10)
+    requests.get(f"{emulator.url}{CF_LIST}", headers={"Authorization": "Bearer wrong-secret"}, timeout=10)
+    in_process = json.dumps(emulator.request_log())
+    over_http = requests.get(f"{emulator.url}/_emulator/requests", timeout=10).text
+    assert len(emulator.request_log()) == 6
+    for text in (in_process, over_http):
+        for secret in (
+            DEFAULT_BRIGHTDATA_API_KEY,
+            DEFAULT_CLOUDFLARE_API_TOKEN,
+            DEFAULT_CLOUDFLARE_EMAIL,
+            DEFAULT_CLOUDFLARE_GLOBAL_KEY,
+            "wrong-secret",
+        ):
+            assert secret not in text

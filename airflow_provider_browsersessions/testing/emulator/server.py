@@ -472,7 +472,13 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = Reply(429, {"error": "Too many requests"})
             reply.headers.update({**extra, "Retry-After": _number(fault.get("retry_after", 1))})
             return reply, False
+        if kind == "500" and platform == "cloudflare":
+            # Cloudflare's 500 is code 2000 in its envelope (shared/api notes, "Codes seen").
+            reply = cloudflare_api.error(500, 2000, "Internal server error")
+            reply.headers.update(extra)
+            return reply, False
         if kind in ("500", "503"):
+            # Cloudflare's 503 body is undocumented (only "no browser available"): the {"error": ...} fallback.
             message = "Internal server error" if kind == "500" else "Service unavailable"
             return Reply(int(str(kind)), {"error": message}, extra), False
         if fault is not None and kind == "body":
