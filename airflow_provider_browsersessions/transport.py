@@ -213,7 +213,9 @@ def _decoded(
     transport.stats.requests += 1
     transport.stats.bytes_received += len(body)
     try:
-        return decode_response(transport.platform, request, status=status, headers=headers, body=body)
+        return decode_response(
+            transport.platform, request, status=status, headers=headers, body=body, secrets=transport.settings.secrets
+        )
     except ApiError as err:
         raise _redacted(err, transport.settings.secrets) from None
 

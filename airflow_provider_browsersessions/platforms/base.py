@@ -182,12 +182,14 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds) if seconds == seconds else None  # NaN guard
 
 
-def api_error_text(body: bytes) -> str:
+def api_error_text(body: bytes, secrets: Sequence[str] = ()) -> str:
     """
     The API's own error text, whatever shape it came in.
 
     Cloudflare's envelope ``{"errors": [{"code", "message"}]}``, ``{"error": "..."}`` (Bright Data,
     Cloudflare tooling), ``{"message": "..."}`` and raw text or HTML are all understood.
+
+    :param secrets: Values replaced by ``***`` before the text is cut to length (a proxy may echo them).
     """
     text = body.decode("utf-8", errors="replace").strip()
     if not text:
@@ -195,19 +197,19 @@ def api_error_text(body: bytes) -> str:
     try:
         data = json.loads(text)
     except ValueError:
-        return _shorten(re.sub(r"<[^>]*>", " ", text))
+        return _shorten(re.sub(r"<[^>]*>", " ", text), secrets)
     if isinstance(data, dict):
         errors = data.get("errors")
         if isinstance(errors, list) and errors:
-            return _shorten("; ".join(_describe_error_item(item) for item in errors))
+            return _shorten("; ".join(_describe_error_item(item) for item in errors), secrets)
         for key in ("error", "message", "detail"):
             value = data.get(key)
             if isinstance(value, dict):
                 value = value.get("message") or value.get("code")
             if isinstance(value, str) and value:
                 details = data.get("details")
-                return _shorten(f"{value} ({details})" if isinstance(details, str) and details else value)
-    return _shorten(text)
+                return _shorten(f"{value} ({details})" if isinstance(details, str) and details else value, secrets)
+    return _shorten(text, secrets)
 
 
 def _describe_error_item(item: Any) -> str:
@@ -219,24 +221,37 @@ def _describe_error_item(item: Any) -> str:
     return str(item)
 
 
-def _shorten(text: str) -> str:
+def _shorten(text: str, secrets: Sequence[str] = ()) -> str:
+    # Redact before cutting: a cut through an echoed credential would leave a prefix of it that no later
+    # redaction of the whole value can recognise.
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
     text = " ".join(text.split())
     return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def decode_response(
-    platform: Platform, request: ApiRequest, *, status: int, headers: Mapping[str, str], body: bytes
+    platform: Platform,
+    request: ApiRequest,
+    *,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Sequence[str] = (),
 ) -> Any:
     """
     Turn an HTTP response into the decoded JSON payload, or raise the matching ``ApiError``.
 
     Errors carry the platform, the request (never its query string or headers), the status and the
-    API's own text. ``headers`` must be case-insensitive (requests and httpx both provide that).
+    API's own text, with ``secrets`` redacted. ``headers`` must be case-insensitive (requests and httpx
+    both provide that).
     """
     if 200 <= status < 300:
         try:
             return json.loads(body) if body.strip() else None
-        except ValueError as err:
+        # RecursionError: JSON nested thousands deep (a broken or hostile proxy) exhausts the parser's stack.
+        except (ValueError, RecursionError) as err:
             detail = f"{err.msg} at byte {err.pos}" if isinstance(err, json.JSONDecodeError) else str(err)
             error = MalformedResponseError(
                 platform=platform.display_name,
@@ -266,7 +281,7 @@ def decode_response(
         method=request.method,
         path=request.path,
         status=status,
-        message=api_error_text(body),
+        message=api_error_text(body, secrets),
         retry_after=parse_retry_after(headers.get("Retry-After")),
     )
 

@@ -6,6 +6,7 @@ Reference: Bright Data's "Browser Sessions API" 1.0.0 (``GET /browser_sessions``
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -130,10 +131,16 @@ def parse_session(record: Any) -> BrowserSession:
         raise ResponseShapeError(f"{what} has an unknown status {status_text!r}") from None
     started = _parse_time(data.get("timestamp"), what)
     duration = optional(data, "duration", (int, float), what)
+    if duration is not None and not math.isfinite(duration):
+        # Python's JSON reader accepts NaN and Infinity; no duration is either.
+        raise ResponseShapeError(f"{what} has a duration that is not a finite number: {duration!r}")
     ended_at = None
     if status.is_terminal() and started is not None and duration is not None:
         # Arithmetic on the plain datetime: pendulum's own addition costs ten times as much per session.
-        ended_at = utc_datetime(started + timedelta(seconds=duration))
+        try:
+            ended_at = utc_datetime(started + timedelta(seconds=duration))
+        except OverflowError:
+            raise ResponseShapeError(f"{what} ends outside the calendar (duration {duration!r})") from None
     error = data.get("error")
     error_code = error_message = None
     if isinstance(error, Mapping):

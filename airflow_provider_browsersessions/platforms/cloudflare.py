@@ -109,7 +109,10 @@ def _epoch_ms(record: Mapping[str, Any], key: str, what: str) -> DateTime | None
     # The reference's example sends 0 for every time: 0 means "not set", never 1970.
     if not value:
         return None
-    return utc_datetime(datetime.fromtimestamp(value / 1000, UTC))
+    try:
+        return utc_datetime(datetime.fromtimestamp(value / 1000, UTC))
+    except (ValueError, OverflowError, OSError):  # NaN, infinities, times outside the calendar
+        raise ResponseShapeError(f"{what}.{key} is not a time: {value!r}") from None
 
 
 def parse_session(record: Any) -> BrowserSession:

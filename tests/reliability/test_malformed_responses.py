@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 
 import pytest
 
-from airflow_provider_browsersessions.exceptions import ApiError, MalformedResponseError, ServerError
+from airflow_provider_browsersessions.exceptions import ApiError, MalformedResponseError, ServerError, TransportError
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
 from airflow_provider_browsersessions.sessions import SessionQuery
 from airflow_provider_browsersessions.transport import RetryPolicy
+from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
 
 NO_RETRY = RetryPolicy(max_retries=0, max_wait=1.0)
 ONE_RETRY = RetryPolicy(max_retries=1, max_wait=1.0, backoff=0.01, max_backoff=0.01)
@@ -42,6 +44,20 @@ BRIGHTDATA_LIST_BODIES = {
     ),
     "a session that is a number": json.dumps({"sessions": [7], "pagination": {"has_more": False}}),
     "total as text": json.dumps({"sessions": [], "total": "many", "pagination": {"has_more": False}}),
+    # Python's JSON reader takes NaN and Infinity, and numbers of any size: none of them is a duration.
+    "duration NaN": json.dumps(
+        {"sessions": [{**GOOD_SESSION, "duration": math.nan}], "pagination": {"has_more": False}}
+    ),
+    "duration Infinity": json.dumps(
+        {"sessions": [{**GOOD_SESSION, "duration": math.inf}], "pagination": {"has_more": False}}
+    ),
+    "duration 1e300": json.dumps(
+        {"sessions": [{**GOOD_SESSION, "duration": 1e300}], "pagination": {"has_more": False}}
+    ),
+    "ends after year 9999": json.dumps(
+        {"sessions": [{**GOOD_SESSION, "timestamp": "9999-12-31T23:59:59Z"}], "pagination": {"has_more": False}}
+    ),
+    "nested 100000 deep": "[" * 100_000 + "]" * 100_000,
 }
 CLOUDFLARE_LIST_BODIES = {
     "an object": json.dumps({"sessions": []}),
@@ -50,6 +66,19 @@ CLOUDFLARE_LIST_BODIES = {
     "startTime as text": json.dumps([{"sessionId": "x", "startTime": "now"}]),
     "closeReason as a list": json.dumps([{"sessionId": "x", "closeReason": [1]}]),
     "envelope with a non-list result": json.dumps({"success": True, "result": {"a": 1}}),
+    "envelope with success false": json.dumps({"success": False, "result": [], "errors": [{"code": 1}]}),
+    "startTime NaN": json.dumps([{"sessionId": "x", "startTime": math.nan}]),
+    "startTime Infinity": json.dumps([{"sessionId": "x", "startTime": math.inf}]),
+    "startTime 1e20": json.dumps([{"sessionId": "x", "startTime": 1e20}]),
+    "endTime -1e20": json.dumps([{"sessionId": "x", "startTime": 5, "endTime": -1e20}]),
+    "nested 100000 deep": "[" * 100_000 + "]" * 100_000,
+}
+CLOUDFLARE_READ_BODIES = {
+    "an array": "[]",
+    "a string": json.dumps("closed"),
+    "sessionId as a number": json.dumps({"sessionId": 5}),
+    "envelope with a list result": json.dumps({"success": True, "result": []}),
+    "endTime as text": json.dumps({"sessionId": "x", "endTime": "later"}),
 }
 
 
@@ -120,6 +149,48 @@ def test_an_html_error_page_from_a_proxy(emulator, status):
     assert isinstance(error, ServerError)
     assert error.status == status
     assert f"{status} Gateway" in str(error)
+
+
+@pytest.mark.parametrize("case", sorted(CLOUDFLARE_READ_BODIES))
+def test_cloudflare_reads_of_the_wrong_shape(emulator, case):
+    emulator.script_faults([{"kind": "body", "body": CLOUDFLARE_READ_BODIES[case]}], platform="cloudflare")
+    hook = CloudflareBrowserRenderingHook(retry=NO_RETRY)
+    error = expect_api_error(lambda: hook.get_session("x"), "Cloudflare Browser Rendering", "/devtools/session/x")
+    assert isinstance(error, MalformedResponseError)
+
+
+@pytest.mark.parametrize("platform", ["brightdata", "cloudflare"])
+def test_a_connection_closed_mid_body_on_every_attempt_is_a_transport_error(emulator, platform):
+    emulator.script_faults([{"kind": "close_mid_body"}] * 2, platform=platform)
+    hook = (
+        BrightDataBrowserHook(retry=ONE_RETRY)
+        if platform == "brightdata"
+        else CloudflareBrowserRenderingHook(retry=ONE_RETRY)
+    )
+    name = "Bright Data" if platform == "brightdata" else "Cloudflare Browser Rendering"
+    error = expect_api_error(
+        hook.list_sessions, name, "/browser_sessions" if platform == "brightdata" else "/devtools/session"
+    )
+    assert isinstance(error, TransportError)
+    assert error.status is None
+    assert "gave up after 2 attempt(s)" in str(error)
+
+
+def test_a_malformed_answer_ends_a_deferred_wait_with_an_error_event_naming_the_endpoint(emulator):
+    sid = emulator.add_session("brightdata", duration=None)["session_id"]
+    emulator.script_faults([{"kind": "body", "body": BRIGHTDATA_LIST_BODIES["null sessions"]}], platform="brightdata")
+    trigger = BrowserSessionsTrigger(
+        conn_id="brightdata_default", session_ids=[sid, "another"], filters=SessionQuery().to_dict(), poll_interval=0.05
+    )
+
+    async def first_event():
+        async for event in trigger.run():
+            return event
+        return None
+
+    event = asyncio.run(asyncio.wait_for(first_event(), 30))
+    assert event.payload["status"] == "error"
+    assert event.payload["message"].startswith("Bright Data API GET /browser_sessions failed: HTTP 200: unexpected")
 
 
 def test_a_read_of_the_wrong_shape(emulator):
