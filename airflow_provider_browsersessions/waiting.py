@@ -115,6 +115,8 @@ class WaitPlan:
     :param session_ids: Watched ids; None waits until no running session matches ("drain"), and then
         reports every session it saw running.
     :param missing: Policy for watched ids the platform no longer knows.
+    :param seen_running: Drain only: ids an earlier process of the same wait saw running (a sensor's
+        first poke, handed to its trigger), so that one ending in between is still reported.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class WaitPlan:
         query: SessionQuery,
         session_ids: tuple[str, ...] | None,
         missing: MissingPolicy | str = MissingPolicy.FINISHED,
+        seen_running: Iterable[str] = (),
     ) -> None:
         try:
             self.missing = MissingPolicy(str(missing).lower())
@@ -135,7 +138,7 @@ class WaitPlan:
         self.running_query = query.replace(status="running", sort=None, order=None)
         # Terminal states never change, so what was learned once is kept (None: the platform forgot it).
         self.final: dict[str, BrowserSession | None] = {}
-        self._seen_running: dict[str, None] = {}
+        self._seen_running: dict[str, None] = dict.fromkeys(seen_running) if session_ids is None else {}
 
     @property
     def watched(self) -> tuple[str, ...]:

@@ -154,6 +154,9 @@ class BrowserSessionsSensor(BaseSensorOperator):
                 fail_on_failed=self.fail_on_failed,
                 poll_interval=float(self.poke_interval),
                 end_time=time.time() + float(self.timeout),
+                # Draining: what the first poke saw running, or a session ending before the trigger's
+                # first poll would never be reported (nor fail the gate).
+                seen_running=list(plan.watched) if plan.session_ids is None else None,
             ),
             method_name="execute_complete",
             # The trigger fires its own clear timeout event first; this is the safety net.

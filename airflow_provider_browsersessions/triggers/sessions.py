@@ -36,6 +36,8 @@ class BrowserSessionsTrigger(BaseTrigger):
     :param fail_on_failed: Fire a ``failed`` event as soon as a watched session failed.
     :param poll_interval: Seconds between polls.
     :param end_time: Epoch seconds after which a ``timeout`` event fires (None: no limit).
+    :param seen_running: Drain only: ids the sensor already saw running before it deferred. A session
+        that ends before the trigger's first poll is still read and reported, never dropped.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class BrowserSessionsTrigger(BaseTrigger):
         fail_on_failed: bool = True,
         poll_interval: float = 60.0,
         end_time: float | None = None,
+        seen_running: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -57,6 +60,7 @@ class BrowserSessionsTrigger(BaseTrigger):
         self.fail_on_failed = fail_on_failed
         self.poll_interval = float(poll_interval)
         self.end_time = end_time
+        self.seen_running = list(seen_running or [])
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and exactly the constructor's arguments (a connection id, never a secret)."""
@@ -70,12 +74,18 @@ class BrowserSessionsTrigger(BaseTrigger):
                 "fail_on_failed": self.fail_on_failed,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
+                "seen_running": self.seen_running,
             },
         )
 
     def _plan(self) -> WaitPlan:
         session_ids = None if self.session_ids is None else tuple(self.session_ids)
-        return WaitPlan(query=SessionQuery.build(**self.filters), session_ids=session_ids, missing=self.missing)
+        return WaitPlan(
+            query=SessionQuery.build(**self.filters),
+            session_ids=session_ids,
+            missing=self.missing,
+            seen_running=self.seen_running,
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll through the shared loop until the wait is over; errors become events."""

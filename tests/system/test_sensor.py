@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -106,13 +108,47 @@ def test_timeout_is_honoured(emulator, dag_id):
     assert result.task_states["wait"] == "failed"
 
 
+def _end_one_by_one_as_the_zone_is_polled(emulator, ids, zone, status="finished"):
+    """End each session only after the sensor has polled the zone since the last end: it sees every one run."""
+
+    def polls() -> int:
+        return sum(1 for r in emulator.request_log(platform="brightdata") if r["query"].get("api_name") == [zone])
+
+    def run() -> None:
+        for session_id in ids:
+            seen = polls()
+            deadline = time.monotonic() + 120
+            while polls() == seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            emulator.end_session("brightdata", session_id, status=status)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_drain_waits_until_no_running_session_of_the_zone(emulator):
-    ids = [emulator.add_session("brightdata", duration=d, api_name="drain_zone")["session_id"] for d in (10, 30)]
+    # Ended by the test, not by a clock: a loaded machine may start the sensor late, and a session that
+    # ended before its first poll was never watched (and rightly not reported).
+    ids = [emulator.add_session("brightdata", duration=None, api_name="drain_zone")["session_id"] for _ in range(2)]
     other = emulator.add_session("brightdata", duration=None, api_name="another_zone")["session_id"]
+    ender = _end_one_by_one_as_the_zone_is_polled(emulator, ids, "drain_zone")
     result = run_dag(DAGS, "wait_zone_drain")
+    ender.join(timeout=5)
     assert result.state == "success"
     assert {s["session_id"] for s in result.xcom("wait")} == set(ids)
     assert emulator.get_record("brightdata", other)["status"] == "running"  # other zones do not hold the gate
+
+
+def test_a_drained_session_that_fails_right_after_the_first_poke_fails_the_gate(emulator):
+    # The first poke (in the worker) sees it running; it fails before the trigger's first poll. The trigger
+    # must know it was watched, or the failure would pass unnoticed and the gate would open.
+    (session_id,) = [emulator.add_session("brightdata", duration=None, api_name="drain_zone")["session_id"]]
+    ender = _end_one_by_one_as_the_zone_is_polled(emulator, [session_id], "drain_zone", status="failed")
+    result = run_dag(DAGS, "wait_zone_drain")
+    ender.join(timeout=5)
+    assert result.state == "failed"
+    assert result.task_states["wait"] == "failed"
 
 
 def test_a_single_watched_id_costs_one_read_per_poke_not_a_walk_of_every_running_session(emulator):
