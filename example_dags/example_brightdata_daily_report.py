@@ -22,6 +22,10 @@ from airflow_provider_browsersessions.operators.sessions import ListBrowserSessi
 
 ZONE = "scraping_browser1"
 
+# The end of the 24-hour window. A run triggered on Airflow 3 without a logical date (the REST API's
+# `"logical_date": null`) has no data interval at all: it reports the 24 hours before it was triggered.
+WINDOW_END = "(data_interval_end if data_interval_end is defined else dag_run.run_after)"
+
 with DAG(
     dag_id="example_brightdata_daily_report",
     schedule="@daily",
@@ -36,8 +40,8 @@ with DAG(
         conn_id="brightdata_default",
         api_name=ZONE,
         status="failed",
-        started_after="{{ data_interval_end - macros.timedelta(days=1) }}",
-        started_before="{{ data_interval_end }}",
+        started_after="{{ " + WINDOW_END + " - macros.timedelta(days=1) }}",
+        started_before="{{ " + WINDOW_END + " }}",
         fields=["session_id", "started_at", "target_url", "error_code", "error_message"],
     )
     # [END howto_list_failed_sessions]
@@ -46,8 +50,8 @@ with DAG(
         task_id="summarise_all_sessions",
         conn_id="brightdata_default",
         api_name=ZONE,
-        started_after="{{ data_interval_end - macros.timedelta(days=1) }}",
-        started_before="{{ data_interval_end }}",
+        started_after="{{ " + WINDOW_END + " - macros.timedelta(days=1) }}",
+        started_before="{{ " + WINDOW_END + " }}",
         fields=["session_id"],
     )
 

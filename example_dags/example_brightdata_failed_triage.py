@@ -19,6 +19,10 @@ from airflow_provider_browsersessions.operators.sessions import ListBrowserSessi
 
 RETRYABLE = {"timeout", "proxy_error", "navigation_failed"}
 
+# The end of the 24-hour window. A run triggered on Airflow 3 without a logical date (the REST API's
+# `"logical_date": null`) has no data interval at all: it reports the 24 hours before it was triggered.
+WINDOW_END = "(data_interval_end if data_interval_end is defined else dag_run.run_after)"
+
 with DAG(
     dag_id="example_brightdata_failed_triage",
     schedule="@daily",
@@ -31,8 +35,8 @@ with DAG(
         task_id="list_failed_sessions",
         conn_id="brightdata_default",
         status="failed",
-        started_after="{{ data_interval_end - macros.timedelta(days=1) }}",
-        started_before="{{ data_interval_end }}",
+        started_after="{{ " + WINDOW_END + " - macros.timedelta(days=1) }}",
+        started_before="{{ " + WINDOW_END + " }}",
         fields=["session_id", "api_name", "target_url", "error_code", "error_message"],
         max_results=50,
     )
