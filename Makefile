@@ -11,7 +11,10 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 VENV2 := .venv-airflow2
 
-.PHONY: help demo test lint test-airflow3 test-airflow2 docs bench bench-smoke clean
+API_PORT ?= 8080
+EMULATOR_PORT ?= 8790
+
+.PHONY: help demo test lint test-airflow3 test-airflow2 e2e screenshots up down docs bench bench-smoke clean
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
@@ -20,6 +23,10 @@ help:
 	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 6 minutes); bench-smoke: tiny sizes (under a minute)"
 	@echo "make test-airflow3  pytest on Airflow 3 only; make test-airflow2: on Airflow 2.11 only"
+	@echo "make up             a real local Airflow 3 (UI on API_PORT=$(API_PORT)) with the emulator and both connections"
+	@echo "make down           stop everything make up started"
+	@echo "make e2e            the end-to-end suite: its own deployment, REST API v2, a browser on the UI"
+	@echo "make screenshots    refresh the docs' connection-form screenshots (the e2e browser test)"
 	@echo "make clean          remove the virtualenvs and build output"
 
 $(UV):
@@ -30,6 +37,12 @@ $(UV):
 $(VENV)/.installed: pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
 	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs,bench]" "apache-airflow==$(AIRFLOW3_VERSION)"
+	touch $@
+
+# The e2e extra (selenium) and Debian's Chromium with its driver, for the browser test.
+$(VENV)/.installed-e2e: $(VENV)/.installed
+	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs,bench,e2e]" "apache-airflow==$(AIRFLOW3_VERSION)"
+	bash scripts/install_chromium.sh
 	touch $@
 
 $(VENV2)/.installed: pyproject.toml | $(UV)
@@ -54,6 +67,20 @@ test-airflow2: $(VENV2)/.installed
 	@echo "== pytest on Airflow $(AIRFLOW2_VERSION) =="
 	$(VENV2)/bin/python -m pytest $(PYTEST_ARGS)
 
+up: $(VENV)/.installed
+	$(VENV)/bin/python scripts/deployment.py up --api-port $(API_PORT) --emulator-port $(EMULATOR_PORT)
+
+down:
+	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python scripts/deployment.py down; else echo "Nothing to stop."; fi
+
+e2e: $(VENV)/.installed-e2e
+	@echo "== end-to-end suite on a live Airflow $(AIRFLOW3_VERSION) =="
+	BROWSERSESSIONS_E2E=1 $(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+screenshots: $(VENV)/.installed-e2e
+	BROWSERSESSIONS_E2E=1 BROWSERSESSIONS_SCREENSHOTS=$(CURDIR)/docs/_static/screenshots \
+		$(VENV)/bin/python -m pytest tests/e2e/test_connection_forms.py $(PYTEST_ARGS)
+
 # Warnings are errors; then every public class must be in the API reference.
 docs: $(VENV)/.installed
 	@echo "== docs =="
@@ -67,7 +94,8 @@ bench: $(VENV)/.installed
 bench-smoke: $(VENV)/.installed
 	$(VENV)/bin/python -m bench --smoke
 
-test: lint docs test-airflow3 test-airflow2
+test: lint docs test-airflow3 test-airflow2 e2e
 
 clean:
-	rm -rf $(TOOLS) $(VENV) $(VENV2) .demo build dist docs/_build .mypy_cache .ruff_cache .pytest_cache
+	@if [ -f .deploy/state.json ]; then $(MAKE) down; fi
+	rm -rf $(TOOLS) $(VENV) $(VENV2) .demo .deploy build dist docs/_build .mypy_cache .ruff_cache .pytest_cache

@@ -128,3 +128,8 @@ def test_the_watcher_example_declares_an_asset_watched_by_our_trigger(airflow_db
     classpath, kwargs = watcher.trigger.serialize()
     assert classpath == "airflow_provider_browsersessions.triggers.events.BrowserSessionEventTrigger"
     assert kwargs["on"] == ["failed"]
+    assert bag.get_dag("example_brightdata_session_audit") is not None
+    # The audit watcher is a sibling of the triage one: same poll, different `on`.
+    (sibling,) = module["ended_sessions"].watchers
+    assert sibling.trigger.serialize()[1]["on"] == ["failed", "finished"]
+    assert sibling.trigger.shared_stream_key() == watcher.trigger.shared_stream_key()

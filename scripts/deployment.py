@@ -1,0 +1,483 @@
+"""A real local Airflow 3 deployment with the provider, wired to the embedded emulator: `make up` / `make down`.
+
+``up`` starts, each in its own process group with its log under ``<home>/logs/``:
+
+- the emulator (``browsersessions-emulator``) with a seeded data set, on loopback;
+- ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` on a fresh SQLite metadata
+  DB, with the example DAGs, both connections stored in the metadata DB (so they show in the UI),
+  ``[core] test_connection`` enabled and one admin user whose password is generated per deployment.
+
+It waits until the API reports every component healthy and every example DAG parsed, then prints the UI
+address and the login. Any failure (a port in use, a component that exits or never gets healthy) stops
+everything it started and says which part failed, with the end of that part's log. ``down`` stops every
+process group recorded in ``<home>/state.json`` (SIGTERM, then SIGKILL) and checks the ports are free.
+
+Run ``python scripts/deployment.py --help``; the e2e suite imports :func:`up` and :func:`down`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_HOME = ROOT / ".deploy"
+EXAMPLE_DAGS = ROOT / "example_dags"
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+USERNAME = "admin"
+BRIGHTDATA_CONN_ID = "brightdata_default"
+CLOUDFLARE_CONN_ID = "cloudflare_browser_rendering_default"
+
+
+class DeploymentError(RuntimeError):
+    """A start or stop that could not complete; the message says what and where to look."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Ports:
+    """
+    Every port the deployment listens on (all on 127.0.0.1).
+
+    :param api: The API server and UI.
+    :param emulator: The emulator of both platforms.
+    :param worker_log_server: The scheduler's log server (``[logging] worker_log_server_port``).
+    :param trigger_log_server: The triggerer's log server (``[logging] trigger_log_server_port``).
+    """
+
+    api: int = 8080
+    emulator: int = 8790
+    worker_log_server: int = 8793
+    trigger_log_server: int = 8794
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Four ports free right now (for tests, which must not collide with a running `make up`)."""
+        sockets = [socket.socket() for _ in range(4)]
+        try:
+            for sock in sockets:
+                sock.bind(("127.0.0.1", 0))
+            api, emulator, worker, trigger = (sock.getsockname()[1] for sock in sockets)
+        finally:
+            for sock in sockets:
+                sock.close()
+        return cls(api=api, emulator=emulator, worker_log_server=worker, trigger_log_server=trigger)
+
+
+@dataclasses.dataclass
+class Deployment:
+    """
+    What ``up`` started; also saved as ``<home>/state.json`` for ``down``.
+
+    :param home: The deployment's directory (Airflow home, logs, state).
+    :param ports: Its ports.
+    :param password: The admin password (generated; also in Airflow's passwords file there).
+    :param processes: ``{name: pid}`` of each process group leader.
+    :param emulator_env: ``AIRFLOW_CONN_*`` values of the emulator (the stored connections' contents).
+    """
+
+    home: Path
+    ports: Ports
+    password: str
+    processes: dict[str, int]
+    emulator_env: dict[str, str]
+
+    @property
+    def api_url(self) -> str:
+        """The UI and REST API address."""
+        return f"http://127.0.0.1:{self.ports.api}"
+
+    @property
+    def emulator_url(self) -> str:
+        """The emulator's address (its control API is under ``/_emulator/``)."""
+        return f"http://127.0.0.1:{self.ports.emulator}"
+
+    def save(self) -> None:
+        state = dataclasses.asdict(self)
+        state["home"] = str(self.home)
+        (self.home / "state.json").write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, home: Path) -> Deployment | None:
+        path = home / "state.json"
+        if not path.exists():
+            return None
+        state = json.loads(path.read_text())
+        return cls(
+            home=Path(state["home"]),
+            ports=Ports(**state["ports"]),
+            password=state["password"],
+            processes={name: int(pid) for name, pid in state["processes"].items()},
+            emulator_env=state["emulator_env"],
+        )
+
+
+def airflow_env(home: Path, ports: Ports, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every Airflow process of the deployment runs with."""
+    airflow_home = home / "airflow"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW_", "AIRFLOW__"))}
+    # The components are started by path, but LocalExecutor's workers run `airflow` by name.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{ports.api}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{ports.api}",
+            "AIRFLOW__API__PORT": str(ports.api),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports.worker_log_server),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports.trigger_log_server),
+            # New DAG files are seen within seconds, paused DAGs stay paused until a person (or the suite)
+            # unpauses them, and the triggerer's heartbeat shows up quickly in /monitor/health.
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def port_in_use(port: int) -> bool:
+    """True when something listens on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The end of a log, indented, for an error message."""
+    if not path.exists():
+        return "    (no log written)"
+    text = path.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(f"    {line}" for line in text) or "    (log is empty)"
+
+
+def _start(name: str, argv: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
+    log = (home / "logs" / f"{name}.log").open("ab")
+    # A session of its own, so `down` can stop the component and every worker it forked in one signal.
+    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
+
+
+def _stop(pid: int, *, grace: float = 20.0) -> None:
+    """SIGTERM the process group led by pid, then SIGKILL what is left after ``grace`` seconds."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap our own child so it does not linger as a zombie
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _get_json(url: str, token: str | None = None, timeout: float = 5.0) -> Any:
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def api_token(api_url: str, password: str) -> str:
+    """A JWT from the simple auth manager's ``POST /auth/token`` (what scripts and the e2e suite use)."""
+    body = json.dumps({"username": USERNAME, "password": password}).encode()
+    request = urllib.request.Request(
+        f"{api_url}/auth/token", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(json.loads(response.read())["access_token"])
+
+
+def _check_running(processes: dict[str, subprocess.Popen[bytes]], home: Path) -> None:
+    for name, process in processes.items():
+        if process.poll() is not None:
+            raise DeploymentError(
+                f"{name} exited with code {process.returncode} while starting; the end of "
+                f"{home / 'logs' / f'{name}.log'}:\n{log_tail(home / 'logs' / f'{name}.log')}"
+            )
+
+
+def _wait_ready(deployment: Deployment, processes: dict[str, subprocess.Popen[bytes]], timeout: float) -> float:
+    """Wait until every component is healthy and every example DAG is parsed; return the seconds it took."""
+    started = time.monotonic()
+    deadline = started + timeout
+    waiting_for = "the API server to answer"
+    token: str | None = None
+    expected = {path.stem for path in EXAMPLE_DAGS.glob("example_*.py")}
+    while time.monotonic() < deadline:
+        _check_running(processes, deployment.home)
+        try:
+            health = _get_json(f"{deployment.api_url}/api/v2/monitor/health")
+            unhealthy = sorted(
+                part for part, value in health.items() if isinstance(value, dict) and value.get("status") != "healthy"
+            )
+            if unhealthy:
+                waiting_for = f"healthy {', '.join(unhealthy)} in /api/v2/monitor/health"
+            else:
+                token = token or api_token(deployment.api_url, deployment.password)
+                errors = _get_json(f"{deployment.api_url}/api/v2/importErrors", token)
+                if errors["total_entries"]:
+                    details = "\n".join(f"  {e['filename']}:\n{e['stack_trace']}" for e in errors["import_errors"])
+                    raise DeploymentError(f"example DAGs failed to import:\n{details}")
+                dags = _get_json(f"{deployment.api_url}/api/v2/dags?limit=100", token)
+                missing = expected - {dag["dag_id"] for dag in dags["dags"]}
+                if not missing:
+                    return time.monotonic() - started
+                waiting_for = f"the dag-processor to parse {', '.join(sorted(missing))}"
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+            pass
+        time.sleep(1)
+    logs = "\n".join(
+        f"  {deployment.home / 'logs' / f'{name}.log'}:\n{log_tail(deployment.home / 'logs' / f'{name}.log', 8)}"
+        for name in processes
+    )
+    raise DeploymentError(
+        f"not ready after {timeout:.0f} s: still waiting for {waiting_for}.\nThe ends of the logs:\n{logs}"
+    )
+
+
+def up(
+    *,
+    home: Path = DEFAULT_HOME,
+    ports: Ports | None = None,
+    timeout: float = 180.0,
+    seed: int = 42,
+    sessions: int = 300,
+    extra_env: dict[str, str] | None = None,
+) -> Deployment:
+    """
+    Start the emulator and Airflow; return once everything is ready. On any failure, stop what started.
+
+    :param home: Directory for the Airflow home, logs and state (emptied first).
+    :param ports: Ports to use (default: 8080 for the UI, 8790 for the emulator, 8793/8794 for log servers).
+    :param timeout: Seconds to wait for every component to be healthy and every example DAG parsed.
+    :param seed: Seed of the emulator's generated data.
+    :param sessions: Sessions seeded per platform.
+    :param extra_env: More environment for the Airflow processes (tests use it to provoke failures).
+    :raises DeploymentError: a port in use, a previous deployment still running, a failed or slow start.
+    """
+    ports = ports or Ports()
+    previous = Deployment.load(home)
+    if previous and any(_alive(pid) for pid in previous.processes.values()):
+        raise DeploymentError(
+            f"a deployment is already running from {home} at {previous.api_url}; run `make down` first"
+        )
+    busy = [f"{name} port {port}" for name, port in dataclasses.asdict(ports).items() if port_in_use(port)]
+    if busy:
+        raise DeploymentError(
+            f"already in use on 127.0.0.1: {', '.join(busy)}. Stop what listens there, or choose other ports "
+            "(make up API_PORT=... EMULATOR_PORT=...; see `python scripts/deployment.py up --help`)."
+        )
+    _reset_home(home)
+    password = secrets.token_urlsafe(16)
+    env = airflow_env(home, ports, extra_env)
+    (home / "airflow" / "passwords.json").write_text(json.dumps({USERNAME: password}))
+    deployment = Deployment(home=home, ports=ports, password=password, processes={}, emulator_env={})
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        ready_file = home / "emulator.json"
+        emulator_argv = [
+            sys.executable,
+            "-m",
+            "airflow_provider_browsersessions.testing.cli",
+            "--port",
+            str(ports.emulator),
+        ]
+        emulator_argv += ["--seed", str(seed), "--sessions", str(sessions), "--ready-file", str(ready_file)]
+        processes["emulator"] = _start("emulator", emulator_argv, env, home)
+        deployment.processes["emulator"] = processes["emulator"].pid
+        deployment.save()
+        migrate = subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True, check=False
+        )
+        if migrate.returncode:
+            raise DeploymentError(f"`airflow db migrate` failed:\n{migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
+        deadline = time.monotonic() + 30
+        while not ready_file.exists():
+            _check_running(processes, home)
+            if time.monotonic() > deadline:
+                raise DeploymentError(
+                    f"the emulator did not start in 30 s:\n{log_tail(home / 'logs' / 'emulator.log')}"
+                )
+            time.sleep(0.1)
+        deployment.emulator_env = json.loads(ready_file.read_text())["env"]
+        _store_connections(deployment, env)
+        for name in COMPONENTS:
+            argv = [sys.executable, "-m", "airflow", name]
+            if name == "api-server":
+                argv += ["--host", "127.0.0.1", "--port", str(ports.api), "--workers", "1"]
+            processes[name] = _start(name, argv, env, home)
+            deployment.processes[name] = processes[name].pid
+            deployment.save()
+        _wait_ready(deployment, processes, timeout)
+    except BaseException:
+        down(home=home, quiet=True)
+        raise
+    _write_env_file(deployment, env)
+    return deployment
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reset_home(home: Path) -> None:
+    import shutil
+
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "logs").mkdir(parents=True)
+    (home / "airflow").mkdir()
+
+
+def _store_connections(deployment: Deployment, env: dict[str, str]) -> None:
+    """Both connections in the metadata DB, where the UI lists them and a person can edit and test them."""
+    connections = {
+        conn_id: json.loads(deployment.emulator_env[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        for conn_id in (BRIGHTDATA_CONN_ID, CLOUDFLARE_CONN_ID)
+    }
+    for connection in connections.values():
+        if isinstance(connection.get("extra"), dict):
+            connection["extra"] = json.dumps(connection["extra"])
+    path = deployment.home / "connections.json"
+    path.write_text(json.dumps(connections))
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", "connections", "import", str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        path.unlink()  # it holds the emulator's keys
+    if result.returncode:
+        raise DeploymentError(f"`airflow connections import` failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+
+
+def _write_env_file(deployment: Deployment, env: dict[str, str]) -> None:
+    """``<home>/airflow.env``: source it to point the `airflow` CLI at this deployment."""
+    lines = [f"export {key}={shlex.quote(value)}" for key, value in env.items() if key.startswith("AIRFLOW")]
+    (deployment.home / "airflow.env").write_text("\n".join(lines) + "\n")
+
+
+def down(*, home: Path = DEFAULT_HOME, quiet: bool = False) -> list[str]:
+    """
+    Stop every process group the deployment in ``home`` started and check its ports are free.
+
+    :return: The names of the components that were still running.
+    :raises DeploymentError: a port still answers after everything was stopped.
+    """
+    deployment = Deployment.load(home)
+    if deployment is None:
+        if not quiet:
+            print(f"Nothing to stop: no deployment recorded in {home}.")
+        return []
+    running = [name for name, pid in deployment.processes.items() if _alive(pid)]
+    # The API server last: workers and the triggerer report to it while they shut down.
+    for name in sorted(deployment.processes, key=lambda name: name == "api-server"):
+        _stop(deployment.processes[name])
+    (home / "state.json").unlink(missing_ok=True)
+    busy: list[str] = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        busy = [f"{name} {port}" for name, port in dataclasses.asdict(deployment.ports).items() if port_in_use(port)]
+        if not busy:
+            break
+        time.sleep(0.2)
+    if busy:
+        raise DeploymentError(f"stopped every process, but ports still answer: {', '.join(busy)}")
+    if not quiet:
+        print(f"Stopped {', '.join(running) or 'nothing (it had already stopped)'}; ports free.")
+    return running
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="deployment.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help=f"state directory (default {DEFAULT_HOME})")
+    defaults = Ports()
+    parser.add_argument("--api-port", type=int, default=defaults.api, help="UI and REST API port (default %(default)s)")
+    parser.add_argument(
+        "--emulator-port", type=int, default=defaults.emulator, help="emulator port (default %(default)s)"
+    )
+    parser.add_argument(
+        "--log-server-port", type=int, default=defaults.worker_log_server, help="scheduler log server port"
+    )
+    parser.add_argument(
+        "--trigger-log-server-port", type=int, default=defaults.trigger_log_server, help="triggerer log server port"
+    )
+    parser.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for a ready deployment")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "down":
+            down(home=args.home)
+            return 0
+        if args.command == "status":
+            deployment = Deployment.load(args.home)
+            if deployment is None:
+                print("Not running.")
+                return 1
+            for name, pid in deployment.processes.items():
+                print(f"{name:14} pid {pid:<8} {'running' if _alive(pid) else 'STOPPED'}")
+            return 0
+        ports = Ports(args.api_port, args.emulator_port, args.log_server_port, args.trigger_log_server_port)
+        started = time.monotonic()
+        print("Starting the emulator and Airflow (api-server, scheduler, dag-processor, triggerer)...", flush=True)
+        deployment = up(home=args.home, ports=ports, timeout=args.timeout)
+    except DeploymentError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"Ready in {time.monotonic() - started:.0f} s.\n"
+        f"  Airflow UI:   {deployment.api_url}   (user {USERNAME!r}, password {deployment.password!r})\n"
+        f"  Emulator:     {deployment.emulator_url}   (control API under /_emulator/)\n"
+        f"  Connections:  {BRIGHTDATA_CONN_ID}, {CLOUDFLARE_CONN_ID} (stored in the metadata DB)\n"
+        f"  Logs:         {deployment.home / 'logs'}/\n"
+        f"  Airflow CLI:  source {deployment.home / 'airflow.env'}\n"
+        "Stop everything with `make down`."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,170 @@
+"""
+Our two connection forms in the real Airflow UI, in a real browser: Debian's Chromium, driven by selenium
+through Debian's chromium-driver (nothing downloaded). Logs in as a person does, opens "Add Connection",
+picks each of our types and checks labels, placeholders and hidden fields; saves screenshots.
+
+Screenshots go to ``$BROWSERSESSIONS_SCREENSHOTS`` (``make screenshots`` points it at the docs'
+``docs/_static/screenshots``), else to the test's temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import deployment as deploy
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+# Headless as root in a closed network: no sandbox, and no background calls to Google's hosts.
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1300",
+]
+
+FORMS = {
+    "brightdata": {
+        "type_label": "Bright Data Browser API",
+        "visible": {
+            "host": ("Base URL", "https://api.brightdata.com (default)"),
+            "password": ("API key", "Bright Data API key (sent as a Bearer token)"),
+        },
+        "hidden": ("login", "port", "schema"),
+        "extras": (
+            "Read timeout (seconds)",
+            "Connect timeout (seconds)",
+            "Max retries",
+            "Max total retry wait (seconds)",
+            "Verify TLS certificates",
+        ),
+    },
+    "cloudflare_browser_rendering": {
+        "type_label": "Cloudflare Browser Rendering",
+        "visible": {
+            "host": ("Base URL", "https://api.cloudflare.com/client/v4 (default)"),
+            "login": ("Email (legacy Global API key only)", "Leave empty when the password is an API token"),
+            "password": ("API token (or Global API key)", "API token with Browser Rendering Read permission"),
+        },
+        "hidden": ("port", "schema"),
+        "extras": ("Account ID", "Read timeout (seconds)", "Max retries", "Verify TLS certificates"),
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def browser(live: deploy.Deployment) -> Iterator[webdriver.Chrome]:
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    assert not missing, f"{missing} missing: `make e2e` installs Debian's chromium and chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        driver.get(f"{live.api_url}/auth/login?next=/connections")
+        wait = WebDriverWait(driver, 60)
+        wait.until(EC.presence_of_element_located((By.NAME, "username"))).send_keys(deploy.USERNAME)
+        driver.find_element(By.NAME, "password").send_keys(live.password)
+        driver.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
+        wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='brightdata_default']")))
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("BROWSERSESSIONS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _labels(dialog) -> set[str]:  # type: ignore[no-untyped-def]
+    return {
+        label.text.replace("*", "").strip()
+        for label in dialog.find_elements(By.TAG_NAME, "label")
+        if label.is_displayed()
+    }
+
+
+def test_the_connection_list_shows_both_stored_connections(browser, screenshots):
+    rows = {row.text.split()[0]: row.text for row in browser.find_elements(By.CSS_SELECTOR, "tbody tr")}
+    assert set(rows) == {deploy.BRIGHTDATA_CONN_ID, deploy.CLOUDFLARE_CONN_ID}
+    assert "brightdata" in rows[deploy.BRIGHTDATA_CONN_ID]
+    assert "cloudflare_browser_rendering" in rows[deploy.CLOUDFLARE_CONN_ID]
+    browser.save_screenshot(str(screenshots / "connections-list.png"))
+
+
+@pytest.mark.parametrize("conn_type", sorted(FORMS))
+def test_the_add_connection_form_has_our_fields(browser, live, screenshots, conn_type):
+    form = FORMS[conn_type]
+    browser.get(f"{live.api_url}/connections")
+    wait = WebDriverWait(browser, 60)
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Add Connection']"))).click()
+    dialog = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "[role=dialog]")))
+    chooser = dialog.find_element(By.CSS_SELECTOR, "input[role=combobox]")
+    chooser.send_keys(form["type_label"])
+    wait.until(
+        EC.visibility_of_element_located((By.XPATH, f"//*[@role='option'][normalize-space()='{form['type_label']}']"))
+    )
+    chooser.send_keys(Keys.ENTER)
+    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "[role=dialog] input[name=host]")))
+
+    for name, (label, placeholder) in form["visible"].items():
+        field = dialog.find_element(By.CSS_SELECTOR, f"input[name={name}]")
+        assert field.is_displayed(), name
+        assert field.get_attribute("placeholder") == placeholder, name
+        assert label in _labels(dialog), (label, _labels(dialog))
+    for name in form["hidden"]:
+        shown = [f for f in dialog.find_elements(By.CSS_SELECTOR, f"input[name={name}]") if f.is_displayed()]
+        assert not shown, f"{name} should be hidden for {conn_type}"
+    browser.save_screenshot(str(screenshots / f"add-connection-{conn_type}.png"))
+
+    dialog.find_element(By.XPATH, ".//button[normalize-space()='Extra Fields']").click()
+    try:
+        wait.until(lambda _: set(form["extras"]) <= _labels(dialog))
+    except TimeoutException:
+        pytest.fail(f"extra fields {set(form['extras']) - _labels(dialog)} not shown; labels: {_labels(dialog)}")
+    # One panel open at a time: opening the extras folds the standard fields.
+    wait.until(EC.invisibility_of_element_located((By.CSS_SELECTOR, "[role=dialog] input[name=host]")))
+    time.sleep(0.5)  # the panels' slide animation: a still picture for the docs, not a timing check
+    browser.save_screenshot(str(screenshots / f"add-connection-{conn_type}-extras.png"))
+    dialog.find_element(By.CSS_SELECTOR, "button[aria-label=Close]").click()
+
+
+@pytest.mark.parametrize("conn_id", [deploy.BRIGHTDATA_CONN_ID, deploy.CLOUDFLARE_CONN_ID])
+def test_the_test_button_in_the_connection_list(browser, live, screenshots, conn_id):
+    browser.get(f"{live.api_url}/connections")
+    wait = WebDriverWait(browser, 60)
+    row = wait.until(EC.presence_of_element_located((By.XPATH, f"//tr[td[normalize-space()='{conn_id}']]")))
+    row.find_element(By.CSS_SELECTOR, "button[aria-label='Test Connection']").click()
+    toast = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "[role=status]")))
+    wait.until(lambda _: toast.text.strip())
+    browser.save_screenshot(str(screenshots / f"test-button-{conn_id}.png"))
+    if "Bad Request" in toast.text:
+        # Airflow 3.3.2's UI posts port 0 for a connection without a port and its API then refuses to
+        # reuse the stored key (apache/airflow#73298, fixed upstream): every port-less connection type
+        # hits it. The REST API test (test_connections.py) and `airflow connections test` are unaffected.
+        pytest.xfail(f"Airflow UI bug apache/airflow#73298: {toast.text!r}")
+    assert "success" in toast.text.lower() or "credentials accepted" in toast.text, toast.text
