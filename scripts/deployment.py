@@ -376,6 +376,10 @@ def _store_connections(deployment: Deployment, env: dict[str, str]) -> None:
     for connection in connections.values():
         if isinstance(connection.get("extra"), dict):
             connection["extra"] = json.dumps(connection["extra"])
+        # Airflow 3.3.2's UI tests a stored connection with `port: Number(port)`, 0 for a NULL port, and the
+        # API then refuses to reuse the stored key (apache/airflow#73298, fixed after 3.3.2). A stored 0
+        # matches what the UI sends; our hooks ignore a port of 0 (and any port when Host has a scheme).
+        connection["port"] = 0
     path = deployment.home / "connections.json"
     path.write_text(json.dumps(connections))
     try:
