@@ -19,9 +19,10 @@ def test_the_gate_defers_to_the_triggerer_and_resumes_when_the_zone_is_idle(api,
     for record in live_emulator.sessions("brightdata"):
         if record["status"] == "running" and record["api_name"] == zone:
             live_emulator.end_session("brightdata", record["session_id"])
-    # Long enough that the sensor is certainly deferred before they end (a task starts in about 5 s here).
-    waited = [live_emulator.add_session("brightdata", duration=d, api_name=zone)["session_id"] for d in (25, 30)]
-    failing = live_emulator.add_session("brightdata", duration=28, api_name=zone, outcome="failed")["session_id"]
+    # Long enough that the sensor is certainly deferred before they end: a task starts in about 5 s here,
+    # and a loaded CI machine may take several times that.
+    waited = [live_emulator.add_session("brightdata", duration=d, api_name=zone)["session_id"] for d in (40, 45)]
+    failing = live_emulator.add_session("brightdata", duration=42, api_name=zone, outcome="failed")["session_id"]
     api.unpause(GATE)
 
     run_id = api.trigger(GATE)
