@@ -32,7 +32,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = ROOT / ".deploy"
@@ -335,10 +338,7 @@ def up(
         deployment.emulator_env = json.loads(ready_file.read_text())["env"]
         _store_connections(deployment, env)
         for name in COMPONENTS:
-            argv = [sys.executable, "-m", "airflow", name]
-            if name == "api-server":
-                argv += ["--host", "127.0.0.1", "--port", str(ports.api), "--workers", "1"]
-            processes[name] = _start(name, argv, env, home)
+            processes[name] = _start(name, _component_argv(name, ports), env, home)
             deployment.processes[name] = processes[name].pid
             deployment.save()
         _wait_ready(deployment, processes, timeout)
@@ -347,6 +347,13 @@ def up(
         raise
     _write_env_file(deployment, env)
     return deployment
+
+
+def _component_argv(name: str, ports: Ports) -> list[str]:
+    argv = [sys.executable, "-m", "airflow", name]
+    if name == "api-server":
+        argv += ["--host", "127.0.0.1", "--port", str(ports.api), "--workers", "1"]
+    return argv
 
 
 def _alive(pid: int) -> bool:
@@ -400,6 +407,24 @@ def _write_env_file(deployment: Deployment, env: dict[str, str]) -> None:
     """``<home>/airflow.env``: source it to point the `airflow` CLI at this deployment."""
     lines = [f"export {key}={shlex.quote(value)}" for key, value in env.items() if key.startswith("AIRFLOW")]
     (deployment.home / "airflow.env").write_text("\n".join(lines) + "\n")
+
+
+def restart(deployment: Deployment, name: str, *, while_stopped: Callable[[], None] | None = None) -> None:
+    """
+    Stop one Airflow component and start it again, as an operator restarting a service would.
+
+    :param name: One of ``COMPONENTS``.
+    :param while_stopped: Called after the component stopped and before it starts again.
+    """
+    if name not in COMPONENTS:
+        raise DeploymentError(f"{name!r} is not a component; one of {', '.join(COMPONENTS)}")
+    _stop(deployment.processes[name])
+    if while_stopped is not None:
+        while_stopped()
+    env = airflow_env(deployment.home, deployment.ports)
+    process = _start(name, _component_argv(name, deployment.ports), env, deployment.home)
+    deployment.processes[name] = process.pid
+    deployment.save()
 
 
 def down(*, home: Path = DEFAULT_HOME, quiet: bool = False) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
+import deployment as deploy
 import pendulum
 
 GATE = "example_brightdata_zone_gate"
@@ -147,3 +148,36 @@ def test_a_failed_session_starts_the_triage_dag_once_and_sibling_watchers_share_
     print(f"{len(polls)} polls in {window:.0f} s ({intervals:.1f} intervals) for 2 sibling watchers")
     assert len(polls) <= int(intervals) + 1, (len(polls), window)
     assert len(polls) >= int(intervals) - 1, (len(polls), window)
+
+
+def test_a_triggerer_restart_loses_no_session_end_and_repeats_none(api, live, live_emulator):
+    api.unpause(TRIAGE)
+    api.unpause(AUDIT)
+    error = {"code": "blocked", "message": "Blocked by the target"}
+    before = live_emulator.add_session("brightdata", duration=None, api_name="e2e_restart")["session_id"]
+    during = live_emulator.add_session("brightdata", duration=None, api_name="e2e_restart")["session_id"]
+    time.sleep(WATCH_INTERVAL + 10)  # the watchers have seen both running
+    live_emulator.end_session("brightdata", before, status="failed", error=error)
+    deadline = time.monotonic() + 4 * WATCH_INTERVAL
+    while time.monotonic() < deadline and _events_for(api, TRIAGE, before)[0] == 0:
+        time.sleep(2)
+    assert _events_for(api, TRIAGE, before)[0] == 1
+
+    # Stop the triggerer (SIGTERM, as a service manager does), fail a session while it is down, start it again.
+    deploy.restart(
+        live,
+        "triggerer",
+        while_stopped=lambda: live_emulator.end_session("brightdata", during, status="failed", error=error),
+    )
+
+    deadline = time.monotonic() + 8 * WATCH_INTERVAL
+    while time.monotonic() < deadline and _events_for(api, TRIAGE, during)[0] == 0:
+        time.sleep(2)
+    time.sleep(2 * WATCH_INTERVAL + 5)  # a repeat of `before` after the restart would show up by now
+    # On 3.3 the restarted watchers resume from their memory in the per-asset state store: the session that
+    # failed during the downtime is reported once, and the one reported before the restart is not again.
+    assert _events_for(api, TRIAGE, during)[0] == 1
+    assert _events_for(api, TRIAGE, before)[0] == 1
+    for session_id in (before, during):
+        assert _asset_events(api, "brightdata_failed_sessions", session_id) == 1
+        assert _asset_events(api, "brightdata_ended_sessions", session_id) == 1
