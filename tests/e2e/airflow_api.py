@@ -31,6 +31,24 @@ class AirflowApi:
         assert answer.status_code == expect, f"{method} {path}: HTTP {answer.status_code} {answer.text[:1000]}"
         return answer.json() if answer.content else None
 
+    def asset_events(self, path: str, **params: Any) -> list[dict[str, Any]]:
+        """
+        A list of asset events (``/assets/events`` or a run's ``upstreamAssetEvents``).
+
+        Airflow 3.3.2 answers these with HTTP 500 while a run that consumed one of the events is queued
+        but not started: its response model requires ``created_dagruns[].start_date``, which such a run
+        does not have yet (apache/airflow#71360, fixed after 3.3.2). Runs start within seconds, so the call
+        is tried again for up to a minute.
+        """
+        deadline = time.monotonic() + 60
+        while True:
+            answer = self.http.get(f"{self.url}/api/v2{path}", params=params, timeout=30)
+            if answer.status_code != 500 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert answer.status_code == 200, f"GET {path}: HTTP {answer.status_code} {answer.text[:1000]}"
+        return list(answer.json()["asset_events"])
+
     def unpause(self, dag_id: str) -> None:
         self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 

@@ -78,7 +78,7 @@ def _events_for(api, dag_id: str, session_id: str) -> tuple[int, list[dict]]:
     """(runs of dag_id started by an event about session_id, those events' payloads)."""
     runs, payloads = 0, []
     for run in api.runs(dag_id):
-        events = api.call("GET", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")["asset_events"]
+        events = api.asset_events(f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")
         mine = [e["extra"]["payload"] for e in events if e["extra"]["payload"]["session_id"] == session_id]
         runs += bool(mine)
         payloads += mine
@@ -99,7 +99,7 @@ def _polls(log: list[dict]) -> list[float]:
 
 def _asset_events(api, asset: str, session_id: str) -> int:
     """How many events the asset received about session_id (what the watcher emitted, before any run)."""
-    events = api.call("GET", "/assets/events", params={"limit": 1000})["asset_events"]
+    events = api.asset_events("/assets/events", limit=1000)
     return sum(1 for e in events if e["name"] == asset and e["extra"]["payload"]["session_id"] == session_id)
 
 
