@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -343,7 +344,9 @@ def up(
             deployment.save()
         _wait_ready(deployment, processes, timeout)
     except BaseException:
-        down(home=home, quiet=True)
+        # What went wrong comes first; a port that outlives the clean-up must not hide it.
+        with contextlib.suppress(DeploymentError):
+            down(home=home, quiet=True)
         raise
     _write_env_file(deployment, env)
     return deployment
@@ -367,8 +370,10 @@ def _alive(pid: int) -> bool:
 
 
 def _reset_home(home: Path) -> None:
-    import shutil
-
+    # Emptied on every `up`: refuse a directory that holds anything but an earlier deployment's files.
+    ours = {"airflow", "logs", "state.json", "emulator.json", "airflow.env", "connections.json"}
+    if home.exists() and (not home.is_dir() or any(entry.name not in ours for entry in home.iterdir())):
+        raise DeploymentError(f"{home} holds files that are not a deployment's; choose an empty or new --home")
     shutil.rmtree(home, ignore_errors=True)
     (home / "logs").mkdir(parents=True)
     (home / "airflow").mkdir()

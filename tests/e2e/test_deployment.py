@@ -89,3 +89,13 @@ def test_up_then_down_leaves_no_process_and_no_port(tmp_path):
     assert all(not deploy._alive(pid) for pid in started.processes.values())
     assert_nothing_left(home, ports)
     assert own_processes_under(home) == []
+
+
+def test_a_home_with_foreign_files_is_refused_and_left_untouched(tmp_path):
+    home = tmp_path / "d"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(deploy.DeploymentError, match="holds files that are not a deployment's"):
+        deploy.up(home=home, ports=deploy.Ports.free())
+    assert (home / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in home.iterdir()) == ["notes.txt"]
