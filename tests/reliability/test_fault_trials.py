@@ -34,17 +34,22 @@ def emulator(browsersessions_connections):
     return emulator
 
 
-@pytest.fixture
-def few_retries(emulator, monkeypatch):
-    """A Bright Data connection whose extras allow one retry and one second of waiting (what the trigger uses)."""
+def brightdata_connection(emulator, monkeypatch, conn_id: str, **extra) -> str:
+    """A Bright Data connection to the emulator with these retry extras; returns its id."""
     connection = {
         "conn_type": "brightdata",
         "host": emulator.brightdata_base_url,
         "password": emulator.brightdata_api_key,
-        "extra": {"max_retries": 1, "max_retry_wait": 1},
+        "extra": extra,
     }
-    monkeypatch.setenv("AIRFLOW_CONN_BRIGHTDATA_FEW_RETRIES", json.dumps(connection))
-    return "brightdata_few_retries"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+    return conn_id
+
+
+@pytest.fixture
+def few_retries(emulator, monkeypatch):
+    """A Bright Data connection whose extras allow one retry and one second of waiting (what the trigger uses)."""
+    return brightdata_connection(emulator, monkeypatch, "brightdata_few_retries", max_retries=1, max_retry_wait=1)
 
 
 async def first_event(trigger, timeout: float = 50):
@@ -65,14 +70,7 @@ def impatient(emulator, monkeypatch):
     and up) would exceed the 0.1 s retry budget, fails the poll at once, and the trigger tries again at the
     next one. Both ways must reach the fault-free decision.
     """
-    connection = {
-        "conn_type": "brightdata",
-        "host": emulator.brightdata_base_url,
-        "password": emulator.brightdata_api_key,
-        "extra": {"max_retries": 5, "max_retry_wait": 0.1},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_BRIGHTDATA_IMPATIENT", json.dumps(connection))
-    return "brightdata_impatient"
+    return brightdata_connection(emulator, monkeypatch, "brightdata_impatient", max_retries=5, max_retry_wait=0.1)
 
 
 def faulted(emulator, seed: int) -> None:
