@@ -109,6 +109,10 @@ class Deployment:
         """The emulator's address (its control API is under ``/_emulator/``)."""
         return f"http://127.0.0.1:{self.ports.emulator}"
 
+    def connection(self, conn_id: str) -> dict[str, Any]:
+        """The emulator's values for one of the two connections (``conn_type``, ``host``, ``password``, ...)."""
+        return dict(json.loads(self.emulator_env[f"AIRFLOW_CONN_{conn_id.upper()}"]))
+
     def save(self) -> None:
         state = dataclasses.asdict(self)
         state["home"] = str(self.home)
@@ -171,6 +175,11 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def log_path(home: Path, name: str) -> Path:
+    """Where a process of the deployment writes its output."""
+    return home / "logs" / f"{name}.log"
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     """The end of a log, indented, for an error message."""
     if not path.exists():
@@ -180,7 +189,7 @@ def log_tail(path: Path, lines: int = 20) -> str:
 
 
 def _start(name: str, argv: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
-    log = (home / "logs" / f"{name}.log").open("ab")
+    log = log_path(home, name).open("ab")
     # A session of its own, so `down` can stop the component and every worker it forked in one signal.
     return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
 
@@ -214,9 +223,9 @@ def _get_json(url: str, token: str | None = None, timeout: float = 5.0) -> Any:
         return json.loads(response.read())
 
 
-def api_token(api_url: str, password: str) -> str:
+def api_token(api_url: str, password: str, *, username: str = USERNAME) -> str:
     """A JWT from the simple auth manager's ``POST /auth/token`` (what scripts and the e2e suite use)."""
-    body = json.dumps({"username": USERNAME, "password": password}).encode()
+    body = json.dumps({"username": username, "password": password}).encode()
     request = urllib.request.Request(
         f"{api_url}/auth/token", data=body, method="POST", headers={"Content-Type": "application/json"}
     )
@@ -229,7 +238,7 @@ def _check_running(processes: dict[str, subprocess.Popen[bytes]], home: Path) ->
         if process.poll() is not None:
             raise DeploymentError(
                 f"{name} exited with code {process.returncode} while starting; the end of "
-                f"{home / 'logs' / f'{name}.log'}:\n{log_tail(home / 'logs' / f'{name}.log')}"
+                f"{log_path(home, name)}:\n{log_tail(log_path(home, name))}"
             )
 
 
@@ -264,8 +273,7 @@ def _wait_ready(deployment: Deployment, processes: dict[str, subprocess.Popen[by
             pass
         time.sleep(1)
     logs = "\n".join(
-        f"  {deployment.home / 'logs' / f'{name}.log'}:\n{log_tail(deployment.home / 'logs' / f'{name}.log', 8)}"
-        for name in processes
+        f"  {log_path(deployment.home, name)}:\n{log_tail(log_path(deployment.home, name), 8)}" for name in processes
     )
     raise DeploymentError(
         f"not ready after {timeout:.0f} s: still waiting for {waiting_for}.\nThe ends of the logs:\n{logs}"
@@ -332,9 +340,7 @@ def up(
         while not ready_file.exists():
             _check_running(processes, home)
             if time.monotonic() > deadline:
-                raise DeploymentError(
-                    f"the emulator did not start in 30 s:\n{log_tail(home / 'logs' / 'emulator.log')}"
-                )
+                raise DeploymentError(f"the emulator did not start in 30 s:\n{log_tail(log_path(home, 'emulator'))}")
             time.sleep(0.1)
         deployment.emulator_env = json.loads(ready_file.read_text())["env"]
         _store_connections(deployment, env)
@@ -381,10 +387,7 @@ def _reset_home(home: Path) -> None:
 
 def _store_connections(deployment: Deployment, env: dict[str, str]) -> None:
     """Both connections in the metadata DB, where the UI lists them and a person can edit and test them."""
-    connections = {
-        conn_id: json.loads(deployment.emulator_env[f"AIRFLOW_CONN_{conn_id.upper()}"])
-        for conn_id in (BRIGHTDATA_CONN_ID, CLOUDFLARE_CONN_ID)
-    }
+    connections = {conn_id: deployment.connection(conn_id) for conn_id in (BRIGHTDATA_CONN_ID, CLOUDFLARE_CONN_ID)}
     for connection in connections.values():
         if isinstance(connection.get("extra"), dict):
             connection["extra"] = json.dumps(connection["extra"])

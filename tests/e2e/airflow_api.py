@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import requests
+from deployment import api_token
 
 
 class AirflowApi:
@@ -20,9 +21,7 @@ class AirflowApi:
     def __init__(self, url: str, *, username: str, password: str) -> None:
         self.url = url.rstrip("/")
         self.http = requests.Session()
-        answer = self.http.post(f"{self.url}/auth/token", json={"username": username, "password": password}, timeout=10)
-        answer.raise_for_status()
-        self.token = answer.json()["access_token"]
+        self.token = api_token(self.url, password, username=username)
         self.http.headers["Authorization"] = f"Bearer {self.token}"
 
     def call(self, method: str, path: str, *, expect: int = 200, **kwargs: Any) -> Any:

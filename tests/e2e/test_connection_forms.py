@@ -9,7 +9,6 @@ Screenshots go to ``$BROWSERSESSIONS_SCREENSHOTS`` (``make screenshots`` points 
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -177,7 +176,7 @@ def test_the_test_button_on_a_connection_without_a_port(browser, live, api, scre
     # What a person gets who adds a connection in the form (Port hidden, so NULL) and clicks Test on
     # Airflow 3.3.2: the UI sends port 0, the API refuses to reuse the stored key (apache/airflow#73298).
     # `make up` stores port 0 to sidestep it; this test shows the bug while Airflow has it, then passes.
-    key = json.loads(live.emulator_env[f"AIRFLOW_CONN_{deploy.BRIGHTDATA_CONN_ID.upper()}"])["password"]
+    key = live.connection(deploy.BRIGHTDATA_CONN_ID)["password"]
     body = {
         "connection_id": "brightdata_no_port",
         "conn_type": "brightdata",

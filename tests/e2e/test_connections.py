@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ WRONG_SECRET = "e2e-wrong-secret-3f9a1c"
 
 def stored_secret(live, conn_id: str) -> str:
     """The key or token the deployment stored in the connection (the emulator's)."""
-    return str(json.loads(live.emulator_env[f"AIRFLOW_CONN_{conn_id.upper()}"])["password"])
+    return str(live.connection(conn_id)["password"])
 
 
 @pytest.mark.parametrize("conn_id", [deploy.BRIGHTDATA_CONN_ID, deploy.CLOUDFLARE_CONN_ID])

@@ -85,6 +85,13 @@ def _events_for(api, dag_id: str, session_id: str) -> tuple[int, list[dict]]:
     return runs, payloads
 
 
+def _wait_for_triage_run(api, session_id: str, *, intervals: int) -> None:
+    """Wait up to that many watch intervals for a triage run started by an event about session_id."""
+    deadline = time.monotonic() + intervals * WATCH_INTERVAL
+    while time.monotonic() < deadline and _events_for(api, TRIAGE, session_id)[0] == 0:
+        time.sleep(2)
+
+
 def _polls(log: list[dict]) -> list[float]:
     """Times of the watchers' polls: each starts with the first page of the unfiltered running list."""
     return [
@@ -120,9 +127,7 @@ def test_a_failed_session_starts_the_triage_dag_once_and_sibling_watchers_share_
     live_emulator.end_session("brightdata", watched["session_id"], status="failed", error=error)
     live_emulator.end_session("brightdata", finished["session_id"], status="finished")
 
-    deadline = time.monotonic() + 4 * WATCH_INTERVAL
-    while time.monotonic() < deadline and _events_for(api, TRIAGE, watched["session_id"])[0] == 0:
-        time.sleep(2)
+    _wait_for_triage_run(api, watched["session_id"], intervals=4)
     # Two more intervals: a duplicate would show up by now.
     time.sleep(2 * WATCH_INTERVAL + 5)
     window = time.time() - window_start
@@ -158,9 +163,7 @@ def test_a_triggerer_restart_loses_no_session_end_and_repeats_none(api, live, li
     during = live_emulator.add_session("brightdata", duration=None, api_name="e2e_restart")["session_id"]
     time.sleep(WATCH_INTERVAL + 10)  # the watchers have seen both running
     live_emulator.end_session("brightdata", before, status="failed", error=error)
-    deadline = time.monotonic() + 4 * WATCH_INTERVAL
-    while time.monotonic() < deadline and _events_for(api, TRIAGE, before)[0] == 0:
-        time.sleep(2)
+    _wait_for_triage_run(api, before, intervals=4)
     assert _events_for(api, TRIAGE, before)[0] == 1
 
     # Stop the triggerer (SIGTERM, as a service manager does), fail a session while it is down, start it again.
@@ -170,9 +173,7 @@ def test_a_triggerer_restart_loses_no_session_end_and_repeats_none(api, live, li
         while_stopped=lambda: live_emulator.end_session("brightdata", during, status="failed", error=error),
     )
 
-    deadline = time.monotonic() + 8 * WATCH_INTERVAL
-    while time.monotonic() < deadline and _events_for(api, TRIAGE, during)[0] == 0:
-        time.sleep(2)
+    _wait_for_triage_run(api, during, intervals=8)
     time.sleep(2 * WATCH_INTERVAL + 5)  # a repeat of `before` after the restart would show up by now
     # On 3.3 the restarted watchers resume from their memory in the per-asset state store: the session that
     # failed during the downtime is reported once, and the one reported before the restart is not again.
