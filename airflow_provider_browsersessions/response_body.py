@@ -10,6 +10,9 @@ READ_SIZE = 64 * 1024
 #: Bytes kept of an error answer's body (4xx/5xx): its text is cut to a few hundred characters anyway.
 ERROR_BODY_LIMIT = 64 * 1024
 
+#: Decoded bytes asked of the decompressor per step: the cap's check never waits for a huge piece.
+INFLATE_STEP = 1024 * 1024
+
 #: What both transports ask for, so both decode the same encodings here (not brotli or zstd, which would
 #: need a package the runtime does not have, and whose decoders the cap could not bound).
 ACCEPT_ENCODING = "gzip, deflate"
@@ -27,8 +30,8 @@ class BoundedBody:
     """
     Collects raw body pieces, decompressing ``gzip``/``deflate`` itself, never holding more than ``limit`` bytes.
 
-    The decompressor is asked for at most what is left of the cap plus one byte per call, so a small gzip
-    body that inflates to gigabytes costs at most ``limit`` bytes of memory before ``BodyTooLarge``.
+    The decompressor is asked for at most a MiB (and never past the cap) per call, so a small gzip body
+    that inflates to gigabytes costs about ``limit`` bytes of memory before ``BodyTooLarge``.
 
     :param content_encoding: The response's ``Content-Encoding`` header ("" when none).
     :param limit: Decoded bytes allowed.
@@ -61,7 +64,7 @@ class BoundedBody:
         data = raw
         while data and not self.full:
             try:
-                piece = self._inflater.decompress(data, self.limit - len(self._data) + 1)
+                piece = self._inflater.decompress(data, min(self.limit - len(self._data) + 1, INFLATE_STEP))
             except zlib.error as err:
                 raise ValueError(f"the compressed body is corrupt ({err})") from None
             self._keep(piece)

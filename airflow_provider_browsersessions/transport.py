@@ -255,7 +255,8 @@ def _new_body(transport: SyncTransport | AsyncTransport, status: int, headers: M
     )
 
 
-def _warn_if_unverified(platform: Platform, settings: ClientSettings) -> None:
+def warn_if_unverified(platform: Platform, settings: ClientSettings) -> None:
+    """Log a WARNING when TLS verification is off (the hooks call it once, when they resolve their settings)."""
     if not settings.verify:
         log.warning(
             "TLS certificate verification is OFF for %s at %s (connection extra 'verify' is false): "
@@ -294,7 +295,6 @@ class SyncTransport:
         self._pacer: Pacer | None = (
             pacer_for(base_url=settings.base_url, secrets=settings.secrets) if settings.pace else None
         )
-        _warn_if_unverified(platform, settings)
 
     def fetch_json(self, request: ApiRequest) -> Any:
         """Send the request (with retries) and return its decoded JSON body; raise ``ApiError`` on failure."""
@@ -434,7 +434,6 @@ class AsyncTransport:
         self._pacer: Pacer | None = (
             pacer_for(base_url=settings.base_url, secrets=settings.secrets) if settings.pace else None
         )
-        _warn_if_unverified(platform, settings)
 
     async def fetch_json(self, request: ApiRequest) -> Any:
         """Send the request (with retries) and return its decoded JSON body; raise ``ApiError`` on failure."""

@@ -38,6 +38,7 @@ from airflow_provider_browsersessions.transport import (
     ClientSettings,
     RetryPolicy,
     SyncTransport,
+    warn_if_unverified,
 )
 
 if TYPE_CHECKING:
@@ -278,7 +279,7 @@ class BrowserSessionsHook(BaseHook):
         if deadline <= 0 or max_bytes <= 0:
             name = "request_deadline" if deadline <= 0 else "max_response_bytes"
             raise self.config_error(f"extra {name!r} must be above 0")
-        return ClientSettings(
+        settings = ClientSettings(
             base_url=self.base_url(),
             headers=headers,
             secrets=secrets,
@@ -290,6 +291,8 @@ class BrowserSessionsHook(BaseHook):
             max_response_bytes=int(max_bytes),
             pace=self._extra_bool("pace", True),
         )
+        warn_if_unverified(self.platform, settings)
+        return settings
 
     def get_conn(self) -> SyncTransport:
         """The hook's one pooled sync transport."""
