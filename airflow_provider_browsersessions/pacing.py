@@ -98,6 +98,8 @@ class Pacer:
             # Within a window, a late answer must not undo what this process has sent since: keep the lower.
             self._remaining = remaining if new_window else min(remaining, self._remaining or 0)
             self._reset_at = reset_at
+            # The answer's request went just now: the next turn is counted from here (a new process too).
+            self._last_start = max(self._last_start, now)
 
     def delay(self) -> float:
         """Reserve the next request's turn; seconds to wait before sending it (0 when nothing is known)."""
