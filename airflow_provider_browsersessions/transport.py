@@ -324,13 +324,20 @@ class SyncTransport:
             if left() <= 0:
                 raise _deadline_error(self.platform, request, deadline) from None
             raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
+        complete = False
         try:
-            body = self._read_body(request, response, left)
+            body, complete = self._read_body(request, response, left)
         finally:
-            response.close()
+            # A body read to its end gives the connection back to the pool; anything else (a cut error body,
+            # a cap, a deadline) leaves unread bytes on it, so it is closed.
+            if complete:
+                response.raw.release_conn()
+            else:
+                response.close()
         return _decoded(self, request, response.status_code, response.headers, body)
 
-    def _read_body(self, request: ApiRequest, response: requests.Response, left: Any) -> bytes:
+    def _read_body(self, request: ApiRequest, response: requests.Response, left: Any) -> tuple[bytes, bool]:
+        """The decoded body, and whether it was read to its end (not cut at the error-body limit)."""
         try:
             body = _new_body(self, response.status_code, response.headers)
             while not body.full:
@@ -344,9 +351,9 @@ class SyncTransport:
                     sock.settimeout(min(self.settings.timeout, remaining))
                 chunk = response.raw.read1(READ_SIZE, decode_content=False)
                 if not chunk:
-                    break
+                    return body.finish(), True
                 body.feed(chunk)
-            return body.finish()
+            return body.finish(), False
         except (BodyTooLarge, UnsupportedEncoding, ValueError) as err:
             raise _body_error(self, request, response.status_code, err) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
