@@ -21,7 +21,7 @@ help:
 	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION), then pytest on Airflow $(AIRFLOW2_VERSION)"
 	@echo "make lint           ruff check, ruff format --check, mypy"
 	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
-	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 6 minutes); bench-smoke: tiny sizes (under a minute)"
+	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 8 minutes); bench-smoke: tiny sizes (under a minute)"
 	@echo "make test-airflow3  pytest on Airflow 3 only; make test-airflow2: on Airflow 2.11 only"
 	@echo "make up             a real local Airflow 3 (UI on API_PORT=$(API_PORT)) with the emulator and both connections"
 	@echo "make down           stop everything make up started"

@@ -34,7 +34,28 @@ _COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "verify": {
         "label": "Verify TLS certificates",
-        "description": "Set to false only for a trusted proxy with a self-signed certificate. Default true.",
+        "description": "Set to false only for a trusted proxy with a self-signed certificate (a warning is logged). "
+        "Default true.",
+        "schema": {"type": ["boolean", "null"]},
+    },
+    "request_deadline": {
+        "label": "Request deadline (seconds)",
+        "description": "Seconds one attempt may take end to end: connect, headers and the whole body. Default 60.",
+        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
+    },
+    "max_response_bytes": {
+        "label": "Max response size (bytes)",
+        "description": "Decompressed bytes one answer may have; larger ones fail clearly. Default 33554432 (32 MiB).",
+        "schema": {"type": ["integer", "null"], "exclusiveMinimum": 0},
+    },
+    "pace": {
+        "label": "Pace requests by the rate-limit headers",
+        "description": "Slow down as the platform's Ratelimit headers say the budget runs out. Default true.",
+        "schema": {"type": ["boolean", "null"]},
+    },
+    "allow_insecure_http": {
+        "label": "Allow http:// to a non-loopback host",
+        "description": "Send the credentials in clear text to an http:// Base URL that is not loopback. Default false.",
         "schema": {"type": ["boolean", "null"]},
     },
 }

@@ -99,3 +99,15 @@ class TransportError(ApiError):
 
 class MalformedResponseError(ApiError):
     """The body is not what the API documents: not JSON, or the wrong shape (JSON syntax errors retried)."""
+
+
+class RequestDeadlineError(TransportError):
+    """One attempt did not get its whole answer within the connection's ``request_deadline`` (retried)."""
+
+
+class ResponseTooLargeError(ApiError):
+    """The (decompressed) body is larger than the connection's ``max_response_bytes``; never retried."""
+
+
+class RedirectRefusedError(ApiError):
+    """A 3xx answer: redirects are refused on purpose, so the credentials never travel to another host."""

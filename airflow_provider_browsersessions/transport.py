@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import requests
 import tenacity
+import urllib3
 
 from airflow_provider_browsersessions import __version__
-from airflow_provider_browsersessions.exceptions import ApiError, TransportError
+from airflow_provider_browsersessions.exceptions import (
+    ApiError,
+    MalformedResponseError,
+    RedirectRefusedError,
+    RequestDeadlineError,
+    ResponseTooLargeError,
+    TransportError,
+)
+from airflow_provider_browsersessions.pacing import Pacer, pacer_for
 from airflow_provider_browsersessions.platforms.base import ApiRequest, Platform, decode_response
+from airflow_provider_browsersessions.response_body import (
+    ACCEPT_ENCODING,
+    ERROR_BODY_LIMIT,
+    READ_SIZE,
+    BodyTooLarge,
+    BoundedBody,
+    UnsupportedEncoding,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -20,6 +40,12 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_RETRIES = 5
 DEFAULT_MAX_RETRY_WAIT = 300.0
+#: Seconds one attempt may take end to end: connect, headers and the whole body.
+DEFAULT_REQUEST_DEADLINE = 60.0
+#: Decoded (decompressed) bytes one answer may have.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: Longest ``Retry-After`` honoured, in seconds; a larger one counts as this (and usually ends the retries).
+MAX_RETRY_AFTER = 600.0
 
 USER_AGENT = f"airflow-provider-browsersessions/{__version__}"
 
@@ -31,8 +57,10 @@ class RetryPolicy:
     """
     When and how long to retry one request: 429, 5xx, connection errors and cut bodies.
 
-    The server's ``Retry-After`` wins when it sends one; otherwise the wait grows exponentially
-    with jitter. Both the number of retries and the total time spent waiting are bounded.
+    The server's ``Retry-After`` wins when it asks for a positive wait (capped at ``MAX_RETRY_AFTER``);
+    otherwise, and for ``0``, negative values, past dates and garbage, the wait grows exponentially with
+    jitter. Both the number of retries and the total time spent waiting are bounded: a wait that would pass
+    ``max_wait`` ends the retries at once with the last error.
 
     :param max_retries: Retries after the first attempt.
     :param max_wait: Seconds of waiting, summed over all retries of one request, never exceeded.
@@ -45,11 +73,16 @@ class RetryPolicy:
     backoff: float = 0.5
     max_backoff: float = 30.0
 
+    def should_retry(self, error: BaseException) -> bool:
+        """Whether a failed attempt is worth another: the one place that decides (429, 5xx, transport, cut body)."""
+        return isinstance(error, ApiError) and error.retryable
+
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            return float(retry_after)
+        # 0, a past date or a negative value would retry at once, again and again: only a real wait counts.
+        if isinstance(retry_after, int | float) and retry_after > 0:
+            return min(float(retry_after), MAX_RETRY_AFTER)
         # wait_exponential + wait_random: stable across tenacity 8 and 9 (wait_exponential_jitter renamed args).
         exponential = tenacity.wait_exponential(multiplier=self.backoff, max=self.max_backoff) + tenacity.wait_random(
             0, self.backoff
@@ -76,14 +109,14 @@ class RetryPolicy:
 
         def give_up(state: tenacity.RetryCallState) -> Any:
             error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, ApiError) and error.retryable:
+            if isinstance(error, ApiError) and self.should_retry(error):
                 error.args = (f"{error.args[0]} (gave up after {state.attempt_number} attempt(s))",)
             if error is not None:
                 raise error
             return None
 
         return {
-            "retry": tenacity.retry_if_exception(lambda err: isinstance(err, ApiError) and err.retryable),
+            "retry": tenacity.retry_if_exception(self.should_retry),
             "wait": self._wait,
             "stop": self._stop,
             "before_sleep": before_sleep,
@@ -108,10 +141,13 @@ class ClientSettings:
     :param base_url: Base URL without a trailing slash.
     :param headers: Authentication headers. Never shown in ``repr``.
     :param secrets: Values to redact from any error text. Never shown in ``repr``.
-    :param timeout: Read timeout in seconds.
+    :param timeout: Read timeout in seconds (per read; ``request_deadline`` bounds the whole attempt).
     :param connect_timeout: Connect timeout in seconds.
     :param verify: Verify TLS certificates.
     :param retry: The retry policy.
+    :param request_deadline: Seconds one attempt may take end to end (connect, headers, whole body).
+    :param max_response_bytes: Decoded bytes one answer may have.
+    :param pace: Pace requests by the ``Ratelimit`` headers (see ``pacing.Pacer``).
     """
 
     base_url: str
@@ -121,6 +157,9 @@ class ClientSettings:
     connect_timeout: float = 10.0
     verify: bool = True
     retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    pace: bool = True
 
 
 def _redacted(error: ApiError, secrets: tuple[str, ...]) -> ApiError:
@@ -162,9 +201,79 @@ def _transport_error(platform: Platform, request: ApiRequest, err: Exception) ->
     )
 
 
+def _deadline_error(platform: Platform, request: ApiRequest, deadline: float) -> RequestDeadlineError:
+    return RequestDeadlineError(
+        platform=platform.display_name,
+        method=request.method,
+        path=request.path,
+        status=None,
+        message=(
+            f"no complete answer within the request deadline of {deadline:g} s (connect, headers and body); "
+            "raise the connection extra 'request_deadline' if the API or a proxy is this slow"
+        ),
+    )
+
+
+def _body_error(
+    transport: SyncTransport | AsyncTransport, request: ApiRequest, status: int, err: Exception
+) -> ApiError:
+    platform = transport.platform.display_name
+    if isinstance(err, BodyTooLarge):
+        cap = transport.settings.max_response_bytes
+        return ResponseTooLargeError(
+            platform=platform,
+            method=request.method,
+            path=request.path,
+            status=status,
+            message=(
+                f"the answer is larger than {cap} bytes (decompressed), the connection extra 'max_response_bytes'; "
+                "raise it if the platform really sends this much"
+            ),
+        )
+    if isinstance(err, UnsupportedEncoding):
+        return MalformedResponseError(
+            platform=platform,
+            method=request.method,
+            path=request.path,
+            status=status,
+            message=f"the answer uses Content-Encoding {str(err)[:40]!r}, which was not asked for",
+        )
+    error = MalformedResponseError(
+        platform=platform, method=request.method, path=request.path, status=status, message=str(err)[:200]
+    )
+    error.retryable = True  # a corrupt compressed body is a cut or garbled transfer: worth another try
+    return error
+
+
+def _new_body(transport: SyncTransport | AsyncTransport, status: int, headers: Mapping[str, str]) -> BoundedBody:
+    # An error's text is cut to a few hundred characters: keep its first bytes, never the whole of it.
+    failed = not 200 <= status < 300
+    return BoundedBody(
+        content_encoding=headers.get("Content-Encoding", ""),
+        limit=ERROR_BODY_LIMIT if failed else transport.settings.max_response_bytes,
+        truncate=failed,
+    )
+
+
+def warn_if_unverified(platform: Platform, settings: ClientSettings) -> None:
+    """Log a WARNING when TLS verification is off (the hooks call it once, when they resolve their settings)."""
+    if not settings.verify:
+        log.warning(
+            "TLS certificate verification is OFF for %s at %s (connection extra 'verify' is false): "
+            "anyone on the path can read the credentials. Use it only for a trusted proxy.",
+            platform.display_name,
+            settings.base_url,
+        )
+
+
 class SyncTransport:
     """
     Sends ``ApiRequest`` objects with one pooled ``requests.Session``, retrying by the policy.
+
+    Each attempt is bounded end to end by ``request_deadline`` (the body is streamed, each read's timeout
+    is what is left of it) and its decoded size by ``max_response_bytes``. ``verify`` is passed with every
+    request, so ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` can never turn a disabled verification back on
+    (or the other way round); proxies from the environment still apply.
 
     :param platform: The platform's wire logic (for decoding and messages).
     :param settings: Where and how to connect.
@@ -175,9 +284,17 @@ class SyncTransport:
         self.settings = settings
         self.stats = TransportStats()
         self._session = requests.Session()
-        self._session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        self._session.headers.update(
+            {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
+        )
         self._session.headers.update(settings.headers)
         self._session.verify = settings.verify
+        # URL user info would make requests replace our Authorization header with Basic auth (hooks refuse it
+        # too); and a .netrc must never add credentials of its own.
+        self._session.auth = lambda prepared: prepared
+        self._pacer: Pacer | None = (
+            pacer_for(base_url=settings.base_url, secrets=settings.secrets) if settings.pace else None
+        )
 
     def fetch_json(self, request: ApiRequest) -> Any:
         """Send the request (with retries) and return its decoded JSON body; raise ``ApiError`` on failure."""
@@ -185,18 +302,64 @@ class SyncTransport:
         return retrying(self._once, request)
 
     def _once(self, request: ApiRequest) -> Any:
+        if self._pacer is not None:
+            time.sleep(min(self._pacer.delay(), self.settings.request_deadline))
+        started = time.monotonic()
+        deadline = self.settings.request_deadline
+
+        def left() -> float:
+            return deadline - (time.monotonic() - started)
+
         try:
             response = self._session.request(
                 request.method,
                 self.settings.base_url + request.path,
                 params=list(request.params),
-                timeout=(self.settings.connect_timeout, self.settings.timeout),
+                timeout=(min(self.settings.connect_timeout, left()), min(self.settings.timeout, left())),
                 allow_redirects=False,
+                stream=True,
+                verify=self.settings.verify,
             )
-            body = response.content
         except requests.RequestException as err:
+            if left() <= 0:
+                raise _deadline_error(self.platform, request, deadline) from None
             raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
+        complete = False
+        try:
+            body, complete = self._read_body(request, response, left)
+        finally:
+            # A body read to its end gives the connection back to the pool; anything else (a cut error body,
+            # a cap, a deadline) leaves unread bytes on it, so it is closed.
+            if complete:
+                response.raw.release_conn()
+            else:
+                response.close()
         return _decoded(self, request, response.status_code, response.headers, body)
+
+    def _read_body(self, request: ApiRequest, response: requests.Response, left: Any) -> tuple[bytes, bool]:
+        """The decoded body, and whether it was read to its end (not cut at the error-body limit)."""
+        try:
+            body = _new_body(self, response.status_code, response.headers)
+            while not body.full:
+                remaining = left()
+                if remaining <= 0:
+                    raise _deadline_error(self.platform, request, self.settings.request_deadline)
+                # Each read waits at most what is left of the deadline; read1 returns what arrived, so a
+                # trickling server cannot hold one read open for a whole buffer's worth of seconds.
+                sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+                if sock is not None:
+                    sock.settimeout(min(self.settings.timeout, remaining))
+                chunk = response.raw.read1(READ_SIZE, decode_content=False)
+                if not chunk:
+                    return body.finish(), True
+                body.feed(chunk)
+            return body.finish(), False
+        except (BodyTooLarge, UnsupportedEncoding, ValueError) as err:
+            raise _body_error(self, request, response.status_code, err) from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            if left() <= 0:
+                raise _deadline_error(self.platform, request, self.settings.request_deadline) from None
+            raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
 
     def _describe(self, request: ApiRequest) -> str:
         return f"{self.platform.display_name} API {request.describe()}"
@@ -206,12 +369,36 @@ class SyncTransport:
         self._session.close()
 
 
+def _redirect_error(platform: Platform, request: ApiRequest, status: int, headers: Any) -> RedirectRefusedError:
+    location = str(headers.get("Location") or "")
+    try:
+        host = urlsplit(location).hostname
+    except ValueError:
+        host = None
+    # Only the host: a Location's query string can carry anything, a signed token included.
+    target = f"to host {host!r}" if host else "to a path on the same host" if location else "with no Location"
+    return RedirectRefusedError(
+        platform=platform.display_name,
+        method=request.method,
+        path=request.path,
+        status=status,
+        message=(
+            f"redirected {target}; redirects are refused on purpose, so the credentials are never sent to "
+            "another host: set the connection's Base URL to where the API really is"
+        ),
+    )
+
+
 def _decoded(
     transport: SyncTransport | AsyncTransport, request: ApiRequest, status: int, headers: Any, body: bytes
 ) -> Any:
     """Count the response, then decode it (or raise its ``ApiError``, secrets redacted): both transports."""
     transport.stats.requests += 1
     transport.stats.bytes_received += len(body)
+    if transport._pacer is not None:
+        transport._pacer.observe(headers)
+    if 300 <= status < 400:
+        raise _redirect_error(transport.platform, request, status, headers)
     try:
         return decode_response(
             transport.platform, request, status=status, headers=headers, body=body, secrets=transport.settings.secrets
@@ -223,6 +410,9 @@ def _decoded(
 class AsyncTransport:
     """
     The ``httpx.AsyncClient`` twin of ``SyncTransport`` for the triggerer's event loop (no blocking I/O).
+
+    Each attempt runs under ``asyncio.timeout(request_deadline)``; the raw body is read in pieces and
+    decoded by the same ``BoundedBody`` as the sync side.
 
     :param platform: The platform's wire logic.
     :param settings: Where and how to connect.
@@ -236,10 +426,20 @@ class AsyncTransport:
         self.stats = TransportStats()
         self._httpx = httpx
         self._client: httpx.AsyncClient = httpx.AsyncClient(
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **settings.headers},
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+                **settings.headers,
+            },
             timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
             verify=settings.verify,
             follow_redirects=False,
+            # A no-op auth: httpx would otherwise turn URL user info into Basic auth over our header.
+            auth=httpx.Auth(),
+        )
+        self._pacer: Pacer | None = (
+            pacer_for(base_url=settings.base_url, secrets=settings.secrets) if settings.pace else None
         )
 
     async def fetch_json(self, request: ApiRequest) -> Any:
@@ -249,13 +449,30 @@ class AsyncTransport:
         return await retrying(self._once, request)
 
     async def _once(self, request: ApiRequest) -> Any:
+        if self._pacer is not None:
+            await asyncio.sleep(min(self._pacer.delay(), self.settings.request_deadline))
+        deadline = self.settings.request_deadline
         try:
-            response = await self._client.request(
-                request.method, self.settings.base_url + request.path, params=list(request.params)
-            )
+            async with asyncio.timeout(deadline):
+                status, headers, body = await self._exchange(request)
+        except TimeoutError:
+            raise _deadline_error(self.platform, request, deadline) from None
         except self._httpx.HTTPError as err:
             raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
-        return _decoded(self, request, response.status_code, response.headers, response.content)
+        return _decoded(self, request, status, headers, body)
+
+    async def _exchange(self, request: ApiRequest) -> tuple[int, httpx.Headers, bytes]:
+        url = self.settings.base_url + request.path
+        async with self._client.stream(request.method, url, params=list(request.params)) as response:
+            try:
+                body = _new_body(self, response.status_code, response.headers)
+                async for chunk in response.aiter_raw(READ_SIZE):
+                    body.feed(chunk)
+                    if body.full:
+                        break
+                return response.status_code, response.headers, body.finish()
+            except (BodyTooLarge, UnsupportedEncoding, ValueError) as err:
+                raise _body_error(self, request, response.status_code, err) from None
 
     async def aclose(self) -> None:
         """Close pooled connections."""

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SCENARIOS = ("listing", "waiting", "footprint", "latency", "imports", "memory")
+SCENARIOS = ("listing", "waiting", "footprint", "latency", "imports", "memory", "pacing")
 
 
 def _bytecode() -> None:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.disable(logging.WARNING)  # retries and polls log; the tables are the output
     from airflow_provider_browsersessions.testing import Emulator
-    from bench import footprint, imports, latency, listing, memory, waiting
+    from bench import footprint, imports, latency, listing, memory, pacing, waiting
     from bench.common import machine, wire
 
     print("# Benchmarks\n")
@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     # A frozen clock: each side of a comparison sees the same data; sessions end only when a scenario says so.
     with Emulator(speed=0) as emulator:
         wire(emulator)
+        # The comparisons measure the providers, not Cloudflare's budget; the pacing scenario sets its own.
+        emulator.set_lockout(budget=None)
         if "listing" in chosen:
             sizes = ([300], [250]) if args.smoke else ([1_000, 10_000, 100_000], [1_000, 10_000])
             print(listing.run(emulator, brightdata_sizes=sizes[0], cloudflare_sizes=sizes[1]), flush=True)
@@ -77,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             print(imports.run(repeats=1 if args.smoke else 7, without_bytecode=not args.smoke), flush=True)
         if "memory" in chosen:
             print(memory.run(emulator, sizes=[200, 500] if args.smoke else [1_000, 10_000, 100_000]), flush=True)
+        if "pacing" in chosen:
+            load = {"workers": 2, "seconds": 4.0, "budget": 10, "window": 3.0} if args.smoke else {}
+            print(pacing.run(emulator, **(load or {"workers": 8, "seconds": 40.0, "budget": 120, "window": 30.0})))
     print(f"All scenarios took {time.monotonic() - started:.0f} s.")
     return 0
 

@@ -6,7 +6,9 @@ import dataclasses
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from functools import cached_property
+from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from airflow.providers.common.compat.sdk import BaseHook
 
@@ -28,12 +30,15 @@ from airflow_provider_browsersessions.platforms.base import (
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
 from airflow_provider_browsersessions.transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
+    DEFAULT_REQUEST_DEADLINE,
     AsyncTransport,
     ClientSettings,
     RetryPolicy,
     SyncTransport,
+    warn_if_unverified,
 )
 
 if TYPE_CHECKING:
@@ -41,6 +46,23 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
+#: The Test button's deadline per attempt: a person is waiting on the form.
+TEST_CONNECTION_DEADLINE = 10.0
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a URL's host name is this machine (127.0.0.0/8, ::1, localhost): clear text never leaves it."""
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def header_safe(value: str) -> bool:
+    """Whether a credential can travel in an HTTP header as it is: printable ASCII only (both transports agree)."""
+    return all(" " <= char <= "~" for char in value)
 
 
 class SessionIterator(Iterator[BrowserSession]):
@@ -177,14 +199,59 @@ class BrowserSessionsHook(BaseHook):
 
         A host with a scheme (``http://127.0.0.1:8080/client/v4``) replaces the whole base URL; a bare
         host name gets ``https://``, the connection's port and the platform's default path prefix.
+
+        :raises ConnectionConfigError: for user info in the Host (``user:pass@``), a scheme other than http(s),
+            or ``http://`` to a host that is not loopback without the extra ``allow_insecure_http``.
         """
         host = (self.connection.host or "").strip()
         if not host:
             return self.default_base_url
         if "://" in host:
-            return host.rstrip("/")
-        port = self.connection.port
-        return f"https://{host.rstrip('/')}{f':{port}' if port else ''}{self.default_path_prefix}"
+            url = host.rstrip("/")
+        else:
+            port = self.connection.port
+            url = f"https://{host.rstrip('/')}{f':{port}' if port else ''}{self.default_path_prefix}"
+        return self._checked_url(url)
+
+    def _checked_url(self, url: str) -> str:
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname or ""
+        except ValueError:
+            raise self.config_error("the Base URL (Host) is not a valid URL") from None
+        # Never echo the netloc: it may hold a password.
+        if "@" in parts.netloc:
+            raise self.config_error(
+                "the Base URL (Host) holds a user name or password before '@'; remove it and put the "
+                "credential in the Password field (it is sent in this provider's own header, never in the URL)"
+            )
+        if parts.scheme not in ("http", "https") or not hostname:
+            raise self.config_error("the Base URL (Host) must start with https:// (or http:// for loopback)")
+        if (
+            parts.scheme == "http"
+            and not is_loopback_host(hostname)
+            and not self._extra_bool("allow_insecure_http", False)
+        ):
+            raise self.config_error(
+                f"the Base URL is http:// to {hostname!r}, which is not loopback: the credentials would cross "
+                'the network in clear text. Use https://, or set the extra {"allow_insecure_http": true} '
+                "for a trusted network"
+            )
+        return url
+
+    def header_credential(self, value: str, *, field: str) -> str:
+        """
+        A credential checked for what an HTTP header can carry; the error names the field, never the value.
+
+        :param value: The credential, already stripped.
+        :param field: The connection field it came from, as the form labels it ("Password", "Login").
+        """
+        if not header_safe(value):
+            raise self.config_error(
+                f"the {field} field holds a character that cannot be sent in an HTTP header (a line break, "
+                "another control character or a non-ASCII character); paste the value again without it"
+            )
+        return value
 
     @abstractmethod
     def auth_headers(self) -> tuple[dict[str, str], tuple[str, ...]]:
@@ -207,7 +274,12 @@ class BrowserSessionsHook(BaseHook):
             max_retries=int(self._extra_number("max_retries", DEFAULT_MAX_RETRIES, integer=True)),
             max_wait=self._extra_number("max_retry_wait", DEFAULT_MAX_RETRY_WAIT),
         )
-        return ClientSettings(
+        deadline = self._extra_number("request_deadline", DEFAULT_REQUEST_DEADLINE)
+        max_bytes = self._extra_number("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, integer=True)
+        if deadline <= 0 or max_bytes <= 0:
+            name = "request_deadline" if deadline <= 0 else "max_response_bytes"
+            raise self.config_error(f"extra {name!r} must be above 0")
+        settings = ClientSettings(
             base_url=self.base_url(),
             headers=headers,
             secrets=secrets,
@@ -215,7 +287,12 @@ class BrowserSessionsHook(BaseHook):
             connect_timeout=self._extra_number("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
             verify=self._extra_bool("verify", True),
             retry=retry,
+            request_deadline=deadline,
+            max_response_bytes=int(max_bytes),
+            pace=self._extra_bool("pace", True),
         )
+        warn_if_unverified(self.platform, settings)
+        return settings
 
     def get_conn(self) -> SyncTransport:
         """The hook's one pooled sync transport."""
@@ -351,8 +428,12 @@ class BrowserSessionsHook(BaseHook):
         try:
             settings = self.settings
             probe = self.platform.list_request(SessionQuery(), page_size=1)
-            # A person is waiting on the form: one quick retry, never minutes of backoff.
-            quick = dataclasses.replace(settings, retry=RetryPolicy(max_retries=1, max_wait=5.0))
+            # A person is waiting on the form: one quick retry, never minutes of backoff or of a silent server.
+            quick = dataclasses.replace(
+                settings,
+                retry=RetryPolicy(max_retries=1, max_wait=5.0),
+                request_deadline=min(settings.request_deadline, TEST_CONNECTION_DEADLINE),
+            )
             transport = SyncTransport(platform=self.platform, settings=quick)
             try:
                 transport.fetch_json(probe)

@@ -33,6 +33,7 @@ class BrightDataBrowserHook(BrowserSessionsHook):
         key = (self.connection.password or "").strip()
         if not key:
             raise self.config_error("no API key: put the Bright Data API key in the Password field")
+        self.header_credential(key, field="Password")
         return {"Authorization": f"Bearer {key}"}, (key,)
 
     def build_platform(self) -> BrightDataPlatform:

@@ -46,7 +46,9 @@ class CloudflareBrowserRenderingHook(BrowserSessionsHook):
                 "no credentials: put an API token in the Password field "
                 "(or an email in Login and the Global API key in Password)"
             )
+        self.header_credential(secret, field="Password")
         if email:
+            self.header_credential(email, field="Login")
             if "@" not in email:
                 raise self.config_error(
                     f"Login must be the account email for a Global API key, got {email!r}; "

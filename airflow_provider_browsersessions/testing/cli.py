@@ -17,6 +17,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
     parser.add_argument("--sessions", type=int, default=200, help="sessions seeded per platform (default 200)")
     parser.add_argument("--speed", type=float, default=1.0, help="emulator seconds per real second (default 1)")
+    parser.add_argument(
+        "--cloudflare-budget", type=int, default=1200, help="Cloudflare requests per window (default 1200)"
+    )
+    parser.add_argument(
+        "--cloudflare-window", type=float, default=300.0, help="seconds of Cloudflare's budget window (default 300)"
+    )
+    parser.add_argument(
+        "--no-cloudflare-budget", action="store_true", help="no budget, no lockout, no Ratelimit headers"
+    )
     parser.add_argument("--ready-file", type=Path, help="write the URLs and connection values here as JSON")
     args = parser.parse_args(argv)
 
@@ -27,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     emulator = Emulator(host=args.host, port=args.port, seed=args.seed, sessions=args.sessions, speed=args.speed)
     with emulator:
+        budget = None if args.no_cloudflare_budget else args.cloudflare_budget
+        emulator.set_lockout(budget=budget, window=args.cloudflare_window)
         env = emulator.connection_env()
         print(f"Bright Data base URL: {emulator.brightdata_base_url}")
         print(f"Cloudflare base URL:  {emulator.cloudflare_base_url}")

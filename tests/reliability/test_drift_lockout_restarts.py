@@ -142,10 +142,16 @@ def locked_runs(log: list[dict]) -> list[int]:
     return [*runs, current] if current else runs
 
 
-def test_a_hook_waits_out_the_lockout_with_backoff_not_a_tight_loop(emulator):
+def test_a_hook_waits_out_the_lockout_with_backoff_not_a_tight_loop(emulator, monkeypatch):
     emulator.add_session("cloudflare", duration=None)
     emulator.set_lockout(budget=2, window=LOCKOUT_WINDOW)
-    hook = CloudflareBrowserRenderingHook(retry=RetryPolicy(max_retries=10, max_wait=10.0, backoff=0.05))
+    # Without pacing (which would wait for the next window instead of knocking: test_network_bounds.py).
+    connection = json.loads(emulator.connection_env()["AIRFLOW_CONN_CLOUDFLARE_BROWSER_RENDERING_DEFAULT"])
+    connection["extra"]["pace"] = False
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_UNPACED", json.dumps(connection))
+    hook = CloudflareBrowserRenderingHook(
+        conn_id="cloudflare_unpaced", retry=RetryPolicy(max_retries=10, max_wait=10.0, backoff=0.05)
+    )
     # The third call hits the locked window; it can only succeed once the window is over (a new window).
     results = [len(hook.list_sessions()) for _ in range(4)]
     assert results == [1, 1, 1, 1]

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
@@ -122,8 +123,25 @@ def test_printed_connection_values_work_with_both_hooks(launcher, signum, tmp_pa
 def test_help_lists_every_option():
     result = subprocess.run([str(CONSOLE_SCRIPT), "--help"], capture_output=True, text=True, check=True)
     assert result.stdout.startswith("usage: browsersessions-emulator")
-    for option in ("--host", "--port", "--seed", "--sessions", "--speed", "--ready-file"):
+    for option in ("--host", "--port", "--seed", "--sessions", "--speed", "--ready-file", "--cloudflare-budget"):
         assert option in result.stdout
+    assert "--cloudflare-window" in result.stdout
+    assert "--no-cloudflare-budget" in result.stdout
+
+
+def test_the_cloudflare_budget_is_set_from_the_command_line(tmp_path):
+    ready = tmp_path / "ready.json"
+    options = ["--sessions", "0", "--cloudflare-budget", "120", "--cloudflare-window", "30", "--ready-file", str(ready)]
+    emulator = RunningEmulator([*PYTHON_M, *options], ready)
+    try:
+        env = json.loads(next(iter(v for k, v in emulator.ready["env"].items() if "CLOUDFLARE" in k)))
+        url = f"{env['host']}/accounts/{env['extra']['account_id']}/browser-rendering/devtools/session"
+        answer = requests.get(url, headers={"Authorization": f"Bearer {env['password']}"}, timeout=10)
+        assert answer.headers["Ratelimit-Policy"] == '"default";q=120;w=30'
+        assert answer.headers["Ratelimit"].startswith('"default";r=119;')
+    finally:
+        code, _, stderr = emulator.stop(signal.SIGTERM)
+    assert code == 0, stderr
 
 
 def test_a_bad_option_is_a_usage_error():

@@ -198,14 +198,13 @@ def test_random_faults_can_be_limited_to_one_platform(emulator):
     assert cf(emulator).status_code == 200
 
 
-def test_cloudflare_lockout_answers_429_to_every_call_until_the_window_ends(emulator):
+def test_cloudflare_lockout_answers_429_to_every_call_for_the_lockout_period(emulator):
     # The window is scaled down from Cloudflare's 300 s. A burst must fall inside one window for its
     # answers to be predictable; on a very slow machine the window is widened and the burst repeated.
     for window in (0.5, 2.0, 8.0):
         burst_started = time.monotonic()
         emulator.clear_log()
         emulator.set_lockout(budget=3, window=window)
-        set_at = time.monotonic()
         brightdata = [bd(emulator).status_code for _ in range(5)]  # Bright Data neither counts nor is locked out
         cloudflare = [cf(emulator) for _ in range(6)]
         brightdata.append(bd(emulator).status_code)
@@ -217,18 +216,116 @@ def test_cloudflare_lockout_answers_429_to_every_call_until_the_window_ends(emul
     assert [r.status_code for r in cloudflare] == [200, 200, 200, 429, 429, 429]
     for locked in cloudflare[3:]:
         assert locked.json()["errors"][0]["code"] == 971
-        assert 0 < float(locked.headers["Retry-After"]) <= window  # what is left of the window
+        assert 0 < float(locked.headers["Retry-After"]) <= window  # what is left of the lockout
+        assert locked.headers["Ratelimit"].startswith('"default";r=0;')
     assert [e["fault"] for e in emulator.request_log(platform="cloudflare")] == [None] * 3 + ["lockout"] * 3
 
-    time.sleep(max(0.0, set_at + window + 0.05 - time.monotonic()))
-    assert cf(emulator).status_code == 200  # a new window: served again
+    time.sleep(float(cloudflare[-1].headers["Retry-After"]) + 0.05)
+    assert cf(emulator).status_code == 200  # the lockout is over: a new window
 
 
-def test_lockout_off(emulator):
+def test_every_cloudflare_answer_carries_its_rate_budget(emulator):
+    first = cf(emulator)
+    assert first.headers["Ratelimit-Policy"] == '"default";q=1200;w=300'  # Cloudflare's budget, on by default
+    assert first.headers["Ratelimit"].startswith('"default";r=1199;t=')
+    emulator.set_lockout(budget=120, window=30)
+    answers = [cf(emulator) for _ in range(3)]
+    assert [a.headers["Ratelimit"].split(";")[1] for a in answers] == ["r=119", "r=118", "r=117"]
+    assert {a.headers["Ratelimit-Policy"] for a in answers} == {'"default";q=120;w=30'}
+    emulator.script_faults([{"kind": "503"}], platform="cloudflare")
+    assert cf(emulator).headers["Ratelimit"].split(";")[1] == "r=116"  # errors count and carry it too
+    assert "Ratelimit" not in bd(emulator).headers  # Bright Data publishes no such headers
+
+
+def test_a_lockout_lasts_its_own_period_not_the_windows_end(emulator):
+    emulator.set_lockout(budget=1, window=60, lockout=0.5)
+    assert [cf(emulator).status_code for _ in range(2)] == [200, 429]
+    time.sleep(0.6)
+    assert cf(emulator).status_code == 200  # the lockout (0.5 s) ended long before the window (60 s)
+    with pytest.raises(ValueError, match="budget"):
+        emulator.set_lockout(budget=-1, window=1)
+    with pytest.raises(ValueError, match="above 0"):
+        emulator.set_lockout(budget=1, window=0)
+
+
+def test_lockout_off_turns_the_budget_and_its_headers_off(emulator):
     emulator.set_lockout(budget=0, window=60)
     assert cf(emulator).status_code == 429
     emulator.set_lockout(budget=None)
-    assert cf(emulator).status_code == 200
+    answer = cf(emulator)
+    assert answer.status_code == 200
+    assert "Ratelimit" not in answer.headers
+
+
+# -- hostile networks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("platform", ["brightdata", "cloudflare"])
+def test_trickle_sends_the_headers_then_the_body_a_few_bytes_at_a_time(emulator, platform):
+    emulator.script_faults([{"kind": "trickle", "bytes_per_second": 20, "size": 100_000}], platform=platform)
+    path, headers = REQUESTS[platform]
+    connection = http.client.HTTPConnection("127.0.0.1", emulator.port, timeout=10)
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()  # the headers come at once
+    assert (response.status, response.headers["Content-Length"]) == (200, "100000")
+    started = time.monotonic()
+    received = response.read(10)
+    # Only a lower bound: 10 bytes at 20 per second cannot all come in less than a few tenths of a second.
+    assert len(received) == 10
+    assert time.monotonic() - started >= 0.2
+    connection.close()  # hanging up ends the trickle
+    assert call(emulator, platform).status_code == 200
+
+
+def test_stall_headers_answers_nothing_until_the_client_hangs_up(emulator):
+    emulator.script_faults([{"kind": "stall_headers", "seconds": 60}])
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(f"{emulator.url}/browser_sessions", headers=BD_AUTH, timeout=(5, 0.5))
+    assert bd(emulator).status_code == 200  # other connections are served meanwhile
+    assert [e["fault"] for e in emulator.request_log()] == ["stall_headers", None]
+    assert emulator.request_log()[0]["status"] is None  # nothing was answered
+
+
+def test_gzip_bomb_is_a_small_body_that_inflates_to_its_size(emulator):
+    import zlib
+
+    emulator.script_faults([{"kind": "gzip_bomb", "size": 20_000_000}])
+    response = requests.get(f"{emulator.url}/browser_sessions", headers=BD_AUTH, timeout=30, stream=True)
+    assert response.headers["Content-Encoding"] == "gzip"
+    raw = response.raw.read(decode_content=False)
+    assert len(raw) < 200_000
+    assert len(zlib.decompress(raw, 16 + zlib.MAX_WBITS)) == 20_000_000
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "Wed, 21 Oct 2015 07:28:00 GMT", "soon-ish", "999999999"])
+def test_429_raw_sends_its_retry_after_exactly_as_given(emulator, value):
+    emulator.script_faults([{"kind": "429_raw", "retry_after": value}], platform="cloudflare")
+    limited = cf(emulator)
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, value)
+    assert limited.json()["errors"][0]["code"] == 971
+
+
+def test_redirect_answers_its_status_and_location(emulator):
+    emulator.script_faults([{"kind": "redirect", "status": 307, "location": "https://elsewhere.example/x?t=1"}])
+    moved = requests.get(f"{emulator.url}/browser_sessions", headers=BD_AUTH, timeout=10, allow_redirects=False)
+    assert (moved.status_code, moved.headers["Location"]) == (307, "https://elsewhere.example/x?t=1")
+
+
+@pytest.mark.parametrize(
+    ("fault", "complaint"),
+    [
+        ({"kind": "trickle", "bytes_per_second": 0}, "bytes_per_second"),
+        ({"kind": "stall_headers", "seconds": "long"}, "seconds"),
+        ({"kind": "gzip_bomb"}, "size"),
+        ({"kind": "gzip_bomb", "size": 17 * 1024**3}, "16 GiB"),
+        ({"kind": "429_raw", "retry_after": 5}, "raw Retry-After"),
+        ({"kind": "redirect"}, "location"),
+        ({"kind": "redirect", "location": "/x", "status": 200}, "300..399"),
+    ],
+)
+def test_network_faults_are_checked_when_scripted(emulator, fault, complaint):
+    with pytest.raises(ValueError, match=complaint):
+        emulator.script_faults([fault])
 
 
 def test_the_request_log_records_each_api_request(emulator):

@@ -71,9 +71,9 @@ class EmulatorClient:
         """Random faults (see ``Emulator.set_random_faults``)."""
         self._call("POST", "faults/random", kwargs)
 
-    def set_lockout(self, *, budget: int | None, window: float = 300.0) -> None:
-        """Cloudflare's lockout."""
-        self._call("POST", "faults/lockout", {"budget": budget, "window": window})
+    def set_lockout(self, *, budget: int | None, window: float = 300.0, lockout: float | None = None) -> None:
+        """Cloudflare's budget and lockout (see ``Emulator.set_lockout``)."""
+        self._call("POST", "faults/lockout", {"budget": budget, "window": window, "lockout": lockout})
 
     def clear_faults(self) -> None:
         """No faults."""

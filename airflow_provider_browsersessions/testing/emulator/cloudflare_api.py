@@ -15,8 +15,6 @@ from airflow_provider_browsersessions.testing.emulator.store import (
 if TYPE_CHECKING:
     from airflow_provider_browsersessions.testing.emulator.server import Emulator
 
-RATELIMIT_HEADERS = {"Ratelimit": '"default";r=1199;t=300', "Ratelimit-Policy": '"default";q=1200;w=300'}
-
 
 def error(status: int, code: int, message: str) -> Reply:
     """Cloudflare's standard error envelope."""

@@ -10,7 +10,28 @@ import threading
 import time
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "503", "latency", "close_mid_body", "malformed_json", "html_error", "body", "ok")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "503",
+    "latency",
+    "close_mid_body",
+    "malformed_json",
+    "html_error",
+    "body",
+    "ok",
+    # Hostile networks: a body trickled byte by byte, headers that never come, a gzip bomb, a raw Retry-After,
+    # a redirect.
+    "trickle",
+    "stall_headers",
+    "gzip_bomb",
+    "429_raw",
+    "redirect",
+)
+
+#: Cloudflare's published budget: 1,200 requests per 5 minutes per user; past it, every call is refused for 5 minutes.
+CLOUDFLARE_BUDGET = 1200
+CLOUDFLARE_WINDOW = 300.0
 
 
 @dataclasses.dataclass
@@ -34,7 +55,39 @@ def check_fault(fault: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"a fault is a dict with 'kind' one of {', '.join(FAULT_KINDS)}; got {fault!r}")
     if fault["kind"] == "body" and not isinstance(fault.get("body"), str):
         raise ValueError("a 'body' fault needs 'body' (text), and may set 'status' and 'content_type'")
+    _check_network_fault(fault)
     return dict(fault)
+
+
+def _positive(fault: dict[str, Any], name: str, *, required: bool = False) -> None:
+    value = fault.get(name)
+    if value is None and not required:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"a {fault['kind']!r} fault needs {name!r} as a number above 0, got {value!r}")
+
+
+def _check_network_fault(fault: dict[str, Any]) -> None:
+    """The hostile-network kinds' parameters (see docs/emulator.md)."""
+    kind = fault["kind"]
+    if kind == "trickle":
+        _positive(fault, "bytes_per_second")
+        _positive(fault, "size")
+    elif kind == "stall_headers":
+        _positive(fault, "seconds")
+    elif kind == "gzip_bomb":
+        _positive(fault, "size", required=True)
+        if int(fault["size"]) > 16 * 1024**3:
+            raise ValueError("a 'gzip_bomb' inflates to at most 16 GiB ('size' in bytes)")
+    elif kind == "429_raw":
+        if not isinstance(fault.get("retry_after"), str):
+            raise ValueError("a '429_raw' fault needs 'retry_after': the raw Retry-After header value, as text")
+    elif kind == "redirect":
+        if not isinstance(fault.get("location"), str) or not fault["location"]:
+            raise ValueError("a 'redirect' fault needs 'location' (text), and may set 'status' (300..399)")
+        status = fault.get("status", 302)
+        if isinstance(status, bool) or not isinstance(status, int) or not 300 <= status <= 399:
+            raise ValueError(f"a 'redirect' fault's 'status' is 300..399, got {status!r}")
 
 
 class FaultPlan:
@@ -54,10 +107,12 @@ class FaultPlan:
             self._retry_after = 0.05
             self._latency = 0.05
             self._random_platform: str | None = None
-            self._budget: int | None = None
-            self._window = 300.0
-            self._window_start = 0.0
+            self._budget: int | None = CLOUDFLARE_BUDGET
+            self._window = CLOUDFLARE_WINDOW
+            self._lockout = CLOUDFLARE_WINDOW
+            self._window_start = time.monotonic()
             self._window_count = 0
+            self._locked_until: float | None = None
 
     def script(
         self, faults: list[dict[str, Any]], *, platform: str | None, method: str | None, path_contains: str | None
@@ -79,23 +134,63 @@ class FaultPlan:
             self._rate, self._kinds, self._rng = float(rate), list(kinds), random.Random(seed)
             self._retry_after, self._latency, self._random_platform = retry_after, latency, platform
 
-    def set_lockout(self, *, budget: int | None, window: float) -> None:
-        """Cloudflare's lockout: past ``budget`` requests in a ``window`` of real seconds, all answer 429."""
+    def set_lockout(self, *, budget: int | None, window: float, lockout: float | None = None) -> None:
+        """
+        Cloudflare's budget: past ``budget`` requests in a ``window`` of real seconds, every call answers 429
+        for ``lockout`` seconds (default: ``window``); ``budget=None`` turns the budget and its headers off.
+        """
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
+            raise ValueError(f"budget is a whole number of requests (0 or more) or null, got {budget!r}")
+        if not float(window) > 0 or (lockout is not None and not float(lockout) > 0):
+            raise ValueError("window and lockout are seconds above 0")
         with self._lock:
             self._budget, self._window = budget, float(window)
-            self._window_start, self._window_count = time.monotonic(), 0
+            self._lockout = float(window if lockout is None else lockout)
+            self._window_start, self._window_count, self._locked_until = time.monotonic(), 0, None
+
+    def _count_cloudflare(self, now: float) -> dict[str, Any] | None:
+        # Called with the lock held. A user past the budget is locked out for the whole lockout period,
+        # whatever the window; a new window starts when the lockout ends.
+        if self._locked_until is not None:
+            if now < self._locked_until:
+                return {
+                    "kind": "429",
+                    "retry_after": math.ceil((self._locked_until - now) * 100) / 100,
+                    "lockout": True,
+                }
+            self._locked_until, self._window_start, self._window_count = None, now, 0
+        if now - self._window_start >= self._window:
+            self._window_start, self._window_count = now, 0
+        self._window_count += 1
+        if self._budget is not None and self._window_count > self._budget:
+            self._locked_until = now + self._lockout
+            return {"kind": "429", "retry_after": math.ceil(self._lockout * 100) / 100, "lockout": True}
+        return None
+
+    def ratelimit_headers(self) -> dict[str, str]:
+        """Cloudflare's ``Ratelimit``/``Ratelimit-Policy`` headers for the budget as it stands now (IETF draft form)."""
+        with self._lock:
+            if self._budget is None:
+                return {}
+            now = time.monotonic()
+            if self._locked_until is not None and now < self._locked_until:
+                remaining, reset = 0, self._locked_until - now
+            else:
+                remaining = max(0, self._budget - self._window_count)
+                reset = max(0.0, self._window_start + self._window - now)
+            window = int(self._window) if self._window.is_integer() else self._window
+        return {
+            "Ratelimit": f'"default";r={remaining};t={math.ceil(reset)}',
+            "Ratelimit-Policy": f'"default";q={self._budget};w={window}',
+        }
 
     def decide(self, platform: str, method: str, path: str) -> dict[str, Any] | None:
         """The fault for this request, or None to serve it normally."""
         with self._lock:
-            if platform == "cloudflare" and self._budget is not None:
-                now = time.monotonic()
-                if now - self._window_start >= self._window:
-                    self._window_start, self._window_count = now, 0
-                self._window_count += 1
-                if self._window_count > self._budget:
-                    left = self._window - (now - self._window_start)
-                    return {"kind": "429", "retry_after": math.ceil(left * 100) / 100, "lockout": True}
+            if platform == "cloudflare":
+                locked = self._count_cloudflare(time.monotonic())
+                if locked is not None:
+                    return locked
             for script in self._scripts:
                 if script.faults and script.matches(platform, method, path):
                     fault = script.faults.popleft()

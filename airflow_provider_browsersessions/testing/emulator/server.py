@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
+import select
 import socket
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
@@ -304,9 +307,13 @@ class Emulator:
             rate=rate, kinds=kinds, seed=seed, retry_after=retry_after, latency=latency, platform=platform
         )
 
-    def set_lockout(self, *, budget: int | None, window: float = 300.0) -> None:
-        """Cloudflare's lockout: past ``budget`` requests in ``window`` real seconds, every call is a 429."""
-        self.faults.set_lockout(budget=budget, window=window)
+    def set_lockout(self, *, budget: int | None, window: float = 300.0, lockout: float | None = None) -> None:
+        """
+        Cloudflare's budget (on by default: 1,200 per 300 s): past ``budget`` requests in ``window`` real
+        seconds, every call is a 429 for ``lockout`` seconds (default: ``window``). Every Cloudflare answer
+        carries ``Ratelimit``/``Ratelimit-Policy`` for it; ``budget=None`` turns budget and headers off.
+        """
+        self.faults.set_lockout(budget=budget, window=window, lockout=lockout)
 
     def clear_faults(self) -> None:
         """No faults."""
@@ -403,6 +410,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         return
 
+    def handle(self) -> None:
+        # A client that gave up on a stalled or trickled answer resets the connection: not the server's error.
+        with contextlib.suppress(ConnectionError):
+            super().handle()
+
     def do_GET(self) -> None:
         self._dispatch("GET")
 
@@ -437,6 +449,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = self.emulator.faults.decide(platform, method, raw_path)
         reply, cut = self._reply(platform, method, segments, query, raw_path, fault)
+        if platform == "cloudflare":  # every Cloudflare answer carries its rate budget
+            reply.headers = {**self.emulator.faults.ratelimit_headers(), **reply.headers}
+        stalled = fault is not None and fault["kind"] == "stall_headers"
         body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         # Logged before the reply is written: a client that got its answer finds its request in the log.
         self.emulator.log_request(
@@ -446,13 +461,55 @@ class _Handler(BaseHTTPRequestHandler):
                 "path": raw_path,
                 "query": query,
                 "raw_query": raw_query,
-                "status": reply.status,
+                "status": None if stalled else reply.status,
                 "fault": None if fault is None else ("lockout" if fault.get("lockout") else fault["kind"]),
                 "bytes": len(body) // 2 if cut else len(body),
                 "time": time.time(),
             }
         )
+        if stalled:
+            self._hold(float(fault.get("seconds", 3600)) if fault else 0.0)
+            self.close_connection = True
+            return
+        if fault is not None and fault["kind"] == "trickle":
+            self._trickle(Reply(reply.status, body, reply.headers), fault)
+            return
         self._write(Reply(reply.status, body, reply.headers), cut=cut)
+
+    def _hold(self, seconds: float) -> None:
+        """Answer nothing for ``seconds``, or until the client hangs up (a stalled server or proxy)."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.2))
+            if readable:
+                try:
+                    if not self.connection.recv(1, socket.MSG_PEEK):
+                        return  # the client gave up
+                except OSError:
+                    return
+                time.sleep(min(left, 0.2))  # a pipelined request waits its turn; keep holding
+
+    def _trickle(self, reply: Reply, fault: dict[str, Any]) -> None:
+        """Send the headers at once, then the body at ``bytes_per_second`` until done or the client hangs up."""
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        size = int(fault.get("size") or len(body))
+        body = body + b" " * max(0, size - len(body))  # JSON whitespace: a valid body, only slow
+        rate = float(fault.get("bytes_per_second", 1))
+        step = max(1, int(rate / 10))
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.headers.pop("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.close_connection = True
+        try:
+            for start in range(0, len(body), step):
+                self.wfile.write(body[start : start + step])
+                self.wfile.flush()
+                time.sleep(step / rate)
+        except OSError:
+            return  # the client gave up
 
     def _reply(
         self,
@@ -464,23 +521,23 @@ class _Handler(BaseHTTPRequestHandler):
         fault: dict[str, Any] | None,
     ) -> tuple[Reply, bool]:
         kind = None if fault is None else fault["kind"]
-        extra = dict(cloudflare_api.RATELIMIT_HEADERS) if platform == "cloudflare" else {}
+        network = _network_reply(platform, fault)
+        if network is not None:
+            return network, False
         if fault is not None and kind == "429":
             if platform == "cloudflare":
                 reply = cloudflare_api.error(429, 971, "Please wait and consider throttling your request speed")
             else:
                 reply = Reply(429, {"error": "Too many requests"})
-            reply.headers.update({**extra, "Retry-After": _number(fault.get("retry_after", 1))})
+            reply.headers["Retry-After"] = _number(fault.get("retry_after", 1))
             return reply, False
         if kind == "500" and platform == "cloudflare":
             # Cloudflare's 500 is code 2000 in its envelope (shared/api notes, "Codes seen").
-            reply = cloudflare_api.error(500, 2000, "Internal server error")
-            reply.headers.update(extra)
-            return reply, False
+            return cloudflare_api.error(500, 2000, "Internal server error"), False
         if kind in ("500", "503"):
             # Cloudflare's 503 body is undocumented (only "no browser available"): the {"error": ...} fallback.
             message = "Internal server error" if kind == "500" else "Service unavailable"
-            return Reply(int(str(kind)), {"error": message}, extra), False
+            return Reply(int(str(kind)), {"error": message}), False
         if fault is not None and kind == "body":
             # Any status and raw body: wrong types, missing fields, null lists, huge or truncated bodies.
             headers = {"Content-Type": str(fault.get("content_type", "application/json"))}
@@ -494,7 +551,6 @@ class _Handler(BaseHTTPRequestHandler):
             reply = brightdata_api.handle(self.emulator, method, segments, query, self.headers)
         else:
             reply = cloudflare_api.handle(self.emulator, method, segments, query, self.headers, raw_path)
-            reply.headers.update(extra)
         if kind == "malformed_json":
             body = json.dumps(reply.body).encode()
             return Reply(200, body[: max(1, len(body) // 2)]), False
@@ -517,6 +573,35 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         self.wfile.write(body)
+
+
+def _network_reply(platform: str, fault: dict[str, Any] | None) -> Reply | None:
+    """The hostile-network faults answered without the API: a raw Retry-After, a redirect, a gzip bomb."""
+    kind = None if fault is None else fault["kind"]
+    if fault is None or kind not in ("429_raw", "redirect", "gzip_bomb"):
+        return None
+    if kind == "429_raw":
+        if platform == "cloudflare":
+            reply = cloudflare_api.error(429, 971, "Please wait and consider throttling your request speed")
+        else:
+            reply = Reply(429, {"error": "Too many requests"})
+        reply.headers["Retry-After"] = str(fault["retry_after"])
+        return reply
+    if kind == "redirect":
+        return Reply(int(fault.get("status", 302)), b"", {"Location": str(fault["location"])})
+    return Reply(200, _gzip_bomb(int(fault["size"])), {"Content-Encoding": "gzip"})
+
+
+@functools.lru_cache(maxsize=4)
+def _gzip_bomb(size: int) -> bytes:
+    # Spaces compress about 1000:1: 1 GiB of them is a ~1 MB body, built a MiB at a time (never whole).
+    packer = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = b" " * (1024 * 1024)
+    parts = []
+    for start in range(0, size, len(block)):
+        parts.append(packer.compress(block[: min(len(block), size - start)]))
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 def _number(value: float) -> str:

@@ -1,0 +1,133 @@
+"""Pacing inside a platform's rate budget, read from the ``Ratelimit``/``Ratelimit-Policy`` answer headers."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+#: Longest single pacing wait, in seconds, whatever the headers say (a request's deadline may cap it further).
+MAX_PACE_WAIT = 30.0
+
+#: Fraction of the budget kept back: several processes on one token each see ``remaining`` a little late.
+RESERVE_FRACTION = 0.1
+
+_ITEM_PARAM = re.compile(r"([A-Za-z-]+)\s*=\s*([0-9.]+)")
+_NAMES = {"r": "remaining", "remaining": "remaining", "t": "reset", "reset": "reset", "q": "quota", "limit": "quota"}
+
+
+def parse_ratelimit(headers: Mapping[str, str]) -> tuple[int | None, float | None, int | None]:
+    """
+    ``(remaining, seconds until reset, quota)`` from the IETF draft headers; ``None`` for what is not there.
+
+    Understands ``Ratelimit: "default";r=50;t=30`` with ``Ratelimit-Policy: "default";q=100;w=30`` (the
+    form Cloudflare sends) and the older ``RateLimit-Remaining``/``-Reset``/``-Limit`` triple. With several
+    policies in one header the one with the least remaining wins. Garbage is ignored, never an error.
+    """
+    values: dict[str, float] = {}
+    combined = headers.get("Ratelimit") or headers.get("RateLimit")
+    if combined:
+        best: dict[str, float] | None = None
+        for item in str(combined).split(","):
+            found = {_NAMES[k.lower()]: float(v) for k, v in _ITEM_PARAM.findall(item) if k.lower() in _NAMES}
+            if "remaining" in found and (best is None or found["remaining"] < best["remaining"]):
+                best = found
+        values.update(best or {})
+    for header, name in (("Ratelimit-Remaining", "remaining"), ("Ratelimit-Reset", "reset")):
+        raw = headers.get(header)
+        if name not in values and raw is not None and re.fullmatch(r"\s*[0-9.]+\s*", str(raw)):
+            values[name] = float(raw)
+    policy = headers.get("Ratelimit-Policy") or headers.get("Ratelimit-Limit")
+    if policy:
+        quotas = [float(v) for k, v in _ITEM_PARAM.findall(str(policy)) if k.lower() in ("q", "limit")]
+        if not quotas and re.fullmatch(r"\s*[0-9]+\s*", str(policy)):
+            quotas = [float(policy)]
+        if quotas:
+            values["quota"] = min(quotas)
+    remaining = values.get("remaining")
+    reset = values.get("reset")
+    quota = values.get("quota")
+    return (
+        int(remaining) if remaining is not None and math.isfinite(remaining) else None,
+        reset if reset is not None and math.isfinite(reset) else None,
+        int(quota) if quota is not None and math.isfinite(quota) and quota > 0 else None,
+    )
+
+
+class Pacer:
+    """
+    Spreads what is left of a rate budget over what is left of its window, per process and credential.
+
+    While more than half of the usable budget remains, requests go at once (bursts are what the budget is
+    for). Below that, each request waits ``time left / usable requests left``, so the pace slows as
+    ``remaining`` falls and reaches the window's end before the budget runs out; with nothing usable left it
+    waits for the window to reset. Threads of one process share a pacer and take turns; processes sharing a
+    token each see the server's ``remaining`` fall and slow down too, with no coordination between them.
+    Without the headers it never waits.
+
+    :param clock: Monotonic seconds (tests pass their own).
+    :param max_wait: Cap of one wait.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_wait: float = MAX_PACE_WAIT) -> None:
+        self._clock = clock
+        self.max_wait = max_wait
+        self._lock = threading.Lock()
+        self._remaining: int | None = None
+        self._quota: int | None = None
+        self._reset_at = 0.0
+        self._last_start = -math.inf
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Learn the budget from an answer's headers (any status); answers without them change nothing."""
+        remaining, reset, quota = parse_ratelimit(headers)
+        if remaining is None or reset is None:
+            return
+        now = self._clock()
+        reset_at = now + reset
+        with self._lock:
+            if quota is not None:
+                self._quota = quota
+            new_window = self._remaining is None or now >= self._reset_at or reset_at > self._reset_at + 1.0
+            # Within a window, a late answer must not undo what this process has sent since: keep the lower.
+            self._remaining = remaining if new_window else min(remaining, self._remaining or 0)
+            self._reset_at = reset_at
+            # The answer's request went just now: the next turn is counted from here (a new process too).
+            self._last_start = max(self._last_start, now)
+
+    def delay(self) -> float:
+        """Reserve the next request's turn; seconds to wait before sending it (0 when nothing is known)."""
+        now = self._clock()
+        with self._lock:
+            if self._remaining is None or now >= self._reset_at:
+                return 0.0
+            left = self._reset_at - now
+            quota = self._quota or max(self._remaining, 1)
+            reserve = max(2, math.ceil(quota * RESERVE_FRACTION))
+            usable = self._remaining - reserve
+            self._remaining -= 1  # this request, until the server's next answer says better
+            if usable <= 0:
+                return min(left, self.max_wait)
+            if usable > (quota - reserve) / 2:
+                return 0.0
+            start = max(now, self._last_start + left / usable)
+            self._last_start = start
+            return min(start - now, self.max_wait)
+
+
+_PACERS: dict[tuple[str, str], Pacer] = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def pacer_for(*, base_url: str, secrets: tuple[str, ...]) -> Pacer:
+    """The process's pacer for one API and credential (the budget is the credential's), kept by a digest."""
+    digest = hashlib.sha256("\0".join(secrets).encode("utf-8", "replace")).hexdigest()
+    key = (base_url, digest)
+    with _PACERS_LOCK:
+        return _PACERS.setdefault(key, Pacer())
