@@ -10,7 +10,18 @@ import threading
 import time
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "503", "latency", "close_mid_body", "malformed_json", "html_error", "body", "ok")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "503",
+    "latency",
+    "close_mid_body",
+    "malformed_json",
+    "html_error",
+    "body",
+    "ok",
+    "repeat_page",
+)
 
 
 @dataclasses.dataclass
