@@ -58,6 +58,12 @@ _COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Send the credentials in clear text to an http:// Base URL that is not loopback. Default false.",
         "schema": {"type": ["boolean", "null"]},
     },
+    "max_pages": {
+        "label": "Max pages per listing",
+        "description": "The most pages one listing fetches before it stops with an error naming this bound. "
+        "Default 2000 (200,000 Bright Data sessions).",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
 }
 
 CONNECTION_TYPES: list[dict[str, Any]] = [

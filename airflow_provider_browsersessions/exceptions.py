@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+#: The longest ``ApiError`` message (and the longest path quoted in it): every error text of this provider
+#: reaches logs, exception reprs and trigger events, so a hostile body or header cannot make it megabytes.
+#: The API's own text inside it is cut shorter still (300 characters, ``platforms.base``).
+MAX_ERROR_MESSAGE_CHARS = 1000
+_MAX_PATH_CHARS = 200
+
+
+def cut_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 class BrowserSessionsError(AirflowException):
     """Base class of every error this provider raises."""
@@ -60,9 +71,9 @@ class ApiError(BrowserSessionsError):
         self.method = method
         self.path = path
         self.status = status
-        self.api_message = message
+        self.api_message = message = cut_text(message, MAX_ERROR_MESSAGE_CHARS)
         self.retry_after = retry_after
-        where = f"{platform} API {method} {path}"
+        where = f"{platform} API {method} {cut_text(path, _MAX_PATH_CHARS)}"
         what = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{where} failed: {what}: {message}")
 
@@ -111,3 +122,16 @@ class ResponseTooLargeError(ApiError):
 
 class RedirectRefusedError(ApiError):
     """A 3xx answer: redirects are refused on purpose, so the credentials never travel to another host."""
+
+
+class WalkLimitError(ApiError):
+    """
+    A listing did not end within the walk's page bound (the connection extra ``max_pages``).
+
+    Every page answered; the walk stopped on purpose, so no result is silently truncated.
+    """
+
+    def __init__(self, *, platform: str, method: str, path: str, message: str) -> None:
+        super().__init__(platform=platform, method=method, path=path, status=None, message=message)
+        # Not "failed: no response": every page came back, the bound ended the walk.
+        self.args = (f"{platform} API {method} {cut_text(path, _MAX_PATH_CHARS)}: {self.api_message}",)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
@@ -12,7 +13,7 @@ from typing import Any, Literal
 import pendulum
 from pendulum import DateTime
 
-from airflow_provider_browsersessions.exceptions import InvalidQueryError
+from airflow_provider_browsersessions.exceptions import InvalidQueryError, cut_text
 
 
 class SessionStatus(StrEnum):
@@ -33,6 +34,15 @@ CAPTCHA_OUTCOMES = ("solved", "none", "failed", "detected")
 
 # URL fields whose query strings can carry live-view or debugger tokens (Cloudflare devtools URLs).
 _TOKEN_BEARING_FIELDS = ("devtoolsFrontendUrl", "webSocketDebuggerUrl")
+
+#: The longest text a session keeps from the API (URLs, error messages, zone, close reason); longer text
+#: is cut and ends with "…". Sessions go to XCom, logs and trigger events: a 50 MB error text from a
+#: broken API must not become a 100 MB event.
+MAX_TEXT_CHARS = 2048
+#: The largest ``raw`` record ``to_dict(include_raw=True)`` puts in XCom, as JSON text; a larger one is
+#: replaced by a note saying so (its strings are cut to ``MAX_TEXT_CHARS`` first).
+MAX_RAW_JSON_CHARS = 16 * 1024
+_CAPPED_FIELDS = ("api_name", "target_url", "end_url", "captcha", "error_code", "error_message", "close_reason")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +85,12 @@ class BrowserSession:
     close_reason: str | None = None
     raw: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        for name in _CAPPED_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+                object.__setattr__(self, name, cut_text(value, MAX_TEXT_CHARS))
+
     @property
     def has_error(self) -> bool:
         """True when the platform reported an error for this session."""
@@ -85,7 +101,8 @@ class BrowserSession:
         Return a JSON-safe dict (ISO-8601 times): what goes to XCom.
 
         :param include_raw: Add the API record under ``raw``, with token-bearing URLs reduced to
-            scheme, host and path.
+            scheme, host and path, every string cut to ``MAX_TEXT_CHARS``, and the whole replaced by a
+            note when its JSON is longer than ``MAX_RAW_JSON_CHARS``.
         """
         data: dict[str, Any] = {
             "provider": self.provider,
@@ -105,10 +122,7 @@ class BrowserSession:
             "close_reason": self.close_reason,
         }
         if include_raw:
-            data["raw"] = {
-                key: (_strip_url_secrets(value) if key in _TOKEN_BEARING_FIELDS else value)
-                for key, value in self.raw.items()
-            }
+            data["raw"] = _raw_for_xcom(self.raw)
         return data
 
     @classmethod
@@ -136,6 +150,27 @@ class BrowserSession:
 
 #: The keys of a session record in XCom (``BrowserSession.to_dict()`` without ``raw``).
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(BrowserSession) if f.name != "raw")
+
+
+def _raw_for_xcom(raw: Mapping[str, Any]) -> dict[str, Any]:
+    record = {
+        key: _cut_strings(_strip_url_secrets(value) if key in _TOKEN_BEARING_FIELDS else value)
+        for key, value in raw.items()
+    }
+    size = len(json.dumps(record, default=str))
+    if size > MAX_RAW_JSON_CHARS:
+        return {"omitted": f"the API record is {size:,} characters of JSON, more than {MAX_RAW_JSON_CHARS:,}"}
+    return record
+
+
+def _cut_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return cut_text(value, MAX_TEXT_CHARS)
+    if isinstance(value, Mapping):
+        return {key: _cut_strings(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cut_strings(item) for item in value]
+    return value
 
 
 def _iso(value: DateTime | None) -> str | None:

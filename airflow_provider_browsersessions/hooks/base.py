@@ -22,6 +22,7 @@ from airflow_provider_browsersessions.exceptions import (
     NotFoundError,
 )
 from airflow_provider_browsersessions.platforms.base import (
+    DEFAULT_MAX_PAGES,
     ApiRequest,
     Platform,
     ResponseShapeError,
@@ -63,6 +64,10 @@ def is_loopback_host(host: str) -> bool:
 def header_safe(value: str) -> bool:
     """Whether a credential can travel in an HTTP header as it is: printable ASCII only (both transports agree)."""
     return all(" " <= char <= "~" for char in value)
+
+
+# A long listing says how far it got this often (pages), so a slow task is never silent for minutes.
+_PROGRESS_EVERY_PAGES = 10
 
 
 class SessionIterator(Iterator[BrowserSession]):
@@ -294,6 +299,14 @@ class BrowserSessionsHook(BaseHook):
         warn_if_unverified(self.platform, settings)
         return settings
 
+    @cached_property
+    def max_pages(self) -> int:
+        """The most pages one walk fetches (extra ``max_pages``, default ``DEFAULT_MAX_PAGES``)."""
+        value = self._extra_number("max_pages", DEFAULT_MAX_PAGES, integer=True)
+        if value < 1:
+            raise self.config_error(f"extra 'max_pages' must be a positive integer, got {value:g}")
+        return int(value)
+
     def get_conn(self) -> SyncTransport:
         """The hook's one pooled sync transport."""
         if self._transport is None:
@@ -334,6 +347,8 @@ class BrowserSessionsHook(BaseHook):
             build_query(query, filters),
             max_results=max_results,
             page_size=page_size or self.page_size,
+            max_pages=self.max_pages,
+            log=self.log,
         )
 
     def iter_sessions(
@@ -359,6 +374,15 @@ class BrowserSessionsHook(BaseHook):
         transport = self.get_conn()
         while (request := walk.next_request()) is not None:
             yield from walk.feed(request, transport.fetch_json(request))
+            stats = walk.stats
+            if stats.pages % _PROGRESS_EVERY_PAGES == 0:
+                self.log.info(
+                    "%s: listing in progress: %d pages, %d sessions scanned, %d matched so far",
+                    self.platform.display_name,
+                    stats.pages,
+                    stats.scanned,
+                    stats.matched,
+                )
 
     def list_sessions(
         self,

@@ -8,7 +8,10 @@ from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 from airflow_provider_browsersessions.platforms.brightdata import DEFAULT_BASE_URL, BrightDataPlatform
 
 if TYPE_CHECKING:
-    from airflow_provider_browsersessions.exceptions import AuthenticationError
+    from airflow_provider_browsersessions.exceptions import AuthenticationError, NotFoundError
+
+# The API's own 404 text for an unknown id (its reference: {"error": "Session not found", "session_id": ...}).
+_SESSION_NOT_FOUND = "Session not found"
 
 
 class BrightDataBrowserHook(BrowserSessionsHook):
@@ -39,6 +42,15 @@ class BrightDataBrowserHook(BrowserSessionsHook):
     def build_platform(self) -> BrightDataPlatform:
         """Bright Data needs nothing from the connection beyond credentials."""
         return BrightDataPlatform()
+
+    def is_unknown_session(self, error: NotFoundError) -> bool:
+        """
+        Only the API's own "Session not found" body means the session is unknown.
+
+        A 404 from a proxy, a load balancer or a wrong base URL says nothing about the session: it is
+        raised, never read as a watched session that vanished (which a wait would count as ended).
+        """
+        return error.api_message.strip().casefold() == _SESSION_NOT_FOUND.casefold()
 
     def explain_auth_failure(self, error: AuthenticationError) -> str:
         """Point at the API key."""

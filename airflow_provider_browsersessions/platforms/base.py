@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import quote
 
 import pendulum
@@ -25,11 +26,31 @@ from airflow_provider_browsersessions.exceptions import (
     RateLimitedError,
     ServerError,
     TransportError,
+    WalkLimitError,
+    cut_text,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, sort_sessions
 
 # An error text longer than this is cut: proxies answer with whole HTML pages.
 _MAX_MESSAGE_CHARS = 300
+# Only the start of an error body is read for its text: a 50 MB error page costs 64 KiB of work, not 50 MB.
+_MAX_ERROR_BODY_BYTES = 64 * 1024
+# A value quoted in a message about a record (an odd status, a broken timestamp) is cut to this.
+_MAX_QUOTED_VALUE_CHARS = 60
+
+#: Pages a walk fetches at most unless the connection's extra ``max_pages`` says otherwise: 200,000
+#: sessions at Bright Data's 100 per page (the largest real listings hold about 100,000), 400,000 at
+#: Cloudflare's 200 (whose list holds only the running sessions, at most a few hundred).
+DEFAULT_MAX_PAGES = 2000
+
+logger = logging.getLogger(__name__)
+
+
+class WarningLog(Protocol):
+    """Anything that logs a warning the ``logging`` way: a stdlib logger, or an Airflow hook's ``log``."""
+
+    def warning(self, msg: Any, /, *args: Any) -> Any:
+        """Log ``msg % args`` as a warning."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,6 +73,36 @@ class ApiRequest:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class OddValue:
+    """
+    A record field whose value this provider does not understand, kept in a safe form rather than
+    failing the whole page (see docs/platforms.md, "Values the provider does not know").
+
+    :param session_id: The record's session id.
+    :param field: The field as the API names it.
+    :param value: The value as sent, quoted and cut for messages.
+    :param kept_as: What the session holds instead, in words.
+    """
+
+    session_id: str
+    field: str
+    value: str
+    kept_as: str
+
+    def describe(self) -> str:
+        """One line for the warning log."""
+        return f"session {self.session_id!r} has {self.field} {self.value}, unknown to this provider: {self.kept_as}"
+
+
+def quoted_value(value: Any) -> str:
+    """``repr(value)`` cut for messages: a hostile value of megabytes must not reach a log line whole."""
+    if isinstance(value, str | bytes) and len(value) > _MAX_QUOTED_VALUE_CHARS:
+        value = value[:_MAX_QUOTED_VALUE_CHARS]
+        return f"{value!r}…"
+    return cut_text(repr(value), _MAX_QUOTED_VALUE_CHARS)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Page:
     """
     One decoded list page.
@@ -59,11 +110,13 @@ class Page:
     :param sessions: The page's sessions, normalized, in the API's order.
     :param next_request: The request for the following page, or None when this was the last.
     :param total: How many sessions match server-side, when the API says.
+    :param odd_values: Field values the parser did not understand and replaced with a safe form.
     """
 
     sessions: list[BrowserSession]
     next_request: ApiRequest | None
     total: int | None = None
+    odd_values: list[OddValue] = dataclasses.field(default_factory=list)
 
 
 class ResponseShapeError(ValueError):
@@ -157,6 +210,10 @@ class Platform(ABC):
     def parse_session_body(self, payload: Any) -> BrowserSession | None:
         """Decode a single-session body; None when the API says the session does not exist."""
 
+    def error_reason(self, headers: Mapping[str, str]) -> str | None:
+        """The reason an error answer gives in its headers rather than its body (default: none)."""
+        return None
+
     def check_page_size(self, page_size: int) -> int:
         """Validate a page size against the API's limit, naming the parameter."""
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= self.max_page_size:
@@ -191,7 +248,7 @@ def api_error_text(body: bytes, secrets: Sequence[str] = ()) -> str:
 
     :param secrets: Values replaced by ``***`` before the text is cut to length (a proxy may echo them).
     """
-    text = body.decode("utf-8", errors="replace").strip()
+    text = body[:_MAX_ERROR_BODY_BYTES].decode("utf-8", errors="replace").strip()
     if not text:
         return "(empty body)"
     try:
@@ -228,7 +285,7 @@ def _shorten(text: str, secrets: Sequence[str] = ()) -> str:
         if secret:
             text = text.replace(secret, "***")
     text = " ".join(text.split())
-    return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 1] + "…"
+    return cut_text(text, _MAX_MESSAGE_CHARS)
 
 
 def decode_response(
@@ -248,21 +305,7 @@ def decode_response(
     both provide that).
     """
     if 200 <= status < 300:
-        try:
-            return json.loads(body) if body.strip() else None
-        # RecursionError: JSON nested thousands deep (a broken or hostile proxy) exhausts the parser's stack.
-        except (ValueError, RecursionError) as err:
-            detail = f"{err.msg} at byte {err.pos}" if isinstance(err, json.JSONDecodeError) else str(err)
-            error = MalformedResponseError(
-                platform=platform.display_name,
-                method=request.method,
-                path=request.path,
-                status=status,
-                message=f"the body is not valid JSON ({detail})",
-            )
-            # A cut or garbled body from a proxy is transient on an idempotent GET: worth a retry.
-            error.retryable = True
-            raise error from None
+        return _decode_json(platform, request, status, body)
     error_class: type[ApiError] = ApiError
     if status in (400, 422):
         error_class = BadRequestError
@@ -281,9 +324,52 @@ def decode_response(
         method=request.method,
         path=request.path,
         status=status,
-        message=api_error_text(body, secrets),
+        message=_error_message(platform, headers, body, secrets),
         retry_after=parse_retry_after(headers.get("Retry-After")),
     )
+
+
+def _decode_json(platform: Platform, request: ApiRequest, status: int, body: bytes) -> Any:
+    """A 2xx body's JSON; an empty, garbled or undecodable body is a ``MalformedResponseError``."""
+
+    def malformed(message: str, *, retryable: bool) -> MalformedResponseError:
+        error = MalformedResponseError(
+            platform=platform.display_name, method=request.method, path=request.path, status=status, message=message
+        )
+        error.retryable = retryable
+        return error
+
+    if not body.strip():
+        # No endpoint of either API answers a 2xx without a body: an empty one is a proxy's or a cut answer,
+        # never "null" (a Cloudflare read's null means "unknown session", so the difference matters).
+        raise malformed("the body is empty where JSON was expected", retryable=True)
+    try:
+        return json.loads(body)
+    # RecursionError: JSON nested thousands deep (a broken or hostile proxy) exhausts the parser's stack.
+    except (ValueError, RecursionError) as err:
+        detail = f"{err.msg} at byte {err.pos}" if isinstance(err, json.JSONDecodeError) else str(err)
+        # A cut or garbled body from a proxy is transient on an idempotent GET: worth a retry.
+        raise malformed(f"the body is not valid JSON ({cut_text(detail, 200)})", retryable=True) from None
+    except MemoryError:
+        # The same body would exhaust memory again: not retried. Our error, not a raw MemoryError, so the
+        # sensor's and the triggers' handling applies.
+        raise malformed(
+            f"the body ({len(body):,} bytes) needs more memory to decode than this process has", retryable=False
+        ) from None
+
+
+def _error_message(platform: Platform, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> str:
+    """The API's error text from the body, with the reason some platforms send in headers (redacted, cut)."""
+    try:
+        text = api_error_text(body, secrets)
+    except MemoryError:
+        text = f"(an error body of {len(body):,} bytes, too large to read)"
+    reason = platform.error_reason(headers)
+    if not reason:
+        return text
+    reason = _shorten(reason, secrets)
+    # The header's reason first: a long HTML body behind it would otherwise push it out of the cut.
+    return reason if text == "(empty body)" else _shorten(f"{reason}; {text}", secrets)
 
 
 def shape_error(platform: Platform, request: ApiRequest, err: ResponseShapeError) -> MalformedResponseError:
@@ -307,6 +393,11 @@ class _SeenSessions:
     floor is a shifted duplicate (or a session newer than the walk), and only the ids *at* the floor are
     kept to settle ties. Other orders keep every id.
 
+    It also answers :meth:`handed_out` (was this session handed out before?) for the repeated-page rule,
+    with the same memory: newest first, every session that started strictly between the floor and the
+    newest start handed out (the ceiling) existed when the walk began and sat above the floor, so it was
+    handed out; at the floor and at the ceiling, the ids there settle it.
+
     :param newest_first: The pages come ordered by start time, newest first.
     """
 
@@ -314,6 +405,19 @@ class _SeenSessions:
         self.newest_first = newest_first
         self.floor: DateTime | None = None
         self.ids: set[str] = set()  # newest first: the ids started exactly at the floor; else every id
+        self.ceiling: DateTime | None = None
+        self.ceiling_ids: set[str] = set()  # newest first: the ids started exactly at the ceiling
+
+    def handed_out(self, session: BrowserSession) -> bool:
+        """Whether the walk surely handed this session out before (False when it cannot tell)."""
+        started = session.started_at
+        if not self.newest_first or started is None:
+            return session.session_id in self.ids
+        if self.floor is None or self.ceiling is None or not self.floor <= started <= self.ceiling:
+            return False
+        if self.floor < started < self.ceiling:
+            return True
+        return session.session_id in (self.ids if started == self.floor else self.ceiling_ids)
 
     def first_time(self, session: BrowserSession) -> bool:
         """Remember the session; False when it was handed out before."""
@@ -330,6 +434,10 @@ class _SeenSessions:
         if self.floor is None or started < self.floor:
             self.floor, self.ids = started, set()
         self.ids.add(session.session_id)
+        if self.ceiling is None or started > self.ceiling:
+            self.ceiling, self.ceiling_ids = started, set()
+        if started == self.ceiling:
+            self.ceiling_ids.add(session.session_id)
         return True
 
 
@@ -355,10 +463,18 @@ class SessionWalk:
     start while paging), filtered by what the server did not apply, and capped at ``max_results``.
     The sync hook and the async trigger drive the same walk, so the paging rules exist once.
 
+    Every walk is bounded (docs/reliability.md, section 8): a page that asks for a next one but
+    repeats the previous page, or is the second in a row to hold only sessions this walk already had,
+    ends the walk with a ``MalformedResponseError``; and no walk fetches more than ``max_pages`` pages
+    (a ``WalkLimitError`` naming the bound). Record values the parser kept in a safe form are logged
+    once per walk and value, as a warning.
+
     :param platform: The platform's wire logic.
     :param query: A validated query.
     :param max_results: Stop once this many sessions were returned (None: all).
     :param page_size: Page size to ask for (default: the API's maximum).
+    :param max_pages: The most pages this walk fetches (default ``DEFAULT_MAX_PAGES``).
+    :param log: Where the warnings about odd values go (default: this module's logger).
     """
 
     def __init__(
@@ -368,12 +484,18 @@ class SessionWalk:
         *,
         max_results: int | None = None,
         page_size: int | None = None,
+        max_pages: int | None = None,
+        log: WarningLog | None = None,
     ) -> None:
         platform.check_query(query)
         if max_results is not None and (
             isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
         ):
             raise InvalidQueryError("max_results", f"a positive integer or None, not {max_results!r}")
+        if max_pages is not None and (isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1):
+            raise InvalidQueryError("max_pages", f"a positive integer or None, not {max_pages!r}")
+        self.max_pages = max_pages or DEFAULT_MAX_PAGES
+        self.log = log or logger
         self.platform = platform
         self.query = query
         self.max_results = max_results
@@ -388,6 +510,10 @@ class SessionWalk:
             query, page_size=platform.check_page_size(page_size or platform.max_page_size)
         )
         self.stats = WalkStats()
+        # The previous page's fingerprint, and how many pages in a row brought only sessions already had.
+        self._previous_page: int | None = None
+        self._stale_pages = 0
+        self._odd_values_logged: set[tuple[str, str]] = set()
 
     @property
     def skipped_locally(self) -> frozenset[str]:
@@ -395,16 +521,44 @@ class SessionWalk:
         return self.query.active_filters() - self.local
 
     def next_request(self) -> ApiRequest | None:
-        """The next page to fetch, or None when the walk is over."""
+        """
+        The next page to fetch, or None when the walk is over.
+
+        :raises WalkLimitError: when the listing goes on past ``max_pages`` pages.
+        """
+        if self._next is not None and self.stats.pages >= self.max_pages:
+            raise WalkLimitError(
+                platform=self.platform.display_name,
+                method=self._next.method,
+                path=self._next.path,
+                message=(
+                    f"the listing did not end within {self.max_pages:,} pages ({self.stats.scanned:,} sessions "
+                    f"scanned, {self.stats.matched:,} matched), so it was stopped rather than paged on. If the "
+                    f"account really lists that many sessions, raise the connection extra 'max_pages' (now "
+                    f"{self.max_pages:,}, default {DEFAULT_MAX_PAGES:,}) or narrow the filters"
+                ),
+            )
         return self._next
 
     def feed(self, request: ApiRequest, payload: Any) -> list[BrowserSession]:
-        """Consume one page's payload; return the sessions to hand out now."""
+        """
+        Consume one page's payload; return the sessions to hand out now.
+
+        :raises MalformedResponseError: for a body not as documented, or a page that repeats this walk.
+        """
         try:
             page = self.platform.parse_list_page(request, payload)
         except ResponseShapeError as err:
             raise shape_error(self.platform, request, err) from None
         self.stats.pages += 1
+        if page.next_request is not None and page.sessions:
+            self._refuse_a_repeated_page(request, page)
+        for odd in page.odd_values:
+            if (odd.field, odd.value) not in self._odd_values_logged:
+                self._odd_values_logged.add((odd.field, odd.value))
+                self.log.warning(
+                    "%s: %s (logged once per listing for this value)", self.platform.display_name, odd.describe()
+                )
         if page.total is not None:
             self.stats.server_total = page.total
         self._next = page.next_request
@@ -424,6 +578,41 @@ class SessionWalk:
             fresh = sort_sessions(self._held, sort=str(self.query.sort), order=self.query.order or "desc")
             self._held = []
         return self._cap(fresh)
+
+    def _refuse_a_repeated_page(self, request: ApiRequest, page: Page) -> None:
+        """
+        End the walk at a page that would make it go round in circles (docs/reliability.md, section 8).
+
+        A page that asks for another one is a repeat when it holds exactly the previous page's sessions
+        (a server answering the same page again), or when it is the second page in a row to hold only
+        sessions this walk already had. Offset drift moves a page by as many sessions as started (or
+        ended) between two requests: a shift of less than a page always leaves something new on it; a
+        shift of a whole page or more (a page size of sessions starting within one round trip) can bring
+        nothing new once, and the next page moves on again, so one such page is let through.
+        """
+        fingerprint = hash(tuple(session.session_id for session in page.sessions))
+        previous, self._previous_page = self._previous_page, fingerprint
+        if fingerprint == previous:
+            what = "exactly the previous page's sessions, in the same order"
+        elif all(self._seen.handed_out(session) for session in page.sessions):
+            self._stale_pages += 1
+            if self._stale_pages < 2:
+                return
+            what = f"only sessions this listing already had ({len(page.sessions)}), for the second page in a row"
+        else:
+            self._stale_pages = 0
+            return
+        where = ", ".join(f"{key} {value}" for key, value in request.params if key in ("offset", "limit"))
+        raise MalformedResponseError(
+            platform=self.platform.display_name,
+            method=request.method,
+            path=request.path,
+            status=200,
+            message=(
+                f"pagination repeats itself: page {self.stats.pages} ({where}) holds {what} and asks for "
+                "another page; the listing was stopped rather than paged forever"
+            ),
+        )
 
     def _cap(self, sessions: list[BrowserSession]) -> list[BrowserSession]:
         if self.max_results is None:
@@ -467,6 +656,23 @@ def require_list(value: Any, what: str) -> Sequence[Any]:
     if not isinstance(value, list):
         raise ResponseShapeError(f"{what} should be a JSON array, got {_json_type(value)}")
     return value
+
+
+# Session ids are UUIDs or similar: one longer than this is not an id but a broken or hostile record,
+# and it would travel into request paths, XCom and trigger events.
+MAX_SESSION_ID_CHARS = 1024
+
+
+def require_session_id(record: Mapping[str, Any], key: str) -> str:
+    """The record's session id under ``key``: a non-empty string of at most ``MAX_SESSION_ID_CHARS``."""
+    session_id = record.get(key)
+    if not isinstance(session_id, str) or not session_id:
+        raise ResponseShapeError(f"a session has no {key}")
+    if len(session_id) > MAX_SESSION_ID_CHARS:
+        raise ResponseShapeError(
+            f"a session has a {key} of {len(session_id):,} characters (at most {MAX_SESSION_ID_CHARS} expected)"
+        )
+    return session_id
 
 
 def _json_type(value: Any) -> str:

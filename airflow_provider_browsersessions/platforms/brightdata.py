@@ -16,13 +16,17 @@ from pendulum import DateTime
 
 from airflow_provider_browsersessions.platforms.base import (
     ApiRequest,
+    OddValue,
     Page,
     Platform,
     ResponseShapeError,
+    logger,
     optional,
     path_segment,
+    quoted_value,
     require_list,
     require_mapping,
+    require_session_id,
     utc_datetime,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
@@ -85,7 +89,8 @@ class BrightDataPlatform(Platform):
         """Decode ``{"sessions", "count", "total", "pagination": {"has_more", "next_offset"}}``."""
         body = require_mapping(payload, "the list body")
         records = require_list(body.get("sessions"), "sessions")
-        sessions = [parse_session(record) for record in records]
+        odd_values: list[OddValue] = []
+        sessions = [parse_session(record, odd_values=odd_values) for record in records]
         pagination = require_mapping(body.get("pagination"), "pagination")
         has_more = pagination.get("has_more")
         if not isinstance(has_more, bool):
@@ -102,7 +107,7 @@ class BrightDataPlatform(Platform):
                 raise ResponseShapeError(f"pagination does not advance (offset {current} -> {next_offset})")
             params = tuple((k, str(next_offset) if k == "offset" else v) for k, v in request.params)
             next_request = ApiRequest(request.method, request.path, params)
-        return Page(sessions=sessions, next_request=next_request, total=total)
+        return Page(sessions=sessions, next_request=next_request, total=total, odd_values=odd_values)
 
     def get_request(self, session_id: str) -> ApiRequest:
         """``GET /browser_sessions/{id}``, the id quoted so it stays one path segment."""
@@ -114,21 +119,55 @@ class BrightDataPlatform(Platform):
         if "session" not in body:
             raise ResponseShapeError("the session body has no 'session' key")
         record = body["session"]
-        return None if record is None else parse_session(record)
+        if record is None:
+            return None
+        odd_values: list[OddValue] = []
+        session = parse_session(record, odd_values=odd_values)
+        for odd in odd_values:
+            logger.warning("%s: %s", self.display_name, odd.describe())
+        return session
+
+    def error_reason(self, headers: Mapping[str, str]) -> str | None:
+        """
+        The ``x-brd-err-msg`` / ``x-brd-error`` / ``x-brd-error-code`` headers: Bright Data's 429 (and its
+        proxies' errors) carry the reason there, often with an empty body.
+        """
+        parts = [f"{name}: {headers[name]}" for name in _REASON_HEADERS if headers.get(name)]
+        return "; ".join(parts) or None
 
 
-def parse_session(record: Any) -> BrowserSession:
-    """Normalize one Bright Data session record."""
+# Where Bright Data puts an error's reason when the body has none (shared/api notes), most specific first.
+_REASON_HEADERS = ("x-brd-err-msg", "x-brd-error", "x-brd-error-code")
+_KNOWN_STATUSES = frozenset(status.value for status in SessionStatus)
+
+
+def parse_session(record: Any, *, odd_values: list[OddValue] | None = None) -> BrowserSession:
+    """
+    Normalize one Bright Data session record.
+
+    A status this provider does not know is kept as ``running`` (not ended: a wait never ends, and a
+    gate never opens, on a value nobody here understands) and a ``bandwidth`` that is not a whole number
+    becomes None; both are added to ``odd_values`` for the caller to log (docs/platforms.md). A record
+    that is not an object or has no id still fails the page.
+
+    :param odd_values: Collects the values kept in a safe form.
+    """
     data = require_mapping(record, "a session")
-    session_id = data.get("session_id")
-    if not isinstance(session_id, str) or not session_id:
-        raise ResponseShapeError("a session has no session_id")
+    session_id = require_session_id(data, "session_id")
     what = f"session {session_id!r}"
+    odd = odd_values if odd_values is not None else []
     status_text = data.get("status")
-    try:
-        status = SessionStatus(str(status_text))
-    except ValueError:
-        raise ResponseShapeError(f"{what} has an unknown status {status_text!r}") from None
+    if isinstance(status_text, str) and status_text in _KNOWN_STATUSES:
+        status = SessionStatus(status_text)
+    else:
+        status = SessionStatus.RUNNING
+        odd.append(OddValue(session_id, "status", quoted_value(status_text), "kept as running (not ended)"))
+    bandwidth = data.get("bandwidth")
+    if isinstance(bandwidth, float) and bandwidth.is_integer():
+        bandwidth = int(bandwidth)
+    elif bandwidth is not None and (isinstance(bandwidth, bool) or not isinstance(bandwidth, int)):
+        odd.append(OddValue(session_id, "bandwidth", quoted_value(bandwidth), "kept as no bandwidth (None)"))
+        bandwidth = None
     started = _parse_time(data.get("timestamp"), what)
     duration = optional(data, "duration", (int, float), what)
     if duration is not None and not math.isfinite(duration):
@@ -160,7 +199,7 @@ def parse_session(record: Any) -> BrowserSession:
         end_url=optional(data, "end_url", str, what),
         navigations=optional(data, "navigations", int, what),
         captcha=optional(data, "captcha", str, what),
-        bandwidth=optional(data, "bandwidth", int, what),
+        bandwidth=bandwidth,
         error_code=error_code,
         error_message=error_message,
         raw=data,
@@ -180,8 +219,8 @@ def _parse_time(value: Any, what: str) -> datetime | None:
         try:
             other = pendulum.parse(value, tz="UTC")
         except (ValueError, TypeError):
-            raise ResponseShapeError(f"{what} has an unreadable timestamp {value!r}") from None
+            raise ResponseShapeError(f"{what} has an unreadable timestamp {quoted_value(value)}") from None
         if not isinstance(other, DateTime):
-            raise ResponseShapeError(f"{what} has a timestamp that is not a date-time: {value!r}") from None
+            raise ResponseShapeError(f"{what} has a timestamp that is not a date-time: {quoted_value(value)}") from None
         parsed = other
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

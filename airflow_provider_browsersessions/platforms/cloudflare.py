@@ -18,8 +18,10 @@ from airflow_provider_browsersessions.platforms.base import (
     ResponseShapeError,
     optional,
     path_segment,
+    quoted_value,
     require_list,
     require_mapping,
+    require_session_id,
     utc_datetime,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
@@ -99,7 +101,7 @@ def _unwrap(payload: Any) -> Any:
     # Cloudflare's own tooling unwraps a {"result": ...} envelope defensively; so do we.
     if isinstance(payload, Mapping) and "result" in payload and "sessionId" not in payload:
         if payload.get("success") is False:
-            raise ResponseShapeError(f"the envelope says success=false: {payload.get('errors')!r}")
+            raise ResponseShapeError(f"the envelope says success=false: {quoted_value(payload.get('errors'))}")
         return payload["result"]
     return payload
 
@@ -123,9 +125,7 @@ def parse_session(record: Any) -> BrowserSession:
     ``endTime`` or a close reason -> ended, ``finished`` for NormalClosure/BrowserIdle, else ``failed``.
     """
     data = require_mapping(record, "a session")
-    session_id = data.get("sessionId")
-    if not isinstance(session_id, str) or not session_id:
-        raise ResponseShapeError("a session has no sessionId")
+    session_id = require_session_id(data, "sessionId")
     what = f"session {session_id!r}"
     started_at = _epoch_ms(data, "startTime", what)
     ended_at = _epoch_ms(data, "endTime", what)

@@ -234,11 +234,16 @@ def test_a_deferred_wait_survives_a_triggerer_restart_even_if_the_sessions_ended
         end_time=time.time() + 600,
     )
 
+    async def polled(count: int) -> None:
+        # Counted in requests, not seconds: a loaded machine may take a second to make the first one.
+        while emulator.request_count() < count:
+            await asyncio.sleep(0.02)
+
     async def run_until_cancelled():
         task = asyncio.create_task(first_event(first))
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(polled(2), 60)
         emulator.end_session("brightdata", ids[0])  # one ends while the first triggerer still runs
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(polled(emulator.request_count() + 2), 60)
         task.cancel()  # the triggerer goes away
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -144,3 +144,30 @@ def _list(emulator: Emulator, params: dict[str, str]) -> Reply:
             },
         },
     )
+
+
+# Bright Data puts a 429's reason in headers (its published guidance; shared/api notes), often with no
+# reason in the body: clients must read them.
+RATE_LIMIT_REASON_HEADERS = {
+    "x-brd-error": "too_many_requests",
+    "x-brd-err-msg": "Too many requests: rate limit exceeded, slow down",
+}
+
+
+def rate_limited(retry_after: str) -> Reply:
+    """Bright Data's 429: its body, its reason headers, and ``Retry-After``."""
+    return Reply(429, {"error": "Too many requests"}, {**RATE_LIMIT_REASON_HEADERS, "Retry-After": retry_after})
+
+
+def repeated_page(emulator: Emulator, query: dict[str, list[str]], headers: Any) -> Reply:
+    """
+    The ``repeat_page`` fault: the first page again, whatever the offset, its pagination still advancing
+    (``has_more: true``, ``next_offset`` = offset + limit), as a broken cache or proxy in front of the API would.
+    """
+    params = {k: v[-1] for k, v in query.items()}
+    reply = handle(emulator, "GET", ["browser_sessions"], {**query, "offset": ["0"]}, headers)
+    if reply.status != 200:
+        return reply
+    offset, limit = int(params.get("offset", "0") or 0), int(params.get("limit", "50") or 50)
+    reply.body["pagination"] = {"offset": offset, "limit": limit, "has_more": True, "next_offset": offset + limit}
+    return reply

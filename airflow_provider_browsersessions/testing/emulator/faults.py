@@ -27,6 +27,8 @@ FAULT_KINDS = (
     "gzip_bomb",
     "429_raw",
     "redirect",
+    # A broken cache or proxy: the first list page again at every offset.
+    "repeat_page",
 )
 
 #: Cloudflare's published budget: 1,200 requests per 5 minutes per user; past it, every call is refused for 5 minutes.

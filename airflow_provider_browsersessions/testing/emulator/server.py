@@ -527,10 +527,12 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and kind == "429":
             if platform == "cloudflare":
                 reply = cloudflare_api.error(429, 971, "Please wait and consider throttling your request speed")
+                reply.headers["Retry-After"] = _number(fault.get("retry_after", 1))
             else:
-                reply = Reply(429, {"error": "Too many requests"})
-            reply.headers["Retry-After"] = _number(fault.get("retry_after", 1))
+                reply = brightdata_api.rate_limited(_number(fault.get("retry_after", 1)))
             return reply, False
+        if kind == "repeat_page" and method == "GET" and segments[-1] in ("browser_sessions", "session"):
+            return self._repeated_page(platform, segments, query, raw_path), False
         if kind == "500" and platform == "cloudflare":
             # Cloudflare's 500 is code 2000 in its envelope (shared/api notes, "Codes seen").
             return cloudflare_api.error(500, 2000, "Internal server error"), False
@@ -555,6 +557,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(reply.body).encode()
             return Reply(200, body[: max(1, len(body) // 2)]), False
         return reply, kind == "close_mid_body"
+
+    def _repeated_page(self, platform: str, segments: list[str], query: dict[str, list[str]], raw_path: str) -> Reply:
+        """The ``repeat_page`` fault on a list request: the first page again, whatever the offset."""
+        if platform == "brightdata":
+            return brightdata_api.repeated_page(self.emulator, query, self.headers)
+        # Cloudflare pages by a full page meaning "more": the same full page at every offset never ends.
+        return cloudflare_api.handle(self.emulator, "GET", segments, {**query, "offset": ["0"]}, self.headers, raw_path)
 
     def _write(self, reply: Reply, *, cut: bool = False) -> None:
         body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()

@@ -99,7 +99,18 @@ def iso(epoch: float) -> str:
 
 
 def brightdata_record(session: StoredSession, now: float) -> dict[str, Any]:
-    """The Bright Data wire record of a session at ``now``."""
+    """
+    The Bright Data wire record of a session at ``now``.
+
+    A session added with ``wire={...}`` has those fields replaced as sent (e.g. a status the API might
+    add one day, or a bandwidth of the wrong type), whatever its state: clients meet odd values this way.
+    """
+    record = _brightdata_state_record(session, now)
+    wire = session.fields.get("wire")
+    return {**record, **wire} if isinstance(wire, dict) else record
+
+
+def _brightdata_state_record(session: StoredSession, now: float) -> dict[str, Any]:
     status = session.status_at(now)
     f = session.fields
     if status == "running":
