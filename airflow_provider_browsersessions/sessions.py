@@ -264,7 +264,7 @@ def check_literal_filters(filters: Mapping[str, Any]) -> None:
     Validate the literal filter values an operator or sensor was given, when the DAG file is parsed.
 
     A typo such as ``status="faild"`` then shows as an import error of the DAG file instead of a failed
-    run. Templated values (and ``XComArg``s) are skipped here and validated when the task runs.
+    run. Templated values (and ``XComArg`` values) are skipped here and validated when the task runs.
 
     :param filters: Filter values by name (see ``FILTER_NAMES``).
     :raises InvalidQueryError: naming the parameter and what it allows.
