@@ -42,6 +42,10 @@ class ConnectionConfigError(BrowserSessionsError, AirflowFailException, ValueErr
     """The Airflow connection lacks something the platform needs (e.g. an account id); no retries."""
 
 
+class XComTooLargeError(BrowserSessionsError, AirflowFailException):
+    """A listing's return value passed the operator's ``max_xcom_bytes``; nothing was pushed, no retries."""
+
+
 class ApiError(BrowserSessionsError):
     """
     The platform answered with an error, or with a body this provider cannot read.
@@ -73,9 +77,25 @@ class ApiError(BrowserSessionsError):
         self.status = status
         self.api_message = message = cut_text(message, MAX_ERROR_MESSAGE_CHARS)
         self.retry_after = retry_after
+        self.conn_id: str | None = None
         where = f"{platform} API {method} {cut_text(path, _MAX_PATH_CHARS)}"
         what = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{where} failed: {what}: {message}")
+
+    def add_context(self, *, conn_id: str, host: str, hint: str | None) -> None:
+        """
+        Name the Airflow connection, the API host and what to fix, as "Test connection" does; once only.
+
+        The error keeps its class, so retry decisions and ``except`` clauses are unchanged.
+
+        :param conn_id: The Airflow connection id.
+        :param host: The base URL's host (and port): never userinfo, path or query.
+        :param hint: What to check, in the connection form's words (None: the platform's message says it).
+        """
+        if self.conn_id is not None:
+            return
+        self.conn_id = conn_id
+        self.args = (f"{self.args[0]}. Connection {conn_id!r}, host {host}" + (f": {hint}" if hint else "."),)
 
 
 class AuthenticationError(ApiError):

@@ -196,10 +196,11 @@ def parse_datetime(value: Any, *, name: str) -> DateTime | None:
     elif isinstance(value, str):
         try:
             parsed_any = pendulum.parse(value, tz="UTC")
-        except (ValueError, TypeError) as err:
+        except (ValueError, TypeError):
+            # pendulum's ParserError adds nothing the message does not say: no chained traceback.
             raise InvalidQueryError(
                 name, f"an ISO-8601 date-time such as '2025-12-01T00:00:00Z', not {value!r}"
-            ) from err
+            ) from None
         if not isinstance(parsed_any, DateTime):
             raise InvalidQueryError(name, f"a date-time, not the {type(parsed_any).__name__} {value!r}")
         parsed = parsed_any
@@ -276,6 +277,34 @@ FILTER_NAMES = (
     "sort",
     "order",
 )
+
+
+def is_literal(value: Any) -> bool:
+    """
+    Whether a DAG author wrote this value as is: no Jinja template, no ``XComArg`` or other deferred value.
+
+    Only literal values can be checked when a DAG file is parsed; the rest are known when the task runs.
+    """
+    if value is None or isinstance(value, bool | int | float | datetime):
+        return True
+    if isinstance(value, str):
+        return "{{" not in value and "{%" not in value
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(is_literal(item) for item in value)
+    return False
+
+
+def check_literal_filters(filters: Mapping[str, Any]) -> None:
+    """
+    Validate the literal filter values an operator or sensor was given, when the DAG file is parsed.
+
+    A typo such as ``status="faild"`` then shows as an import error of the DAG file instead of a failed
+    run. Templated values (and ``XComArg`` values) are skipped here and validated when the task runs.
+
+    :param filters: Filter values by name (see ``FILTER_NAMES``).
+    :raises InvalidQueryError: naming the parameter and what it allows.
+    """
+    SessionQuery.build(**{name: value for name, value in filters.items() if is_literal(value)})
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

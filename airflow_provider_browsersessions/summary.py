@@ -20,6 +20,9 @@ class SessionSummary:
     """
     Counts by status, total bandwidth, duration spread, captcha outcomes and error codes.
 
+    ``truncated`` says whether ``max_results`` cut the listing, and ``server_total`` how many sessions
+    the server counted (before local filters; None when the platform does not say).
+
     Feed it sessions one by one with :meth:`add`; :meth:`to_dict` gives the JSON-safe result.
     Memory: one float per session with a duration (for the percentiles), nothing else per session.
     """
@@ -31,6 +34,8 @@ class SessionSummary:
         self.error_codes: Counter[str] = Counter()
         self.total_bandwidth = 0
         self.durations: list[float] = []
+        self.truncated = False
+        self.server_total: int | None = None
 
     def add(self, session: BrowserSession) -> None:
         """Count one session."""
@@ -46,6 +51,16 @@ class SessionSummary:
             self.total_bandwidth += session.bandwidth
         if session.duration is not None:
             self.durations.append(session.duration)
+
+    def note_walk(self, *, truncated: bool, server_total: int | None) -> None:
+        """
+        Record how the listing ended, so the summary does not hide a cut.
+
+        :param truncated: ``max_results`` stopped the walk while more sessions matched.
+        :param server_total: How many sessions the server counted (before local filters), when it says.
+        """
+        self.truncated = truncated
+        self.server_total = server_total
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe figures; duration figures are None when no session reported a duration."""
@@ -65,4 +80,7 @@ class SessionSummary:
             "duration_seconds": duration,
             "captcha": dict(sorted(self.captcha.items())),
             "error_codes": dict(sorted(self.error_codes.items())),
+            # True when max_results cut the listing: the figures above cover only the sessions returned.
+            "truncated": self.truncated,
+            "server_total": self.server_total,
         }

@@ -130,7 +130,7 @@ class WaitPlan:
         try:
             self.missing = MissingPolicy(str(missing).lower())
         except ValueError:
-            raise InvalidQueryError("missing", "one of finished, failed, wait") from None
+            raise InvalidQueryError("missing", f"one of finished, failed, wait; got {missing!r}") from None
         if query.where is not None:
             raise InvalidQueryError("where", "None for waits: a callable cannot be sent to the triggerer")
         self.query = query

@@ -16,7 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.providers.common.compat.sdk import DAG, XComArg, task
+
+try:
+    from airflow.sdk import DAG, XComArg, task
+except ImportError:  # Airflow 2.11: see "Example DAGs on Airflow 2.11" in docs/compatibility.md
+    from airflow.providers.common.compat.sdk import DAG, XComArg, task
 
 from airflow_provider_browsersessions.operators.sessions import ListBrowserSessionsOperator
 

@@ -13,7 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.providers.common.compat.sdk import DAG, task
+
+try:
+    from airflow.sdk import DAG, get_current_context, task
+except ImportError:  # Airflow 2.11: see "Example DAGs on Airflow 2.11" in docs/compatibility.md
+    from airflow.providers.common.compat.sdk import DAG, get_current_context, task
 
 from airflow_provider_browsersessions.operators.sessions import ListBrowserSessionsOperator
 
@@ -45,8 +49,6 @@ with DAG(
     @task(map_index_template="{{ session_id }}")
     def triage(session: dict[str, Any]) -> str:
         """Classify one failed session."""
-        from airflow.providers.common.compat.sdk import get_current_context
-
         get_current_context()["session_id"] = session["session_id"]  # type: ignore[typeddict-unknown-key]
         verdict = "retry" if session["error_code"] in RETRYABLE else "investigate"
         print(f"{session['session_id']} on {session['api_name']}: {session['error_code']} -> {verdict}")

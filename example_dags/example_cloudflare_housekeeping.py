@@ -15,7 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import pendulum
-from airflow.providers.common.compat.sdk import DAG, task
+
+try:
+    from airflow.sdk import DAG, task
+except ImportError:  # Airflow 2.11: see "Example DAGs on Airflow 2.11" in docs/compatibility.md
+    from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
 from airflow_provider_browsersessions.operators.sessions import ListBrowserSessionsOperator
@@ -32,6 +36,7 @@ with DAG(
     tags=["example", "browsersessions", "cloudflare"],
     doc_md=__doc__,
 ) as dag:
+    # [START howto_list_active_sessions]
     active = ListBrowserSessionsOperator(
         task_id="list_active_sessions",
         conn_id=CONN_ID,
@@ -40,6 +45,7 @@ with DAG(
         order="asc",
         fields=["session_id", "started_at"],
     )
+    # [END howto_list_active_sessions]
 
     # [START howto_close_long_running]
     @task
@@ -60,6 +66,7 @@ with DAG(
     closed_ids = close_long_running(active.output)
     # [END howto_close_long_running]
 
+    # [START howto_wait_until_closed]
     gone = BrowserSessionsSensor(
         task_id="wait_until_closed",
         conn_id=CONN_ID,
@@ -68,3 +75,4 @@ with DAG(
         poke_interval=5,
         timeout=10 * 60,
     )
+    # [END howto_wait_until_closed]

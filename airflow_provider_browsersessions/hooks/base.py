@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from functools import cached_property
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,7 +20,9 @@ from airflow_provider_browsersessions.exceptions import (
     AuthenticationError,
     ConnectionConfigError,
     InvalidQueryError,
+    MalformedResponseError,
     NotFoundError,
+    TransportError,
 )
 from airflow_provider_browsersessions.platforms.base import (
     DEFAULT_MAX_PAGES,
@@ -372,17 +375,18 @@ class BrowserSessionsHook(BaseHook):
 
     def _drive(self, walk: SessionWalk) -> Iterator[BrowserSession]:
         transport = self.get_conn()
-        while (request := walk.next_request()) is not None:
-            yield from walk.feed(request, transport.fetch_json(request))
-            stats = walk.stats
-            if stats.pages % _PROGRESS_EVERY_PAGES == 0:
-                self.log.info(
-                    "%s: listing in progress: %d pages, %d sessions scanned, %d matched so far",
-                    self.platform.display_name,
-                    stats.pages,
-                    stats.scanned,
-                    stats.matched,
-                )
+        with self.explained_errors():
+            while (request := walk.next_request()) is not None:
+                yield from walk.feed(request, transport.fetch_json(request))
+                stats = walk.stats
+                if stats.pages % _PROGRESS_EVERY_PAGES == 0:
+                    self.log.info(
+                        "%s: listing in progress: %d pages, %d sessions scanned, %d matched so far",
+                        self.platform.display_name,
+                        stats.pages,
+                        stats.scanned,
+                        stats.matched,
+                    )
 
     def list_sessions(
         self,
@@ -402,13 +406,14 @@ class BrowserSessionsHook(BaseHook):
         :param session_id: The platform's session id (quoted into the path).
         """
         request = self.platform.get_request(check_session_id(session_id))
-        try:
-            payload = self.get_conn().fetch_json(request)
-        except NotFoundError as err:
-            if self.is_unknown_session(err):
-                return None
-            raise
-        return self._parse_session(request, payload)
+        with self.explained_errors():
+            try:
+                payload = self.get_conn().fetch_json(request)
+            except NotFoundError as err:
+                if self.is_unknown_session(err):
+                    return None
+                raise
+            return self._parse_session(request, payload)
 
     async def aiter_sessions(
         self, query: SessionQuery, *, max_results: int | None = None
@@ -480,15 +485,60 @@ class BrowserSessionsHook(BaseHook):
         """The message for rejected credentials, naming the field to fix."""
         return (
             f"{self.platform.display_name} rejected the credentials of connection {self.conn_id!r} "
-            f"(HTTP {error.status}: {error.api_message}). Check its Password field."
+            f"(HTTP {error.status}: {error.api_message}). {self.auth_fix()}"
         )
 
     def explain_not_found(self, error: NotFoundError) -> str:
         """The message for a 404 on the probe: usually a wrong base URL."""
         return (
-            f"{self.platform.display_name} answered 404 at {self.settings.base_url}{error.path} "
-            f"({error.api_message}). Check the Base URL of connection {self.conn_id!r}."
+            f"{self.platform.display_name} answered 404 at {self.api_host()}{error.path} "
+            f"({error.api_message}) for connection {self.conn_id!r}. {self.not_found_fix(error)}"
         )
+
+    # -- what to fix: the same words in "Test connection" and in a task's error ---------------------
+
+    def auth_fix(self) -> str:
+        """The connection fields to check when the platform rejects the credentials."""
+        return "Check the Password field."
+
+    def not_found_fix(self, error: NotFoundError) -> str:
+        """What to check when a listing or the probe gets a 404: usually the Base URL."""
+        return "Check the Base URL (Host field)."
+
+    def fix_for(self, error: ApiError) -> str | None:
+        """What to check in the connection for this error, when the connection is the likely cause."""
+        if isinstance(error, AuthenticationError):
+            return self.auth_fix()
+        if isinstance(error, NotFoundError):
+            return self.not_found_fix(error)
+        if isinstance(error, TransportError):
+            return "Check the Base URL (Host field) and that this host is reachable from where the task runs."
+        if isinstance(error, MalformedResponseError):
+            return f"Check that the Base URL (Host field) points at the {self.platform.display_name} API."
+        return None  # the platform refused or failed the request itself: its message says why
+
+    def api_host(self) -> str:
+        """The base URL's host and port, for messages: never userinfo, path or query."""
+        try:
+            parts = urlsplit(self.base_url())
+            port = parts.port
+        except ValueError:
+            return "an unparsable Base URL"
+        return f"{parts.hostname or '?'}{f':{port}' if port else ''}"
+
+    @contextmanager
+    def explained_errors(self) -> Iterator[None]:
+        """
+        Platform errors raised inside leave naming this connection, its host and what to fix.
+
+        The sync calls tasks make go through it; the triggerer's async calls keep the bare message (a
+        deferred sensor's first poke runs the sync path, so a wrong key or host shows there first).
+        """
+        try:
+            yield
+        except ApiError as err:
+            err.add_context(conn_id=self.conn_id, host=self.api_host(), hint=self.fix_for(err))
+            raise
 
 
 def hook_class_for_conn_type(conn_type: str | None) -> type[BrowserSessionsHook]:

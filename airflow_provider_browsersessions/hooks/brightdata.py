@@ -56,6 +56,9 @@ class BrightDataBrowserHook(BrowserSessionsHook):
         """Point at the API key."""
         return (
             f"Bright Data rejected the API key of connection {self.conn_id!r} "
-            f"(HTTP {error.status}: {error.api_message}). "
-            "Check the Password field: it must hold an API key from your Bright Data account settings."
+            f"(HTTP {error.status}: {error.api_message}). {self.auth_fix()}"
         )
+
+    def auth_fix(self) -> str:
+        """Point at the API key."""
+        return "Check the Password field: it must hold an API key from your Bright Data account settings."

@@ -8,7 +8,7 @@ from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, che
 from airflow_provider_browsersessions.platforms.cloudflare import DEFAULT_BASE_URL, CloudflarePlatform
 
 if TYPE_CHECKING:
-    from airflow_provider_browsersessions.exceptions import AuthenticationError, NotFoundError
+    from airflow_provider_browsersessions.exceptions import NotFoundError
 
 # Cloudflare's "Could not route to /client/v4/accounts/<id>/..." error: the account id is wrong,
 # which must not be mistaken for "this session does not exist".
@@ -74,7 +74,8 @@ class CloudflareBrowserRenderingHook(BrowserSessionsHook):
         platform = self.platform
         assert isinstance(platform, CloudflarePlatform)
         request = platform.close_request(check_session_id(session_id))
-        payload = self.get_conn().fetch_json(request)
+        with self.explained_errors():
+            payload = self.get_conn().fetch_json(request)
         if isinstance(payload, dict) and isinstance(payload.get("result"), dict):
             payload = payload["result"]
         status = payload.get("status") if isinstance(payload, dict) else None
@@ -84,21 +85,23 @@ class CloudflareBrowserRenderingHook(BrowserSessionsHook):
         """A 404 means "unknown session" unless Cloudflare says it cannot route to the account."""
         return _NO_ROUTE_CODE not in error.api_message
 
-    def explain_auth_failure(self, error: AuthenticationError) -> str:
+    def auth_fix(self) -> str:
         """Point at the token, or at the legacy email + key pair."""
         legacy = bool((self.connection.login or "").strip())
         fields = "Login (email) and Password (Global API key)" if legacy else "Password (API token)"
-        return (
-            f"Cloudflare rejected the credentials of connection {self.conn_id!r} "
-            f"(HTTP {error.status}: {error.api_message}). Check {fields}; a token needs the "
-            "'Browser Rendering Read' permission."
-        )
+        return f"Check {fields}; a token needs the 'Browser Rendering Read' permission."
+
+    def not_found_fix(self, error: NotFoundError) -> str:
+        """A wrong account id is the usual cause."""
+        if _NO_ROUTE_CODE in error.api_message:
+            return "Check the extra 'account_id'."
+        return super().not_found_fix(error)
 
     def explain_not_found(self, error: NotFoundError) -> str:
         """A wrong account id is the usual cause."""
         if _NO_ROUTE_CODE in error.api_message:
             return (
                 f"Cloudflare does not know account {self.extra_value('account_id')!r} of connection "
-                f"{self.conn_id!r} (HTTP 404: {error.api_message}). Check the extra 'account_id'."
+                f"{self.conn_id!r} (HTTP 404: {error.api_message}). {self.not_found_fix(error)}"
             )
         return super().explain_not_found(error)

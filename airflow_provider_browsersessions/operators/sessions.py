@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_browsersessions.exceptions import InvalidQueryError
+from airflow_provider_browsersessions.exceptions import InvalidQueryError, XComTooLargeError
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, get_browser_sessions_hook
 from airflow_provider_browsersessions.sessions import (
     FILTER_NAMES,
     RECORD_FIELDS,
     BrowserSession,
     SessionQuery,
+    check_literal_filters,
+    is_literal,
 )
 from airflow_provider_browsersessions.summary import SessionSummary
 
@@ -22,6 +25,52 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from airflow.providers.common.compat.sdk import Context
+
+#: Above this many bytes of JSON the return value gets a warning: XCom lives in the metadata database.
+XCOM_WARN_BYTES = 1_000_000
+
+_XCOM_ADVICE = (
+    "keep it small with fields=[...] (only the keys you read), max_results=N or narrower filters, "
+    "or return nothing with do_xcom_push=False and read the 'summary' XCom"
+)
+
+
+def parse_fields(fields: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """
+    The projection a ``fields`` argument asks for: None (whole records) or known record keys.
+
+    :param fields: A list of keys, or a rendered template's comma-separated text.
+    :raises InvalidQueryError: for an empty list or a key a record does not have.
+    """
+    if fields is None or fields == "":
+        return None
+    if isinstance(fields, str):
+        fields = [part.strip() for part in fields.split(",") if part.strip()]
+    unknown = [name for name in fields if name not in RECORD_FIELDS]
+    if unknown or not fields:
+        allowed = ", ".join(RECORD_FIELDS)
+        raise InvalidQueryError("fields", f"a non-empty list drawn from {allowed}; got {list(fields)!r}")
+    return tuple(fields)
+
+
+def parse_positive_int(name: str, value: int | str | None) -> int | None:
+    """
+    A positive integer argument, or None; a rendered template's digits are accepted.
+
+    :param name: The parameter named in the error.
+    :param value: The value given.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():  # a rendered template
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidQueryError(name, f"a positive integer or None, not {value!r}")
+    return value
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 1_000_000:.1f} MB" if num_bytes >= 100_000 else f"{num_bytes} bytes"
 
 
 class ListBrowserSessionsOperator(BaseOperator):
@@ -56,8 +105,15 @@ class ListBrowserSessionsOperator(BaseOperator):
     :param where: Any further predicate ``Callable[[BrowserSession], bool]``, applied locally.
     :param fields: Keep only these keys of each record, to keep XCom small. (templated)
     :param max_results: Stop paging once this many sessions matched; the log says when more
-        were left behind. (templated)
+        were left behind, and ``summary`` says ``truncated: true``. (templated)
+    :param max_xcom_bytes: Fail the task, before anything is pushed, once the returned records exceed
+        this many bytes of JSON. Without it, a return value above 1 MB (``XCOM_WARN_BYTES``) only logs
+        a warning. (templated)
     :param page_size: Page size (default: the API's maximum).
+
+    Literal (non-templated) filter values, ``fields``, ``max_results`` and ``max_xcom_bytes`` are
+    validated when the operator is built, so a typo fails the DAG file's import; templated values are
+    validated when the task runs, before the first request.
     """
 
     template_fields: Sequence[str] = (
@@ -65,6 +121,7 @@ class ListBrowserSessionsOperator(BaseOperator):
         *FILTER_NAMES,
         "fields",
         "max_results",
+        "max_xcom_bytes",
     )
     ui_color = "#e8f4fd"
 
@@ -88,6 +145,7 @@ class ListBrowserSessionsOperator(BaseOperator):
         where: Callable[[BrowserSession], bool] | None = None,
         fields: Sequence[str] | None = None,
         max_results: int | None = None,
+        max_xcom_bytes: int | None = None,
         page_size: int | None = None,
         **kwargs: Any,
     ) -> None:
@@ -109,7 +167,15 @@ class ListBrowserSessionsOperator(BaseOperator):
         self.where = where
         self.fields = fields
         self.max_results = max_results
+        self.max_xcom_bytes = max_xcom_bytes
         self.page_size = page_size
+        # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.
+        check_literal_filters({name: getattr(self, name) for name in FILTER_NAMES})
+        if is_literal(fields):
+            parse_fields(fields)
+        for name in ("max_results", "max_xcom_bytes"):
+            if is_literal(getattr(self, name)):
+                parse_positive_int(name, getattr(self, name))
 
     @cached_property
     def hook(self) -> BrowserSessionsHook:
@@ -120,44 +186,53 @@ class ListBrowserSessionsOperator(BaseOperator):
         """The validated query from the (rendered) filter arguments."""
         return SessionQuery.build(**{name: getattr(self, name) for name in FILTER_NAMES}, where=self.where)
 
-    def _projection(self) -> tuple[str, ...] | None:
-        fields = self.fields
-        if fields is None or fields == "":
-            return None
-        if isinstance(fields, str):
-            fields = [part.strip() for part in fields.split(",") if part.strip()]
-        unknown = [name for name in fields if name not in RECORD_FIELDS]
-        if unknown or not fields:
-            raise InvalidQueryError("fields", f"a non-empty list drawn from {', '.join(RECORD_FIELDS)}")
-        return tuple(fields)
-
-    def _max_results(self) -> int | None:
-        value = self.max_results
-        if isinstance(value, str) and value.strip().isdigit():  # a rendered template
-            return int(value)
-        return value
-
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        """List, filter, project; push the summary; return the records."""
+    def execute(self, context: Context) -> list[dict[str, Any]] | None:
+        """List, filter, project; push the summary; return the records (unless ``do_xcom_push=False``)."""
         # Everything is validated before the first request: a bad value fails fast, without retries.
         query = self.build_query()
-        projection = self._projection()
-        sessions = self.hook.iter_sessions(query, max_results=self._max_results())
+        projection = parse_fields(self.fields)
+        max_results = parse_positive_int("max_results", self.max_results)
+        max_xcom_bytes = parse_positive_int("max_xcom_bytes", self.max_xcom_bytes)
+        sessions = self.hook.iter_sessions(query, max_results=max_results)
         summary = SessionSummary()
         records: list[dict[str, Any]] = []
+        xcom_bytes = 2  # "[]"
         try:
             for session in sessions:
                 summary.add(session)
+                if not self.do_xcom_push:
+                    continue  # only the summary is kept: no rows held in memory
                 record = session.to_dict()
-                records.append(record if projection is None else {key: record[key] for key in projection})
+                if projection is not None:
+                    record = {key: record[key] for key in projection}
+                # The size the XCom backend will store: the list's JSON, counted record by record.
+                xcom_bytes += len(json.dumps(record).encode()) + (2 if records else 0)
+                if max_xcom_bytes is not None and xcom_bytes > max_xcom_bytes:
+                    raise XComTooLargeError(
+                        f"The listing's return value passed max_xcom_bytes={max_xcom_bytes} after "
+                        f"{len(records) + 1} session(s) ({xcom_bytes} bytes of JSON so far); nothing was "
+                        f"pushed. Raise max_xcom_bytes, or {_XCOM_ADVICE}."
+                    )
+                records.append(record)
         finally:
             self.hook.close()
         self.log.info("%s", sessions.walk.describe())
-        if sessions.walk.stats.truncated:
+        stats = sessions.walk.stats
+        summary.note_walk(truncated=stats.truncated, server_total=stats.server_total)
+        if stats.truncated:
             self.log.warning(
                 "The result was cut at max_results=%s: more sessions matched and were not returned. "
                 "Raise max_results or narrow the filters to see them all.",
                 self.max_results,
             )
+        if self.do_xcom_push and xcom_bytes > XCOM_WARN_BYTES:
+            self.log.warning(
+                "The return value is %s of JSON (%d session(s)), above %s: XCom is stored in the "
+                "metadata database. Please %s; max_xcom_bytes=N makes the task fail instead.",
+                _size(xcom_bytes),
+                len(records),
+                _size(XCOM_WARN_BYTES),
+                _XCOM_ADVICE,
+            )
         context["ti"].xcom_push(key="summary", value=summary.to_dict())
-        return records
+        return records if self.do_xcom_push else None

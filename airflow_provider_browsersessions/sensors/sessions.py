@@ -17,7 +17,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, get_browser_sessions_hook
-from airflow_provider_browsersessions.sessions import SessionQuery
+from airflow_provider_browsersessions.sessions import SessionQuery, check_literal_filters, is_literal
 from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
 from airflow_provider_browsersessions.waiting import (
     MissingPolicy,
@@ -96,6 +96,10 @@ class BrowserSessionsSensor(BaseSensorOperator):
         self.fail_on_failed = fail_on_failed
         self.missing = missing
         self.deferrable = deferrable
+        # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.
+        check_literal_filters({name: getattr(self, name) for name in WAIT_FILTERS})
+        if is_literal(missing):
+            WaitPlan(query=SessionQuery(), session_ids=None, missing=missing)
 
     @cached_property
     def hook(self) -> BrowserSessionsHook:

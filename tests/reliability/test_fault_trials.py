@@ -230,7 +230,7 @@ def test_an_exhausted_retry_budget_fails_with_a_clear_error_and_does_not_hang(em
     hook = BrightDataBrowserHook(retry=RetryPolicy(max_retries=3, max_wait=5.0, backoff=0.01, max_backoff=0.02))
     with pytest.raises(ServerError) as caught:
         hook.list_sessions()
-    assert str(caught.value) == EXHAUSTED
+    assert str(caught.value) == f"{EXHAUSTED}. Connection 'brightdata_default', host 127.0.0.1:{emulator.port}."
     assert emulator.request_count() == 4
 
 

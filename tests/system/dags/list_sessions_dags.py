@@ -53,7 +53,8 @@ with DAG(dag_id="list_cloudflare", schedule=None, start_date=START, catchup=Fals
 
 
 with DAG(dag_id="list_bad_filter", schedule=None, start_date=START, catchup=False) as list_bad_filter:
-    ListBrowserSessionsOperator(task_id="bad_status", conn_id="brightdata_default", status="paused", retries=3)
+    # Templated, so it passes the DAG import and fails when the task runs (a literal would fail the import).
+    ListBrowserSessionsOperator(task_id="bad_status", conn_id="brightdata_default", status="{{ 'paused' }}", retries=3)
 
 
 with DAG(dag_id="list_unsupported_filter", schedule=None, start_date=START, catchup=False) as unsupported:
