@@ -239,10 +239,12 @@ class WaitPlan:
     def describe(self) -> str:
         """What this wait waits on, for log lines and timeout messages (no secrets: filters and ids only)."""
         filters = ", ".join(
-            f"{name}={value}" for name, value in self.running_query.to_dict().items() if value is not None
+            f"{name}={value}"
+            for name, value in self.running_query.to_dict().items()
+            if value is not None and name in RUNNING_FILTERS
         )
         if self.session_ids is None:
-            return f"drain of the running sessions where {filters}"
+            return f"drain of the running sessions where {filters}" if filters else "drain of every running session"
         return f"{len(self.session_ids)} watched session id(s) ({name_ids(self.session_ids)})"
 
     def to_state(self) -> dict[str, Any]:

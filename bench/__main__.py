@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SCENARIOS = ("listing", "waiting", "footprint", "latency", "imports", "memory")
+SCENARIOS = ("listing", "waiting", "footprint", "latency", "imports", "memory", "deadlines")
 
 
 def _bytecode() -> None:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.disable(logging.WARNING)  # retries and polls log; the tables are the output
     from airflow_provider_browsersessions.testing import Emulator
-    from bench import footprint, imports, latency, listing, memory, waiting
+    from bench import deadlines, footprint, imports, latency, listing, memory, waiting
     from bench.common import machine, wire
 
     print("# Benchmarks\n")
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             print(imports.run(repeats=1 if args.smoke else 7, without_bytecode=not args.smoke), flush=True)
         if "memory" in chosen:
             print(memory.run(emulator, sizes=[200, 500] if args.smoke else [1_000, 10_000, 100_000]), flush=True)
+        if "deadlines" in chosen:
+            intervals, trials = ([5.0], 1) if args.smoke else ([5.0, 30.0, 60.0], 3)
+            print(deadlines.run(emulator, intervals=intervals, deadline_in=1.0 if args.smoke else 3.0, trials=trials))
     print(f"All scenarios took {time.monotonic() - started:.0f} s.")
     return 0
 

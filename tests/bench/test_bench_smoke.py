@@ -20,6 +20,7 @@ TABLES = (
     "### 4. Detection latency",
     "### 5. DAG-parse cost: import time (ms)",
     "### 6. Memory: peak RSS (MB)",
+    "### 7. Deadline to timeout event",
 )
 
 

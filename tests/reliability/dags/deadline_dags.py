@@ -1,4 +1,4 @@
-"""Sensors with long poke intervals and short timeouts, drains by zone, and drains that must remember (issue #19, #21, #25)."""
+"""Long poke intervals with short timeouts, drains by URL, and drains that remember (issues #19, #21, #25)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,12 @@ for _platform, _conn_id in CONNECTIONS.items():
 
 # Reschedule-mode drains that must remember what they saw running between pokes (Airflow 3.3's store).
 memory_drain = _dag(
-    "memory_drain", conn_id="brightdata_default", api_name="memory_zone", mode="reschedule", poke_interval=1, timeout=120
+    "memory_drain",
+    conn_id="brightdata_default",
+    api_name="memory_zone",
+    mode="reschedule",
+    poke_interval=1,
+    timeout=120,
 )
 memory_drain_report = _dag(
     "memory_drain_report",
