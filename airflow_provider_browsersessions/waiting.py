@@ -300,7 +300,7 @@ class WaitPlan:
     def timeout_message(self, outcome: WaitOutcome | None) -> str:
         """Why the wait timed out: what it waited on and the ids still running at its last successful poll."""
         if outcome is None:
-            still = f"the polls failed; watched: {name_ids(self.watched)}"
+            still = f"the last poll failed; watched: {name_ids(self.watched)}"
         else:
             still = f"{len(outcome.running)} watched session(s) still running: {name_ids(outcome.running)}"
         return f"Timed out waiting for browser sessions ({self.describe()}): {still}"
@@ -327,7 +327,7 @@ class WaitPlan:
 
     def ids_to_read(self, running_ids: Iterable[str]) -> list[str]:
         """Watched ids that left the running set and whose final state is not known yet."""
-        running = set(running_ids)
+        running = dict.fromkeys(running_ids)  # ordered: ids are named in the order the platform listed them
         if self.session_ids is None:
             self._seen_running.update(dict.fromkeys(running))
         # An id the platform forgot is asked again only when the policy is to wait for it to come back.

@@ -238,7 +238,8 @@ class BrowserSessionsSensor(BaseSensorOperator):
             self._forget(self._state_store(context))
             raise AirflowSensorTimeout(f"{self.plan.timeout_message(self._last_outcome)} ({err})") from None
         except AirflowSkipException as err:
-            if "timed out" not in str(err):
+            # Airflow's own soft_fail timeout (a failed session's skip message may say "timed out" too).
+            if not str(err).startswith("Sensor has timed out"):
                 raise
             self._forget(self._state_store(context))
             raise AirflowSkipException(

@@ -93,7 +93,7 @@ def test_a_huge_retry_after_on_the_shared_poll_does_not_hold_any_deadline(emulat
     for trigger, (payload, arrived) in zip(triggers, results, strict=True):
         assert payload["status"] == "timeout"
         assert arrived < trigger.end_time + MARGIN
-        assert "the polls failed" in payload["message"]
+        assert "the last poll failed" in payload["message"]
         assert session_id in payload["message"]
     # The shared poll asked once and honoured the (capped) Retry-After; each trigger's final check asked once.
     assert len(emulator.request_log(platform="brightdata")) <= 4
