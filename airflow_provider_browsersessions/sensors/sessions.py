@@ -42,6 +42,9 @@ WAIT_FILTERS = ("api_name", "started_after", "started_before", "target_url", "en
 #: The task state store key of a wait's memory (Airflow 3.3+).
 STATE_KEY = "browsersessions_wait"
 
+# A timeout of "forever" still gets a retention a datetime can hold.
+_LONGEST_RETENTION = timedelta(days=3650)
+
 
 class BrowserSessionsSensor(BaseSensorOperator):
     """
@@ -105,6 +108,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self._memory_loaded = False
         self._saved_state: dict[str, Any] | None = None
+        self._memory_overflowed = False
         self._last_outcome: WaitOutcome | None = None
 
     @cached_property
@@ -174,12 +178,21 @@ class BrowserSessionsSensor(BaseSensorOperator):
             )
 
     def _save_memory(self, plan: WaitPlan, store: Any) -> None:
-        state = plan.to_state()
+        try:
+            state = plan.to_state()
+        except BrowserSessionsError as err:
+            if self.reschedule:
+                raise  # each poke is a new process: without the store this drain would silently forget
+            if not self._memory_overflowed:
+                # Poke mode keeps its memory in this process anyway; only a retry would resume from less.
+                self.log.warning("%s. The wait goes on; a retry of this task would resume from older memory", err)
+                self._memory_overflowed = True
+            return
         if state == self._saved_state:
             return
         # Kept well past the sensor's timeout, across every retry; deleted once the wait concludes.
-        retention = timedelta(seconds=float(self.timeout) * (1 + int(self.retries or 0))) + timedelta(days=1)
-        store.set(STATE_KEY, state, retention=retention)
+        seconds = min(float(self.timeout) * (1 + int(self.retries or 0)), _LONGEST_RETENTION.total_seconds())
+        store.set(STATE_KEY, state, retention=timedelta(seconds=seconds) + timedelta(days=1))
         self._saved_state = state
 
     def _forget(self, store: Any) -> None:
