@@ -41,3 +41,19 @@ async def aget_connection(conn_id: str) -> Connection:
     from asgiref.sync import sync_to_async  # Airflow 2.11: the metadata DB read runs in a thread.
 
     return await sync_to_async(BaseHook.get_connection)(conn_id)
+
+
+def is_first_reschedule_poke(context: Any) -> bool:
+    """True when a reschedule-mode sensor has not been rescheduled yet in this try (its first poke)."""
+    if "task_reschedule_count" in context:  # Airflow 3 puts the count in the context
+        return bool(context["task_reschedule_count"] == 0)
+    ti = context.get("ti")
+    if ti is None:
+        return True
+    from airflow.sensors.base import _orig_start_date  # Airflow 2.11: what BaseSensorOperator.execute reads
+
+    first_try_number = (ti.max_tries or 0) - (ti.task.retries or 0) + 1
+    started = _orig_start_date(
+        dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=ti.map_index, try_number=first_try_number
+    )
+    return started is None

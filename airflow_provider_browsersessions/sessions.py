@@ -261,6 +261,13 @@ def _text(name: str, value: Any) -> str | None:
     return value
 
 
+#: The filters that can describe a *running* session: its zone and its start. The others (URLs, durations,
+#: bandwidth, captcha, error) are unknown until a session ends (a running Bright Data session's
+#: ``target_url`` and ``end_url`` are null), so a walk of running sessions filtered by them matches
+#: nothing. Waits walk running sessions with these only; a drain refuses the others (``WaitPlan``), and the
+#: event trigger judges ended sessions by them.
+RUNNING_FILTERS = ("api_name", "started_after", "started_before")
+
 # The filter names a DAG author can use, in one place: hooks, operators, sensors and triggers accept these.
 FILTER_NAMES = (
     "status",

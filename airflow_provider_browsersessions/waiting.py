@@ -13,12 +13,95 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from airflow_provider_browsersessions.exceptions import BrowserSessionsError, InvalidQueryError
-from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
+from airflow_provider_browsersessions.exceptions import (
+    ApiError,
+    BrowserSessionsError,
+    InvalidQueryError,
+    MalformedResponseError,
+)
+from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
+
+#: The longest a poll loop (the triggerer's shared polls, the event watcher's stream) waits because a
+#: server's ``Retry-After`` said so, in seconds. A larger value (``999999999``, a date years ahead) is cut
+#: to this; a wait's own deadline is never delayed by it (the trigger wakes for its deadline anyway).
+MAX_RETRY_AFTER_SECONDS = 300.0
+
+#: How long the final check a deferred wait makes at its deadline may take, in seconds: if the platform
+#: cannot answer by then, the timeout event reports the last poll's state instead.
+FINAL_CHECK_SECONDS = 3.0
+
+#: How many sessions a wait remembers across pokes (ids and final states): past it, a clear error.
+MAX_REMEMBERED_SESSIONS = 500
+
+#: Ids a log line or a timeout message names before it says "and N more".
+IDS_SHOWN = 5
+
+#: The version of ``WaitPlan.to_state()``; another version is ignored (the wait starts blind, as before).
+_STATE_VERSION = 1
+
+
+class WarningLog(Protocol):
+    """What ``skip_failed_poll`` logs through: a stdlib logger, or Airflow 3's task and trigger loggers."""
+
+    def warning(self, msg: str, /, *args: Any) -> Any:
+        """Log a warning."""
+
+
+def name_ids(ids: Iterable[str], *, limit: int = IDS_SHOWN) -> str:
+    """The first ``limit`` ids and how many more: ``a, b, c and 4 more`` (``none`` when empty)."""
+    ids = list(ids)
+    if not ids:
+        return "none"
+    shown = ", ".join(ids[:limit])
+    return shown if len(ids) <= limit else f"{shown} and {len(ids) - limit} more"
+
+
+def skip_failed_poll(error: BaseException, *, log: WarningLog, what: str, watcher: bool = False) -> bool:
+    """
+    Decide whether a poll that failed with ``error`` is skipped (logged, the wait goes on) or ends the wait.
+
+    Every poll loop calls this one function: the sensor's pokes, the wait trigger and the event trigger.
+    A retryable error (429, 5xx, a transport failure, a garbled body) outlived one request's retries: the
+    next poll may well succeed, and a wait has a deadline anyway. Anything else (a refused token, a bad
+    parameter, a body of the wrong shape, a redirect) ends a wait at once with its clear error, except in a
+    ``watcher``: an asset watcher has no deadline and nobody is waiting on it, so dying would stop every
+    future event; it skips an odd answer (a redirect, a ``null`` body from a proxy) with a warning too and
+    dies only on errors that no later poll can cure (credentials, parameters, a missing account).
+
+    :param error: What the poll raised.
+    :param log: Where the warning goes.
+    :param what: What failed, for the warning (``"Poll"``, ``"Reading session x"``).
+    :param watcher: The caller is a long-lived event watcher.
+    :return: True when the poll is skipped; False when the caller re-raises.
+    """
+    if not isinstance(error, ApiError):
+        return False
+    transient = error.retryable
+    if watcher and not transient:
+        redirect = error.status is not None and 300 <= error.status < 400
+        transient = redirect or isinstance(error, MalformedResponseError)
+    if transient:
+        log.warning("%s failed (%s); skipping this poll, the wait goes on", what, error)
+    return transient
+
+
+def next_poll_delay(interval: float, error: BaseException | None = None, *, failures: int = 0) -> float:
+    """
+    Seconds until a poll loop's next poll: its interval; after failed polls, more.
+
+    ``failures`` polls in a row failed: the delay doubles with each (a server that keeps failing is not
+    polled in a tight loop), and a server's ``Retry-After`` is honoured; both are capped at
+    ``MAX_RETRY_AFTER_SECONDS``, and never shorter than the interval.
+    """
+    if error is None or failures <= 0:
+        return interval
+    backoff = min(interval * 2 ** min(failures - 1, 30), MAX_RETRY_AFTER_SECONDS)
+    retry_after = getattr(error, "retry_after", None) or 0.0
+    return max(interval, backoff, min(float(retry_after), MAX_RETRY_AFTER_SECONDS))
 
 
 class MissingPolicy(StrEnum):
@@ -133,12 +216,100 @@ class WaitPlan:
             raise InvalidQueryError("missing", f"one of finished, failed, wait; got {missing!r}") from None
         if query.where is not None:
             raise InvalidQueryError("where", "None for waits: a callable cannot be sent to the triggerer")
+        filters = {name: value for name, value in query.to_dict().items() if value is not None}
+        if session_ids is None:
+            for name in filters:
+                if name not in (*RUNNING_FILTERS, "sort", "order"):
+                    # A drain walks running sessions only: a filter they cannot match would find none
+                    # and open the gate while sessions still run (issue #21).
+                    raise InvalidQueryError(
+                        name,
+                        f"unset when draining (no session_ids): a running session has no {name} yet, so it "
+                        f"cannot say which running sessions to wait for; drain by "
+                        f"{', '.join(RUNNING_FILTERS)}, or pass session_ids",
+                    )
         self.query = query
         self.session_ids = session_ids
-        self.running_query = query.replace(status="running", sort=None, order=None)
+        running = SessionQuery.build(**{k: v for k, v in filters.items() if k in RUNNING_FILTERS})
+        self.running_query = running.replace(status="running")
         # Terminal states never change, so what was learned once is kept (None: the platform forgot it).
         self.final: dict[str, BrowserSession | None] = {}
         self._seen_running: dict[str, None] = dict.fromkeys(seen_running) if session_ids is None else {}
+
+    def describe(self) -> str:
+        """What this wait waits on, for log lines and timeout messages (no secrets: filters and ids only)."""
+        filters = ", ".join(
+            f"{name}={value}"
+            for name, value in self.running_query.to_dict().items()
+            if value is not None and name in RUNNING_FILTERS
+        )
+        if self.session_ids is None:
+            return f"drain of the running sessions where {filters}" if filters else "drain of every running session"
+        return f"{len(self.session_ids)} watched session id(s) ({name_ids(self.session_ids)})"
+
+    def to_state(self) -> dict[str, Any]:
+        """
+        This wait's memory as JSON (for Airflow 3.3's task state store): ids seen running and final states.
+
+        :raises BrowserSessionsError: The wait remembers more than ``MAX_REMEMBERED_SESSIONS`` sessions.
+        """
+        remembered = len(set(self._seen_running) | set(self.final))
+        if remembered > MAX_REMEMBERED_SESSIONS:
+            raise BrowserSessionsError(
+                f"This wait has seen {remembered} sessions, more than the {MAX_REMEMBERED_SESSIONS} it can remember "
+                f"across pokes ({self.describe()}): narrow the filters (api_name, started_after) or wait on fewer "
+                "session_ids"
+            )
+        return {
+            "version": _STATE_VERSION,
+            "wait": self._fingerprint(),
+            "seen_running": list(self._seen_running),
+            "final": {sid: None if session is None else session.to_dict() for sid, session in self.final.items()},
+        }
+
+    def restore(self, state: Any) -> bool:
+        """
+        Take back the memory an earlier poke of the same wait saved with ``to_state()``.
+
+        A state of another version or another wait (different ids or filters, e.g. the DAG changed before a
+        retry) is ignored. :return: True when something was restored.
+        """
+        if (
+            not isinstance(state, dict)
+            or state.get("version") != _STATE_VERSION
+            or state.get("wait") != self._fingerprint()
+        ):
+            return False
+        try:
+            final = {
+                str(sid): None if record is None else BrowserSession.from_dict(record)
+                for sid, record in dict(state.get("final") or {}).items()
+            }
+            seen = [str(sid) for sid in state.get("seen_running") or ()]
+        except (TypeError, ValueError, KeyError):
+            return False
+        self.final.update(final)
+        if self.session_ids is None:
+            self._seen_running.update(dict.fromkeys(seen))
+        return True
+
+    def progress_message(self, outcome: WaitOutcome) -> str:
+        """A log line while the wait goes on: what it waits on, and which ids still run (the first few)."""
+        return f"Waiting on {self.describe()}: {outcome.progress_message()}; still running: {name_ids(outcome.running)}"
+
+    def timeout_message(self, outcome: WaitOutcome | None) -> str:
+        """Why the wait timed out: what it waited on and the ids still running at its last successful poll."""
+        if outcome is None:
+            still = f"the last poll failed; watched: {name_ids(self.watched)}"
+        else:
+            still = f"{len(outcome.running)} watched session(s) still running: {name_ids(outcome.running)}"
+        return f"Timed out waiting for browser sessions ({self.describe()}): {still}"
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return {
+            "session_ids": None if self.session_ids is None else list(self.session_ids),
+            "running": self.running_query.to_dict(),
+        }
 
     @property
     def watched(self) -> tuple[str, ...]:
@@ -156,7 +327,7 @@ class WaitPlan:
 
     def ids_to_read(self, running_ids: Iterable[str]) -> list[str]:
         """Watched ids that left the running set and whose final state is not known yet."""
-        running = set(running_ids)
+        running = dict.fromkeys(running_ids)  # ordered: ids are named in the order the platform listed them
         if self.session_ids is None:
             self._seen_running.update(dict.fromkeys(running))
         # An id the platform forgot is asked again only when the policy is to wait for it to come back.

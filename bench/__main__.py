@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SCENARIOS = ("listing", "waiting", "footprint", "latency", "imports", "memory", "pacing")
+SCENARIOS = ("listing", "waiting", "footprint", "latency", "imports", "memory", "pacing", "deadlines")
 
 
 def _bytecode() -> None:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.disable(logging.WARNING)  # retries and polls log; the tables are the output
     from airflow_provider_browsersessions.testing import Emulator
-    from bench import footprint, imports, latency, listing, memory, pacing, waiting
+    from bench import deadlines, footprint, imports, latency, listing, memory, pacing, waiting
     from bench.common import machine, wire
 
     print("# Benchmarks\n")
@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         if "pacing" in chosen:
             load = {"workers": 2, "seconds": 4.0, "budget": 10, "window": 3.0} if args.smoke else {}
             print(pacing.run(emulator, **(load or {"workers": 8, "seconds": 40.0, "budget": 120, "window": 30.0})))
+        if "deadlines" in chosen:
+            intervals, trials = ([5.0], 1) if args.smoke else ([5.0, 30.0, 60.0], 3)
+            print(deadlines.run(emulator, intervals=intervals, deadline_in=1.0 if args.smoke else 3.0, trials=trials))
     print(f"All scenarios took {time.monotonic() - started:.0f} s.")
     return 0
 

@@ -15,25 +15,35 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_browsersessions.compat import is_first_reschedule_poke
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, get_browser_sessions_hook
 from airflow_provider_browsersessions.sessions import SessionQuery, check_literal_filters, is_literal
 from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
 from airflow_provider_browsersessions.waiting import (
+    FINAL_CHECK_SECONDS,
     MissingPolicy,
     SessionsFailedError,
     WaitOutcome,
     WaitPlan,
     normalize_session_ids,
+    skip_failed_poll,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
-#: Filters that mean something for *running* sessions (durations, bandwidth, captcha come at the end).
+#: The filters this sensor takes. Only ``sessions.RUNNING_FILTERS`` can describe a running session: the
+#: running walk uses those, and a drain refuses ``target_url``/``end_url`` (``WaitPlan``).
 WAIT_FILTERS = ("api_name", "started_after", "started_before", "target_url", "end_url")
+
+#: The task state store key of a wait's memory (Airflow 3.3+).
+STATE_KEY = "browsersessions_wait"
+
+# A timeout of "forever" still gets a retention a datetime can hold.
+_LONGEST_RETENTION = timedelta(days=3650)
 
 
 class BrowserSessionsSensor(BaseSensorOperator):
@@ -100,6 +110,10 @@ class BrowserSessionsSensor(BaseSensorOperator):
         check_literal_filters({name: getattr(self, name) for name in WAIT_FILTERS})
         if is_literal(missing):
             WaitPlan(query=SessionQuery(), session_ids=None, missing=missing)
+        self._memory_loaded = False
+        self._saved_state: dict[str, Any] | None = None
+        self._memory_overflowed = False
+        self._last_outcome: WaitOutcome | None = None
 
     @cached_property
     def hook(self) -> BrowserSessionsHook:
@@ -115,26 +129,90 @@ class BrowserSessionsSensor(BaseSensorOperator):
     def poke(self, context: Context) -> PokeReturnValue:
         """One poll: walk the running sessions (or read a last watched id), read the ids that left them, decide."""
         plan = self.plan
+        store = self._state_store(context)
+        if not self._memory_loaded:
+            self._memory_loaded = True
+            self._load_memory(context, plan, store)
         try:
             running = [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query))
             to_read = plan.ids_to_read(session.session_id for session in running)
             reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
         except ApiError as err:
-            if not err.retryable:
+            if not skip_failed_poll(err, log=self.log, what="Poll"):
                 raise
-            # A rate limit or an outage that outlived one request's retries: the wait goes on.
-            self.log.warning("Poll failed (%s); trying again in %s s", err, self.poke_interval)
             return PokeReturnValue(is_done=False)
-        return self._conclude(plan.evaluate(running, reads))
+        outcome = self._last_outcome = plan.evaluate(running, reads)
+        if store is not None:
+            self._save_memory(plan, store)
+        return self._conclude(plan, outcome, store)
 
-    def _conclude(self, outcome: WaitOutcome) -> PokeReturnValue:
+    def _conclude(self, plan: WaitPlan, outcome: WaitOutcome, store: Any) -> PokeReturnValue:
         if outcome.failed and self.fail_on_failed:
+            self._forget(store)
             self._fail(SessionsFailedError(outcome.failure_message()))
         if outcome.done:
+            self._forget(store)
             self.log.info("Wait over: %s", outcome.progress_message())
             return PokeReturnValue(is_done=True, xcom_value=list(outcome.records))
-        self.log.info("%s; next poll in %s s", outcome.progress_message(), self.poke_interval)
+        self.log.info("%s; next poll in %s s", plan.progress_message(outcome), self.poke_interval)
         return PokeReturnValue(is_done=False)
+
+    # -- memory across pokes and retries (Airflow 3.3's task state store) --------------------------------------
+
+    @staticmethod
+    def _state_store(context: Context) -> Any:
+        # Airflow 3.3+ puts a per-task-instance store in the context, kept across reschedules and retries.
+        getter = getattr(context, "get", None)
+        return None if getter is None else getter("task_state_store")
+
+    def _load_memory(self, context: Context, plan: WaitPlan, store: Any) -> None:
+        if store is not None:
+            if plan.restore(store.get(STATE_KEY)):
+                self.log.info(
+                    "Resuming the wait from the task state store: %d session(s) seen, %d ended",
+                    len(plan.watched),
+                    len(plan.final),
+                )
+            return
+        if self.reschedule and plan.session_ids is None and is_first_reschedule_poke(context):
+            self.log.warning(
+                "This Airflow has no task state store (Airflow 3.3+): a reschedule-mode drain forgets between "
+                "pokes which sessions it saw running, so a session that ends (or fails) between two pokes is "
+                "neither reported nor able to fail the gate. Use mode='poke' or deferrable=True to see every one."
+            )
+
+    def _save_memory(self, plan: WaitPlan, store: Any) -> None:
+        try:
+            state = plan.to_state()
+        except BrowserSessionsError as err:
+            if self.reschedule:
+                raise  # each poke is a new process: without the store this drain would silently forget
+            if not self._memory_overflowed:
+                # Poke mode keeps its memory in this process anyway; only a retry would resume from less.
+                self.log.warning("%s. The wait goes on; a retry of this task would resume from older memory", err)
+                self._memory_overflowed = True
+            return
+        if state == self._saved_state:
+            return
+        # Kept well past the sensor's timeout, across every retry; deleted once the wait concludes.
+        seconds = min(float(self.timeout) * (1 + int(self.retries or 0)), _LONGEST_RETENTION.total_seconds())
+        store.set(STATE_KEY, state, retention=timedelta(seconds=seconds) + timedelta(days=1))
+        self._saved_state = state
+
+    def _forget(self, store: Any) -> None:
+        # A concluded wait leaves nothing behind: a cleared and re-run task starts a new wait.
+        if store is not None:
+            store.delete(STATE_KEY)
+            self._saved_state = None
+
+    # -- deadlines ---------------------------------------------------------------------------------------------
+
+    def _get_next_poke_interval(
+        self, started_at: datetime | float, run_duration: Callable[[], float], poke_count: int
+    ) -> float:
+        """Airflow's interval, cut so the last sleep (or reschedule) ends at the deadline: one final poke decides."""
+        interval = float(super()._get_next_poke_interval(started_at, run_duration, poke_count))
+        return max(0.0, min(interval, float(self.timeout) - run_duration()))
 
     def _fail(self, error: Exception) -> NoReturn:
         if self.soft_fail:
@@ -143,8 +221,9 @@ class BrowserSessionsSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke or reschedule as usual; deferrable: check once, then hand the wait to the triggerer."""
+        started = time.time()
         if not self.deferrable:
-            return super().execute(context)
+            return self._poke_until_deadline(context)
         first = self.poke(context)
         if first.is_done:
             return first.xcom_value
@@ -157,18 +236,36 @@ class BrowserSessionsSensor(BaseSensorOperator):
                 missing=plan.missing.value,
                 fail_on_failed=self.fail_on_failed,
                 poll_interval=float(self.poke_interval),
-                end_time=time.time() + float(self.timeout),
+                end_time=started + float(self.timeout),
                 # Draining: what the first poke saw running, or a session ending before the trigger's
                 # first poll would never be reported (nor fail the gate).
                 seen_running=list(plan.watched) if plan.session_ids is None else None,
             ),
             method_name="execute_complete",
-            # The trigger fires its own clear timeout event first; this is the safety net.
-            timeout=timedelta(seconds=float(self.timeout) + 2 * float(self.poke_interval)),
+            # The trigger fires its own clear timeout event at the deadline (after a final check of at most
+            # FINAL_CHECK_SECONDS); this is the safety net.
+            timeout=timedelta(seconds=float(self.timeout) + FINAL_CHECK_SECONDS + 60),
         )
+
+    def _poke_until_deadline(self, context: Context) -> Any:
+        """Airflow's poke/reschedule loop, with a timeout that says what still runs instead of Airflow's generic one."""
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as err:
+            self._forget(self._state_store(context))
+            raise AirflowSensorTimeout(f"{self.plan.timeout_message(self._last_outcome)} ({err})") from None
+        except AirflowSkipException as err:
+            # Airflow's own soft_fail timeout (a failed session's skip message may say "timed out" too).
+            if not str(err).startswith("Sensor has timed out"):
+                raise
+            self._forget(self._state_store(context))
+            raise AirflowSkipException(
+                f"Skipped (soft_fail): {self.plan.timeout_message(self._last_outcome)} ({err})"
+            ) from None
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Turn the trigger's event into success (the final states) or a clear failure."""
+        self._forget(self._state_store(context))
         if not isinstance(event, dict) or "status" not in event:
             raise BrowserSessionsError(f"The trigger sent an event this sensor cannot read: {event!r}")
         status, message = event["status"], str(event.get("message", ""))

@@ -21,16 +21,14 @@ from airflow.triggers.base import TriggerEvent
 from airflow_provider_browsersessions.compat import BaseEventTrigger, require_event_triggers
 from airflow_provider_browsersessions.exceptions import ApiError, InvalidQueryError
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, aget_browser_sessions_hook
-from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
+from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
 from airflow_provider_browsersessions.triggers.shared_poll import shared_read
+from airflow_provider_browsersessions.waiting import next_poll_delay, skip_failed_poll
 from airflow_provider_browsersessions.watching import OVERLAP_SECONDS, EndWatch
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
 
-#: The filters that describe a *running* session too (zone, start time); the rest only mean something
-#: once a session ended (URLs are null while it runs, durations unknown), so they judge ended ones only.
-RUNNING_FILTERS = ("api_name", "started_after", "started_before")
 log = logging.getLogger(__name__)
 STATE_KEY = "browsersessions_watch"
 ENDED_STATES = (SessionStatus.FINISHED.value, SessionStatus.FAILED.value)
@@ -52,6 +50,8 @@ class PollSnapshot:
 
 
 def _queries(filters: dict[str, Any]) -> tuple[SessionQuery, SessionQuery]:
+    # The running walk takes only the filters a running session can match (sessions.RUNNING_FILTERS); the
+    # others judge the sessions once they ended.
     query = SessionQuery.build(**filters)
     for name in ("status", "sort", "order"):
         if getattr(query, name) is not None:
@@ -131,6 +131,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
         hook = await aget_browser_sessions_hook(kwargs["conn_id"])
         has_history = hook.platform.lists_ended_sessions
         newest: float | None = None
+        failures = 0
         try:
             while True:
                 try:
@@ -145,12 +146,13 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
                     if has_history:
                         history = await _history(hook, query, since)
                 except ApiError as err:
-                    if not err.retryable:
+                    if not skip_failed_poll(err, log=log, what="Session watch poll", watcher=True):
                         raise
-                    # A rate limit or outage outlived one request's retries: skip this poll, keep watching.
-                    log.warning("Session watch poll failed (%s); trying again in %g s", err, interval)
-                    await asyncio.sleep(interval)
+                    # Retry-After honoured (capped); repeated failures back off instead of polling at full rate.
+                    failures += 1
+                    await asyncio.sleep(next_poll_delay(interval, err, failures=failures))
                     continue
+                failures = 0
                 starts = [s.started_at.timestamp() for s in [*running, *(history or [])] if s.started_at]
                 if starts:
                     newest = max([*starts, newest] if newest is not None else starts)
@@ -175,10 +177,9 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
                     try:
                         history = [*history, *await _history(hook, self.query, own_since)]
                     except ApiError as err:
-                        if not err.retryable:
+                        if not skip_failed_poll(err, log=self.log, what="Catching up", watcher=True):
                             raise
                         # Stepping without the gap would skip it for good: wait for the next snapshot.
-                        self.log.warning("Catching up failed (%s); trying again at the next poll", err)
                         continue
                 ended, to_read = watch.step(snapshot.running, history)
                 for session_id in to_read:
@@ -208,9 +209,9 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
         try:
             return await shared_read(self.conn_id, session_id, lambda: hook.aget_session(session_id))
         except ApiError as err:
-            if not err.retryable:
+            if not skip_failed_poll(err, log=self.log, what=f"Reading session {session_id}", watcher=True):
                 raise
-            self.log.warning("Reading session %s failed (%s); trying again at the next poll", session_id, err)
+            # Counted as still running: it is read again at the next poll.
             return BrowserSession(provider=hook.platform.name, session_id=session_id, status=SessionStatus.RUNNING)
 
     async def _load_state(self) -> Any:

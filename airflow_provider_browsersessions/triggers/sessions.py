@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +12,16 @@ from airflow_provider_browsersessions.exceptions import ApiError, BrowserSession
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, aget_browser_sessions_hook
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
 from airflow_provider_browsersessions.triggers.shared_poll import shared_read, subscribe
-from airflow_provider_browsersessions.waiting import MissingPolicy, WaitOutcome, WaitPlan
+from airflow_provider_browsersessions.waiting import (
+    FINAL_CHECK_SECONDS,
+    MissingPolicy,
+    WaitOutcome,
+    WaitPlan,
+    skip_failed_poll,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
 
 class BrowserSessionsTrigger(BaseTrigger):
@@ -35,7 +42,8 @@ class BrowserSessionsTrigger(BaseTrigger):
     :param missing: ``finished``, ``failed`` or ``wait``: what an id the platform forgot counts as.
     :param fail_on_failed: Fire a ``failed`` event as soon as a watched session failed.
     :param poll_interval: Seconds between polls.
-    :param end_time: Epoch seconds after which a ``timeout`` event fires (None: no limit).
+    :param end_time: Epoch seconds at which the wait makes its final check and, if sessions still run,
+        fires a ``timeout`` event naming them (None: no limit).
     :param seen_running: Drain only: ids the sensor already saw running before it deferred. A session
         that ends before the trigger's first poll is still read and reported, never dropped.
     """
@@ -88,51 +96,90 @@ class BrowserSessionsTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll through the shared loop until the wait is over; errors become events."""
+        """
+        Poll through the shared loop until the wait is over or its deadline comes; errors become events.
+
+        The trigger waits for the next shared snapshot *or* its own ``end_time``, whichever comes first: a
+        long interval, or a shared poll parked by a ``Retry-After``, never holds a deadline. At the deadline
+        it makes one final check of its own (bounded by ``FINAL_CHECK_SECONDS``), so a session that ended
+        since the last poll still gives ``success``; otherwise the ``timeout`` event names what still runs.
+        """
         hook: BrowserSessionsHook | None = None
         try:
             plan = self._plan()
             hook = await aget_browser_sessions_hook(self.conn_id)
+            last: WaitOutcome | None = None
             async with subscribe(
                 conn_id=self.conn_id, running_query=plan.running_query, interval=self.poll_interval
             ) as subscription:
-                while True:
-                    event = await self._poll_once(plan, hook, subscription.next)
+                while (remaining := self._remaining()) is None or remaining > 0:
+                    try:
+                        outcome = await asyncio.wait_for(self._poll(plan, hook, subscription.next), remaining)
+                    except TimeoutError:
+                        break  # the deadline came first
+                    if outcome is None:
+                        continue
+                    last = outcome
+                    event = self._decide(plan, outcome)
                     if event is not None:
                         yield event
                         return
+            yield await self._final_check(plan, hook, last)
         except BrowserSessionsError as err:
             yield TriggerEvent({"status": "error", "message": str(err), "sessions": []})
         finally:
             if hook is not None:
                 await hook.aclose()
 
-    async def _poll_once(self, plan: WaitPlan, hook: BrowserSessionsHook, next_snapshot: Any) -> TriggerEvent | None:
+    def _remaining(self) -> float | None:
+        return None if self.end_time is None else self.end_time - time.time()
+
+    async def _poll(
+        self,
+        plan: WaitPlan,
+        hook: BrowserSessionsHook,
+        running_sessions: Callable[[], Awaitable[list[BrowserSession]]],
+    ) -> WaitOutcome | None:
+        """One poll: the running sessions, then reads of the ids that left them. None: the poll was skipped."""
         try:
-            running = await next_snapshot()
+            running = await running_sessions()
             reads = {sid: await self._read(hook, sid) for sid in plan.ids_to_read(s.session_id for s in running)}
         except ApiError as err:
-            if not err.retryable:
+            if not skip_failed_poll(err, log=self.log, what="Poll"):
                 raise
-            # Rate limits and outages outlive one request's retries; the wait outlives them too.
-            self.log.warning("Poll failed (%s); trying again at the next poll", err)
-            return self._timeout_event(plan, None)
-        outcome = plan.evaluate(running, reads)
+            return None
+        return plan.evaluate(running, reads)
+
+    def _decide(self, plan: WaitPlan, outcome: WaitOutcome) -> TriggerEvent | None:
         if outcome.failed and self.fail_on_failed:
             return self._event("failed", outcome.failure_message(), outcome)
         if outcome.done:
             return self._event("success", f"Wait over: {outcome.progress_message()}", outcome)
-        self.log.info("%s; next poll in %g s", outcome.progress_message(), self.poll_interval)
-        return self._timeout_event(plan, outcome)
+        self.log.info("%s; next poll in %g s", plan.progress_message(outcome), self.poll_interval)
+        return None
 
-    def _timeout_event(self, plan: WaitPlan, outcome: WaitOutcome | None) -> TriggerEvent | None:
-        if self.end_time is None or time.time() < self.end_time:
-            return None
-        still = f"{len(outcome.running)} watched session(s) still running" if outcome else "the last poll failed"
-        message = f"Timed out waiting for browser sessions: {still}"
-        return TriggerEvent(
-            {"status": "timeout", "message": message, "sessions": list(outcome.records) if outcome else []}
-        )
+    async def _final_check(self, plan: WaitPlan, hook: BrowserSessionsHook, last: WaitOutcome | None) -> TriggerEvent:
+        """At the deadline: one walk of our own (not the shared poll's schedule), then success or timeout."""
+
+        async def walk() -> list[BrowserSession]:
+            if plan.reads_suffice():
+                return []  # one id left: reading it is the whole check
+            return [s async for s in hook.aiter_sessions(plan.running_query)]
+
+        try:
+            outcome = await asyncio.wait_for(self._poll(plan, hook, walk), FINAL_CHECK_SECONDS)
+        except TimeoutError:
+            self.log.warning(
+                "The final check at the deadline took over %g s; reporting the last poll", FINAL_CHECK_SECONDS
+            )
+            outcome = None
+        if outcome is not None:
+            event = self._decide(plan, outcome)
+            if event is not None:
+                return event
+            last = outcome
+        message = plan.timeout_message(last)
+        return TriggerEvent({"status": "timeout", "message": message, "sessions": list(last.records) if last else []})
 
     async def _read(self, hook: BrowserSessionsHook, session_id: str) -> BrowserSession | None:
         return await shared_read(self.conn_id, session_id, lambda: hook.aget_session(session_id))

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, aget_browser_sessions_hook
+from airflow_provider_browsersessions.waiting import next_poll_delay
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -68,7 +69,6 @@ class SharedRunningPoll:
     async def _run(self) -> None:
         try:
             while self.subscribers > 0:
-                delay = self.interval
                 try:
                     if self._hook is None:
                         self._hook = await aget_browser_sessions_hook(self.conn_id)
@@ -76,9 +76,10 @@ class SharedRunningPoll:
                     error: BaseException | None = None
                 except Exception as err:
                     snapshot, error = [], err
-                    retry_after = getattr(err, "retry_after", None)
-                    if retry_after:
-                        delay = max(delay, float(retry_after))
+                # Retry-After is honoured but capped: a server asking for days must not park the poll (and
+                # each trigger's own deadline wakes it regardless, see BrowserSessionsTrigger.run). No
+                # doubling here: the transport already backed off within the poll, and waits have deadlines.
+                delay = next_poll_delay(self.interval, error, failures=1 if error else 0)
                 self.polls += 1
                 async with self._changed:
                     self.version += 1

@@ -21,6 +21,7 @@ TABLES = (
     "### 5. DAG-parse cost: import time (ms)",
     "### 6. Memory: peak RSS (MB)",
     "### 7. Pacing inside Cloudflare's rate budget",
+    "### 8. Deadline to timeout event",
 )
 
 

@@ -272,9 +272,11 @@ def test_a_deferred_wait_through_a_permanent_outage_ends_with_its_timeout_event(
         end_time=time.time() + 0.5,
     )
     event = asyncio.run(first_event(trigger))
+    # Issue #22: the timeout names what was waited on and what may still run.
     assert event.payload == {
         "status": "timeout",
-        "message": "Timed out waiting for browser sessions: the last poll failed",
+        "message": f"Timed out waiting for browser sessions (1 watched session id(s) ({sid})): "
+        f"the last poll failed; watched: {sid}",
         "sessions": [],
     }
     assert all(entry["status"] == 503 for entry in emulator.request_log())

@@ -121,3 +121,102 @@ def test_a_last_watched_id_is_read_rather_than_walking_the_running_list():
     p.evaluate([session("b")], {"a": session("a", "finished")})
     assert p.reads_suffice()  # only "b" is left: one read is never dearer than a walk
     assert not plan(ids=None).reads_suffice()  # drain mode must walk the list
+
+
+# -- issue #19, #21, #25: running filters, deadlines' helpers, memory as JSON ---------------------------------
+
+
+def test_the_running_walk_uses_only_filters_a_running_session_can_match():
+    p = plan(ids=("a",), api_name="zone", target_url="shop", end_url="done")
+    assert p.running_query.api_name == "zone"
+    assert p.running_query.target_url is None
+    assert p.running_query.end_url is None
+
+
+@pytest.mark.parametrize("name", ["target_url", "end_url", "has_error", "min_duration"])
+def test_a_drain_by_a_filter_a_running_session_cannot_match_is_refused(name):
+    value = {"has_error": True, "min_duration": 5}.get(name, "shop")
+    with pytest.raises(InvalidQueryError, match=f"{name}.*unset when draining"):
+        plan(ids=None, api_name="zone", **{name: value})
+
+
+def test_ids_are_named_five_at_a_time_then_counted():
+    from airflow_provider_browsersessions.waiting import name_ids
+
+    assert name_ids([]) == "none"
+    assert name_ids(["a", "b"]) == "a, b"
+    assert name_ids([str(i) for i in range(8)]) == "0, 1, 2, 3, 4 and 3 more"
+
+
+def test_a_timeout_message_names_the_drain_and_what_still_runs():
+    p = plan(ids=None, api_name="zone")
+    p.ids_to_read(["a", "b"])  # a poll: the walk saw both running
+    outcome = p.evaluate([session("a"), session("b")], {})
+    message = p.timeout_message(outcome)
+    assert "drain of the running sessions where api_name=zone" in message
+    assert "2 watched session(s) still running: a, b" in message
+
+
+def test_retry_after_is_honoured_but_capped_and_failures_back_off():
+    from airflow_provider_browsersessions.exceptions import RateLimitedError
+    from airflow_provider_browsersessions.waiting import MAX_RETRY_AFTER_SECONDS, next_poll_delay
+
+    def limited(seconds):
+        return RateLimitedError(platform="P", method="GET", path="/", status=429, message="m", retry_after=seconds)
+
+    assert next_poll_delay(2.0) == 2.0
+    assert next_poll_delay(2.0, limited(999999999), failures=1) == MAX_RETRY_AFTER_SECONDS
+    assert next_poll_delay(2.0, limited(5), failures=1) == 5
+    assert next_poll_delay(2.0, limited(None), failures=3) == 8.0
+    assert next_poll_delay(2.0, limited(None), failures=100) == MAX_RETRY_AFTER_SECONDS
+
+
+def test_one_rule_for_skipping_a_failed_poll():
+    import logging
+
+    from airflow_provider_browsersessions.exceptions import (
+        ApiError,
+        AuthenticationError,
+        MalformedResponseError,
+        ServerError,
+    )
+    from airflow_provider_browsersessions.waiting import skip_failed_poll
+
+    log = logging.getLogger("test")
+    common = {"platform": "P", "method": "GET", "path": "/", "message": "m"}
+    outage = ServerError(status=503, **common)
+    redirect = ApiError(status=302, **common)
+    null_body = MalformedResponseError(status=200, **common)
+    refused = AuthenticationError(status=401, **common)
+    assert skip_failed_poll(outage, log=log, what="Poll")
+    assert not skip_failed_poll(redirect, log=log, what="Poll")  # a wait reports it at once
+    assert skip_failed_poll(redirect, log=log, what="Poll", watcher=True)  # a watcher must not die of it
+    assert skip_failed_poll(null_body, log=log, what="Poll", watcher=True)
+    assert not skip_failed_poll(refused, log=log, what="Poll", watcher=True)
+    assert not skip_failed_poll(ValueError("x"), log=log, what="Poll")
+
+
+def test_a_drains_memory_survives_a_json_round_trip_and_refuses_another_wait():
+    import json
+
+    first = plan(ids=None, api_name="zone")
+    first.ids_to_read(["a", "b"])
+    first.evaluate([session("b")], {"a": session("a", "failed", error_code="boom")})
+    state = json.loads(json.dumps(first.to_state()))
+    again = plan(ids=None, api_name="zone")
+    assert again.restore(state)
+    outcome = again.evaluate([], {"b": session("b", "finished")})
+    assert outcome.done
+    assert {r["session_id"]: r["status"] for r in outcome.records} == {"a": "failed", "b": "finished"}
+    assert not plan(ids=None, api_name="another").restore(state)  # the DAG changed: start afresh
+    assert not plan(ids=None, api_name="zone").restore({"version": 99})
+
+
+def test_a_wait_remembers_a_bounded_number_of_sessions():
+    from airflow_provider_browsersessions.exceptions import BrowserSessionsError
+    from airflow_provider_browsersessions.waiting import MAX_REMEMBERED_SESSIONS
+
+    p = plan(ids=None)
+    p.ids_to_read([str(i) for i in range(MAX_REMEMBERED_SESSIONS + 1)])
+    with pytest.raises(BrowserSessionsError, match=f"more than the {MAX_REMEMBERED_SESSIONS} it can remember"):
+        p.to_state()
