@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in chosen:
             print(memory.run(emulator, sizes=[200, 500] if args.smoke else [1_000, 10_000, 100_000]), flush=True)
         if "pacing" in chosen:
-            load = {"workers": 2, "seconds": 4.0, "budget": 10, "window": 3.0} if args.smoke else {}
+            load = {"workers": 2, "seconds": 4.0, "budget": 10, "window": 3.0, "processes": False} if args.smoke else {}
             print(pacing.run(emulator, **(load or {"workers": 8, "seconds": 40.0, "budget": 120, "window": 30.0})))
     print(f"All scenarios took {time.monotonic() - started:.0f} s.")
     return 0
