@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in chosen:
             print(memory.run(emulator, sizes=[200, 500] if args.smoke else [1_000, 10_000, 100_000]), flush=True)
         if "pacing" in chosen:
-            load = {"workers": 2, "seconds": 4.0, "budget": 10, "window": 3.0} if args.smoke else {}
+            load = {"workers": 2, "seconds": 4.0, "budget": 10, "window": 3.0, "processes": False} if args.smoke else {}
             print(pacing.run(emulator, **(load or {"workers": 8, "seconds": 40.0, "budget": 120, "window": 30.0})))
         if "deadlines" in chosen:
             intervals, trials = ([5.0], 1) if args.smoke else ([5.0, 30.0, 60.0], 3)

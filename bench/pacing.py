@@ -36,8 +36,12 @@ def _worker(env: dict[str, str], conn_id: str, ready: Any, start: Any, seconds: 
     results.put((loops, failures))
 
 
-def _arm(emulator: Any, *, pace: bool, workers: int, seconds: float, budget: int, window: float) -> list[Any]:
+def _arm(
+    emulator: Any, *, pace: bool, workers: int, seconds: float, budget: int, window: float, processes: bool
+) -> list[Any]:
     import json
+    import queue
+    import threading
 
     conn_id = f"bench_pacing_{'on' if pace else 'off'}"
     connection = {
@@ -47,22 +51,27 @@ def _arm(emulator: Any, *, pace: bool, workers: int, seconds: float, budget: int
         "extra": {"account_id": emulator.cloudflare_account_id, "pace": pace},
     }
     env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(connection)}
-    # spawn: fresh interpreters, as separate tasks would be; none shares the pacer of another.
-    context = multiprocessing.get_context("spawn")
-    ready, start, results = context.Semaphore(0), context.Event(), context.Queue()
-    processes = [
-        context.Process(target=_worker, args=(env, conn_id, ready, start, seconds, results)) for _ in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    for _ in processes:
+    args: tuple[Any, ...]
+    if processes:
+        # spawn: fresh interpreters, as separate tasks would be; none shares the pacer of another.
+        context = multiprocessing.get_context("spawn")
+        ready, start, results = context.Semaphore(0), context.Event(), context.Queue()
+        args = (env, conn_id, ready, start, seconds, results)
+        runners: list[Any] = [context.Process(target=_worker, args=args) for _ in range(workers)]
+    else:  # the smoke run: threads of this process (one shared pacer), no interpreter start-up
+        ready, start, results = threading.Semaphore(0), threading.Event(), queue.Queue()
+        args = (env, conn_id, ready, start, seconds, results)
+        runners = [threading.Thread(target=_worker, args=args) for _ in range(workers)]
+    for runner in runners:
+        runner.start()
+    for _ in runners:
         ready.acquire(timeout=300)
     emulator.set_lockout(budget=budget, window=window)  # a fresh window for each arm
     emulator.clear_log()
     start.set()
-    outcomes = [results.get(timeout=seconds + 400) for _ in processes]
-    for process in processes:
-        process.join(timeout=30)
+    outcomes = [results.get(timeout=seconds + 400) for _ in runners]
+    for runner in runners:
+        runner.join(timeout=30)
     log = emulator.request_log(platform="cloudflare")
     emulator.set_lockout(budget=None, window=window)
     locked = sum(entry["fault"] == "lockout" for entry in log)
@@ -82,18 +91,18 @@ def _arm(emulator: Any, *, pace: bool, workers: int, seconds: float, budget: int
     ]
 
 
-def run(emulator: Any, *, workers: int, seconds: float, budget: int, window: float) -> str:
+def run(emulator: Any, *, workers: int, seconds: float, budget: int, window: float, processes: bool = True) -> str:
     """Both arms, pacing on then off, against the emulator's scaled-down Cloudflare budget."""
     emulator.seed_sessions(platform="cloudflare", count=20, seed=7)
     rows = [
-        _arm(emulator, pace=pace, workers=workers, seconds=seconds, budget=budget, window=window)
+        _arm(emulator, pace=pace, workers=workers, seconds=seconds, budget=budget, window=window, processes=processes)
         for pace in (True, False)
     ]
     return table(
         "7. Pacing inside Cloudflare's rate budget",
         [
             "pacing",
-            "worker processes",
+            "workers",
             "requests",
             "served",
             "locked out (429)",
@@ -104,8 +113,9 @@ def run(emulator: Any, *, workers: int, seconds: float, budget: int, window: flo
         ],
         rows,
         note=(
-            f"{workers} processes on one token for {seconds:g} s, each listing and reading in a loop (poke-mode "
-            f"sensors and list tasks), against a budget of {budget} requests per {window:g} s with Cloudflare's "
+            f"{workers} {'processes' if processes else 'threads'} on one token for {seconds:g} s, each listing and "
+            "reading in a loop (poke-mode sensors and list tasks), against a budget of "
+            f"{budget} requests per {window:g} s with Cloudflare's "
             "lockout (every call refused for a window once it is exceeded). Default retry policy."
         ),
     )

@@ -51,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
                 "cloudflare_base_url": emulator.cloudflare_base_url,
                 "env": env,
             }
-            args.ready_file.write_text(json.dumps(ready))
+            # Written whole, then renamed: a script polling for the file never reads it half-written.
+            partial = args.ready_file.with_name(args.ready_file.name + ".partial")
+            partial.write_text(json.dumps(ready))
+            partial.replace(args.ready_file)
         print("Serving; press Ctrl-C to stop.", flush=True)
         stop.wait()
     print("Emulator stopped.")

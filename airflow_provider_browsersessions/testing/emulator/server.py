@@ -291,6 +291,9 @@ class Emulator:
     ) -> None:
         """Queue faults for matching API requests, consumed in order."""
         self.faults.script(faults, platform=platform, method=method, path_contains=path_contains)
+        for fault in faults:
+            if fault["kind"] == "gzip_bomb":
+                _gzip_bomb(int(fault["size"]))  # built now (seconds for a GiB), so the answer itself is prompt
 
     def set_random_faults(
         self,
