@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_browsersessions.compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_browsersessions.compat import HAS_API_SERVER
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
@@ -42,13 +42,13 @@ def ui_path(path: str) -> str:
     """``path`` below the Airflow UI's base path (``[api] base_url``), as the UI's links need it."""
     from urllib.parse import urlsplit
 
-    from airflow.configuration import conf
+    from airflow.providers.common.compat.sdk import conf
 
     base = conf.get("api", "base_url", fallback="") or "/"
     return urlsplit(base).path.rstrip("/") + path
 
 
-if AIRFLOW_V_3_0_PLUS:
+if HAS_API_SERVER:
     from airflow.providers.common.compat.sdk import AirflowPlugin
 
     class BrowserSessionsPlugin(AirflowPlugin):

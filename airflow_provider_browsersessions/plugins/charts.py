@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 #: Stacking order, bottom up; each is also the bar's CSS class.
 STATUS_ORDER = ("finished", "failed", "running")
 
-_WIDTH = 720
-_HEIGHT = 180
+_WIDTH = 540
+_HEIGHT = 160
 _LEFT = 44  # room for the y-axis labels
 _BOTTOM = 22  # room for the hour labels
 _TOP = 8

@@ -185,7 +185,8 @@ class RunsIndex:
         index = self._current()
         found = {sid: [ref for ref, _ in index.get(sid, [])] for sid in session_ids}
         allowed = dag_ids({ref.dag_id for refs in found.values() for ref in refs})
-        return {sid: [ref for ref in refs if ref.dag_id in allowed] for sid, refs in found.items() if refs}
+        shown = {sid: [ref for ref in refs if ref.dag_id in allowed] for sid, refs in found.items()}
+        return {sid: refs for sid, refs in shown.items() if refs}
 
 
 def task_instance_sessions(
