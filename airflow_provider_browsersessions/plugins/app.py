@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from airflow_provider_browsersessions.plugins import access, charts, render, runs, snapshot
 from airflow_provider_browsersessions.plugins.cache import TtlCache
+from airflow_provider_browsersessions.transport import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -28,6 +29,8 @@ URL_PREFIX = "/browser-sessions"
 MAX_TASK_SESSIONS = 200
 #: Reads of single sessions per task page, for sessions no longer in the connection's list.
 MAX_SESSION_READS = 20
+#: A person is waiting on the page: two quick retries, never the minutes of backoff a task may afford.
+VIEW_RETRY = RetryPolicy(max_retries=2, max_wait=10.0)
 
 
 @dataclasses.dataclass
@@ -96,7 +99,8 @@ def server_hook(conn_id: str) -> BrowserSessionsHook:
 
     from airflow_provider_browsersessions.hooks.base import hook_for_connection
 
-    return hook_for_connection(conn_id, Connection.get_connection_from_secrets(conn_id))  # type: ignore[arg-type]
+    connection = Connection.get_connection_from_secrets(conn_id)
+    return hook_for_connection(conn_id, connection, retry=VIEW_RETRY)  # type: ignore[arg-type]
 
 
 def _load_snapshot(state: ViewState, conn_id: str) -> snapshot.SessionsSnapshot:
