@@ -26,7 +26,7 @@ help:
 	@echo "make up             a real local Airflow 3 (UI on API_PORT=$(API_PORT)) with the emulator and both connections"
 	@echo "make down           stop everything make up started"
 	@echo "make e2e            the end-to-end suite: its own deployment, REST API v2, a browser on the UI"
-	@echo "make screenshots    refresh the docs' connection-form screenshots (the e2e browser test)"
+	@echo "make screenshots    refresh the docs' screenshots (connection forms, Browser sessions view: the e2e browser tests)"
 	@echo "make clean          remove the virtualenvs and build output"
 
 $(UV):
@@ -81,7 +81,7 @@ e2e: $(VENV)/.installed-e2e
 screenshots: $(VENV)/.installed-e2e
 	bash scripts/install_chromium.sh
 	BROWSERSESSIONS_E2E=1 BROWSERSESSIONS_SCREENSHOTS=$(CURDIR)/docs/_static/screenshots \
-		$(VENV)/bin/python -m pytest tests/e2e/test_connection_forms.py $(PYTEST_ARGS)
+		$(VENV)/bin/python -m pytest tests/e2e/test_connection_forms.py tests/e2e/test_browser_sessions_view.py $(PYTEST_ARGS)
 
 # Warnings are errors; then every public class must be in the API reference.
 docs: $(VENV)/.installed

@@ -158,4 +158,15 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "connection-types": CONNECTION_TYPES,
+        # Airflow 3's "Browser sessions" view; the airflow.plugins entry point (pyproject.toml) loads the same
+        # class with default settings, this entry when [core] lazy_discover_providers is False. Airflow 2.11
+        # finds None there and skips it.
+        "plugins": [
+            {
+                "name": "browser_sessions",
+                "plugin-class": (
+                    "airflow_provider_browsersessions.plugins.browser_sessions_plugin.BrowserSessionsPlugin"
+                ),
+            }
+        ],
     }

@@ -22,6 +22,11 @@ else:  # Airflow 2.11
     from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment]  # noqa: F401
 
 
+# The UI plugin is served by Airflow 3's API server (FastAPI apps, external views); 2.11 has none, so there
+# the plugin module offers no plugin at all.
+HAS_API_SERVER = AIRFLOW_V_3_0_PLUS
+
+
 def require_event_triggers() -> None:
     """Refuse to build an event trigger on Airflow 2.11, which has no asset watchers."""
     if not AIRFLOW_V_3_0_PLUS:

@@ -5,7 +5,8 @@
 - the emulator (``browsersessions-emulator``) with a seeded data set, on loopback;
 - ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` on a fresh SQLite metadata
   DB, with the example DAGs, both connections stored in the metadata DB (so they show in the UI),
-  ``[core] test_connection`` enabled and one admin user whose password is generated per deployment.
+  ``[core] test_connection`` enabled, an admin user and a read-only "viewer" user whose passwords are
+  generated per deployment.
 
 It waits until the API reports every component healthy and every example DAG parsed, then prints the UI
 address and the login. Any failure (a port in use, a component that exits or never gets healthy) stops
@@ -43,6 +44,9 @@ DEFAULT_HOME = ROOT / ".deploy"
 EXAMPLE_DAGS = ROOT / "example_dags"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 USERNAME = "admin"
+# A read-only user (simple auth manager role "viewer": DAGs yes, connections no); its password is in
+# <home>/airflow/passwords.json.
+VIEWER_USERNAME = "viewer"
 BRIGHTDATA_CONN_ID = "brightdata_default"
 CLOUDFLARE_CONN_ID = "cloudflare_browser_rendering_default"
 
@@ -146,7 +150,7 @@ def airflow_env(home: Path, ports: Ports, extra: dict[str, str] | None = None) -
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin,{VIEWER_USERNAME}:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{ports.api}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
@@ -315,7 +319,8 @@ def up(
     _reset_home(home)
     password = secrets.token_urlsafe(16)
     env = airflow_env(home, ports, extra_env)
-    (home / "airflow" / "passwords.json").write_text(json.dumps({USERNAME: password}))
+    passwords = {USERNAME: password, VIEWER_USERNAME: secrets.token_urlsafe(16)}
+    (home / "airflow" / "passwords.json").write_text(json.dumps(passwords))
     deployment = Deployment(home=home, ports=ports, password=password, processes={}, emulator_env={})
     processes: dict[str, subprocess.Popen[bytes]] = {}
     try:

@@ -564,7 +564,17 @@ def get_browser_sessions_hook(conn_id: str, **hook_kwargs: Any) -> BrowserSessio
     :param conn_id: An Airflow connection of type ``brightdata`` or ``cloudflare_browser_rendering``.
     :param hook_kwargs: Passed to the hook (``page_size``, ``retry``).
     """
-    connection = BaseHook.get_connection(conn_id)
+    return hook_for_connection(conn_id, BaseHook.get_connection(conn_id), **hook_kwargs)
+
+
+def hook_for_connection(conn_id: str, connection: Connection, **hook_kwargs: Any) -> BrowserSessionsHook:
+    """
+    The right hook for a connection already read (the API server reads it with Airflow's core model).
+
+    :param conn_id: The connection's id.
+    :param connection: The connection.
+    :param hook_kwargs: Passed to the hook (``page_size``, ``retry``).
+    """
     hook = hook_class_for_conn_type(connection.conn_type)(conn_id=conn_id, **hook_kwargs)
     hook._connection = connection
     return hook

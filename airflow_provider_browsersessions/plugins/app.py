@@ -1,0 +1,328 @@
+"""The FastAPI app the API server mounts at ``/browser-sessions``: the page, the task-instance page and their JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+# FastAPI reads the routes' annotations at runtime: the user dependency must be importable here.
+from airflow.api_fastapi.core_api.security import GetUserDep  # noqa: TC002
+from fastapi import FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from airflow_provider_browsersessions.plugins import access, charts, render, runs, snapshot
+from airflow_provider_browsersessions.plugins.cache import TtlCache
+from airflow_provider_browsersessions.transport import RetryPolicy
+
+if TYPE_CHECKING:
+    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+
+    from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
+    from airflow_provider_browsersessions.sessions import BrowserSession
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/browser-sessions"
+#: Sessions of one task instance whose current state is looked up (the rest show their XCom state).
+MAX_TASK_SESSIONS = 200
+#: Reads of single sessions per task page, for sessions no longer in the connection's list.
+MAX_SESSION_READS = 20
+#: A person is waiting on the page: two quick retries, never the minutes of backoff a task may afford.
+VIEW_RETRY = RetryPolicy(max_retries=2, max_wait=10.0)
+
+
+@dataclasses.dataclass
+class ViewState:
+    """
+    What the app keeps between requests: the caches that make many open browsers cost one poll.
+
+    :param snapshots: Sessions snapshots by connection id.
+    :param reads: Single-session reads by ``(conn_id, session_id)``.
+    :param runs_index: Which task instances named which sessions.
+    """
+
+    snapshots: TtlCache[str, snapshot.SessionsSnapshot] = dataclasses.field(
+        default_factory=lambda: TtlCache(ttl=snapshot.CACHE_TTL_SECONDS)
+    )
+    reads: TtlCache[tuple[str, str], BrowserSession | None] = dataclasses.field(
+        default_factory=lambda: TtlCache(ttl=snapshot.CACHE_TTL_SECONDS, max_keys=2000)
+    )
+    runs_index: runs.RunsIndex = dataclasses.field(default_factory=runs.RunsIndex)
+
+
+def ui_base_path() -> str:
+    """The Airflow UI's path prefix (``[api] base_url``'s path), without the trailing slash."""
+    from airflow.api_fastapi.app import API_ROOT_PATH
+
+    return API_ROOT_PATH.rstrip("/")
+
+
+def parse_map_index(value: str) -> int:
+    """A task instance's map index from the query; the UI leaves ``{MAP_INDEX}`` as is for an unmapped task."""
+    try:
+        return int(value)
+    except ValueError:
+        return -1
+
+
+def _own_path(request: Request) -> str:
+    # The mount prefix (and the API server's root path) as the browser sees it.
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _html(body: str, *, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status_code, headers=render.SECURITY_HEADERS)
+
+
+def _json(data: Any, *, status_code: int = 200) -> JSONResponse:
+    return JSONResponse(data, status_code=status_code, headers=render.SECURITY_HEADERS)
+
+
+def _error_text(error: Exception) -> str:
+    # Our errors name the platform, the status and the API's own message, never a credential (and the
+    # hooks redact echoed ones); anything else is named by its type only.
+    from airflow_provider_browsersessions.exceptions import BrowserSessionsError
+
+    if isinstance(error, BrowserSessionsError):
+        return str(error)
+    return f"{type(error).__name__} while reading the connection's sessions (see the API server's log)."
+
+
+def server_hook(conn_id: str) -> BrowserSessionsHook:
+    """
+    The connection's hook in the API server: the connection read with Airflow's core model (environment,
+    secrets backends, then the metadata DB), as the REST API reads it; the Task SDK's reader serves tasks.
+    """
+    from airflow.models import Connection
+
+    from airflow_provider_browsersessions.hooks.base import hook_for_connection
+
+    connection = Connection.get_connection_from_secrets(conn_id)
+    return hook_for_connection(conn_id, connection, retry=VIEW_RETRY)  # type: ignore[arg-type]
+
+
+def _load_snapshot(state: ViewState, conn_id: str) -> snapshot.SessionsSnapshot:
+    """The connection's snapshot through the cache; HTTP errors a person can act on."""
+    from airflow.exceptions import AirflowNotFoundException
+
+    from airflow_provider_browsersessions.exceptions import BrowserSessionsError, InvalidQueryError
+
+    def load() -> snapshot.SessionsSnapshot:
+        return snapshot.take_snapshot(server_hook(conn_id))
+
+    try:
+        return state.snapshots.get(conn_id, load)
+    except AirflowNotFoundException:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No connection {conn_id!r}.") from None
+    except InvalidQueryError as err:  # a connection of another type
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(err)) from None
+    except BrowserSessionsError as err:
+        log.warning("Browser sessions view: connection %r: %s", conn_id, err)
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, _error_text(err)) from None
+
+
+def _runs_for(state: ViewState, user: BaseUser, shot: snapshot.SessionsSnapshot) -> dict[str, list[runs.TaskRef]]:
+    ids = [s.session_id for s in (*shot.running, *shot.ended)]
+    return state.runs_index.tasks_naming(ids, dag_ids=lambda found: access.readable_dag_ids(user, found))
+
+
+def _charts(shot: snapshot.SessionsSnapshot) -> dict[str, charts.Chart]:
+    buckets = shot.hourly()
+    return {
+        "per_hour": charts.sessions_per_hour(buckets),
+        "durations": charts.duration_percentiles(shot.durations()),
+        "bandwidth": charts.bandwidth_per_hour(buckets),
+    }
+
+
+def _task_rows(
+    state: ViewState, user: BaseUser, conn_id: str | None, records: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Each XCom record with the session's state now, when the user may read its connection."""
+
+    current: dict[str, BrowserSession] = {}
+    note: str | None = None
+    if conn_id is None:
+        note = "The task's connection is unknown (no rendered fields): states are those in its XCom."
+    elif not access.can_read_connection(user, conn_id):
+        note = f"You may not read connection {conn_id!r}: states are those in the task's XCom."
+    else:
+        try:
+            shot = _load_snapshot(state, conn_id)
+            current = {s.session_id: s for s in (*shot.running, *shot.ended)}
+            current.update(_read_missing(state, conn_id, records, current))
+        except HTTPException as err:
+            note = f"The connection could not be read ({err.detail}): states are those in the task's XCom."
+    rows = []
+    for record in records:
+        now = current.get(record["session_id"])
+        status_now = now.status.value if now is not None else (record.get("status") or "unknown")
+        ended_at = now.to_dict()["ended_at"] if now is not None else record.get("ended_at")
+        source = now.to_dict() if now is not None else record
+        error = " ".join(str(part) for part in (source.get("error_code"), source.get("error_message")) if part)
+        rows.append(
+            {
+                "session_id": record["session_id"],
+                "recorded": str(record.get("status") or ""),
+                "now": str(status_now),
+                "ended_at": ended_at,
+                "error": error or str(source.get("close_reason") or ""),
+                "target_url": str(source.get("target_url") or ""),
+                "linkable": now is not None,
+            }
+        )
+    return rows, note
+
+
+def _read_missing(
+    state: ViewState, conn_id: str, records: list[dict[str, Any]], known: dict[str, BrowserSession]
+) -> dict[str, BrowserSession]:
+    """Read, one by one and bounded, sessions the XCom saw running that the connection's list no longer shows."""
+    missing = [r["session_id"] for r in records if r["session_id"] not in known and r.get("status") == "running"]
+    found: dict[str, BrowserSession] = {}
+    hook = None
+    try:
+        for session_id in missing[:MAX_SESSION_READS]:
+
+            def read(session_id: str = session_id) -> BrowserSession | None:
+                nonlocal hook
+                hook = hook or server_hook(conn_id)
+                return hook.get_session(session_id)
+
+            session = state.reads.get((conn_id, session_id), read)
+            if session is not None:
+                found[session_id] = session
+    finally:
+        if hook is not None:
+            hook.close()
+    return found
+
+
+def create_app(*, state: ViewState | None = None) -> FastAPI:
+    """
+    The app: ``/`` (the page), ``/api/sessions`` (its JSON), ``/task`` and ``/api/task`` (one task instance).
+
+    Every route asks Airflow's auth manager: the user from the UI's token (cookie or bearer header), then
+    read access to the connection (or to the DAG's XCom for the task pages).
+
+    :param state: The caches (tests pass their own).
+    """
+    state = state or ViewState()
+    app = FastAPI(
+        title="Browser sessions",
+        description="Sessions of the Bright Data and Cloudflare Browser Rendering connections.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.view = state
+
+    @app.get("/static/style.css", include_in_schema=False)
+    def style() -> Response:
+        return Response(render.stylesheet(), media_type="text/css", headers={"Cache-Control": "max-age=300"})
+
+    @app.get("/", response_class=HTMLResponse)
+    def sessions_page(request: Request, user: GetUserDep, conn_id: str | None = None) -> HTMLResponse:
+        connections = access.readable_connections(user)
+        if conn_id is None:
+            if not connections:
+                if access.stored_connection_count():
+                    raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
+                return _page(request, connections=connections)
+            conn_id = connections[0][0]
+        access.require_connection_read(user, conn_id)
+        try:
+            shot = _load_snapshot(state, conn_id)
+        except HTTPException as err:
+            return _page(request, connections=connections, error=str(err.detail), status_code=err.status_code)
+        return _page(request, connections=connections, shot=shot, task_runs=_runs_for(state, user, shot))
+
+    def _page(
+        request: Request,
+        *,
+        connections: list[tuple[str, str]],
+        shot: snapshot.SessionsSnapshot | None = None,
+        task_runs: dict[str, list[runs.TaskRef]] | None = None,
+        error: str | None = None,
+        status_code: int = 200,
+    ) -> HTMLResponse:
+        own = _own_path(request)
+        body = render.render(
+            "sessions.html",
+            snapshot=shot,
+            connections=connections,
+            runs=task_runs or {},
+            charts=_charts(shot) if shot is not None else {},
+            error=error,
+            history_hours=snapshot.HISTORY_HOURS,
+            max_rows=snapshot.MAX_ENDED_ROWS,
+            refresh_seconds=render.REFRESH_SECONDS,
+            page_path=f"{own}/",
+            static_path=f"{own}/static",
+            api_path=f"{own}/api/sessions?{urlencode({'conn_id': shot.conn_id})}" if shot else "",
+            base_path=ui_base_path(),
+        )
+        return _html(body, status_code=status_code)
+
+    @app.get("/api/sessions")
+    def sessions_json(user: GetUserDep, conn_id: str = Query(min_length=1)) -> JSONResponse:
+        access.require_connection_read(user, conn_id)
+        shot = _load_snapshot(state, conn_id)
+        task_runs = _runs_for(state, user, shot)
+        base = ui_base_path()
+        return _json(
+            {
+                **shot.to_dict(),
+                "runs": {sid: [ref.to_dict(base_path=base) for ref in refs] for sid, refs in task_runs.items()},
+            }
+        )
+
+    def _task_data(
+        user: BaseUser, dag_id: str, run_id: str, task_id: str, map_index: int
+    ) -> tuple[runs.TaskRef | None, list[dict[str, Any]], str | None, str | None, int]:
+        access.require_dag_read(user, dag_id)
+        ref, records, conn_id = runs.task_instance_sessions(
+            dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index
+        )
+        rows, note = _task_rows(state, user, conn_id, records[:MAX_TASK_SESSIONS])
+        return ref, rows, conn_id, note, len(records)
+
+    @app.get("/task", response_class=HTMLResponse)
+    def task_page(
+        request: Request, user: GetUserDep, dag_id: str, run_id: str, task_id: str, map_index: str = "-1"
+    ) -> HTMLResponse:
+        ref, rows, conn_id, note, total = _task_data(user, dag_id, run_id, task_id, parse_map_index(map_index))
+        own = _own_path(request)
+        body = render.render(
+            "task.html",
+            task=ref,
+            task_id=task_id,
+            rows=rows,
+            conn_id=conn_id,
+            note=note,
+            total=total,
+            truncated=total > len(rows),
+            refresh_seconds=render.REFRESH_SECONDS,
+            static_path=f"{own}/static",
+            sessions_path=f"{own}/?{urlencode({'conn_id': conn_id or ''})}",
+        )
+        return _html(body)
+
+    @app.get("/api/task")
+    def task_json(user: GetUserDep, dag_id: str, run_id: str, task_id: str, map_index: str = "-1") -> JSONResponse:
+        ref, rows, conn_id, note, total = _task_data(user, dag_id, run_id, task_id, parse_map_index(map_index))
+        if ref is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "No task instance of our operator or sensor there.")
+        return _json(
+            {
+                "task": ref.to_dict(base_path=ui_base_path()),
+                "conn_id": conn_id,
+                "note": note,
+                "total": total,
+                "sessions": [{k: v for k, v in row.items() if k != "linkable"} for row in rows],
+            }
+        )
+
+    return app

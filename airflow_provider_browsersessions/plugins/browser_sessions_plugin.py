@@ -1,0 +1,80 @@
+"""
+``BrowserSessionsPlugin``: the "Browser sessions" entry of the Airflow 3 UI and its task-instance tab.
+
+Airflow imports this module in every process that loads plugins (scheduler, DAG processor, triggerer,
+task runners), so it imports nothing beyond Airflow's plugin base class: the FastAPI app is built on
+the API server's first request to it. On Airflow 2.11 there is no plugin (``BrowserSessionsPlugin`` is
+None, which Airflow's plugin loader skips without a word).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_browsersessions.compat import HAS_API_SERVER
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
+    Scope = MutableMapping[str, Any]
+    Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+    Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+PLUGIN_NAME = "browser_sessions"
+URL_PREFIX = "/browser-sessions"
+
+
+class LazyApp:
+    """An ASGI app that builds the view's FastAPI app on its first request (FastAPI costs ~0.4 s to import)."""
+
+    def __init__(self) -> None:
+        self._app: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            from airflow_provider_browsersessions.plugins.app import create_app
+
+            self._app = create_app()
+        await self._app(scope, receive, send)
+
+
+def ui_path(path: str) -> str:
+    """``path`` below the Airflow UI's base path (``[api] base_url``), as the UI's links need it."""
+    from urllib.parse import urlsplit
+
+    from airflow.providers.common.compat.sdk import conf
+
+    base = conf.get("api", "base_url", fallback="") or "/"
+    return urlsplit(base).path.rstrip("/") + path
+
+
+if HAS_API_SERVER:
+    from airflow.providers.common.compat.sdk import AirflowPlugin
+
+    class BrowserSessionsPlugin(AirflowPlugin):
+        """
+        The view: mounted by the API server at ``/browser-sessions``, in the UI's navigation and task-instance tabs.
+
+        External views need Airflow 3.1 or newer; on 3.0 the app is still served at its URL.
+        """
+
+        name = PLUGIN_NAME
+        fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "Browser sessions"}]
+        external_views = [
+            {
+                "name": "Browser sessions",
+                "href": ui_path(f"{URL_PREFIX}/"),
+                "destination": "nav",
+                "url_route": "browser_sessions",
+            },
+            {
+                "name": "Browser sessions",
+                "href": ui_path(
+                    f"{URL_PREFIX}/task?dag_id={{DAG_ID}}&run_id={{RUN_ID}}&task_id={{TASK_ID}}&map_index={{MAP_INDEX}}"
+                ),
+                "destination": "task_instance",
+                "url_route": "browser_sessions_task",
+            },
+        ]
+else:  # Airflow 2.11: no API server to mount an app in, no external views.
+    BrowserSessionsPlugin = None  # type: ignore[assignment,misc]

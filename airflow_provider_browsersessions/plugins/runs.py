@@ -1,0 +1,225 @@
+"""Sessions and DAG runs, both ways: which task instances of our operator and sensor named a session in XCom."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+#: ``TaskInstance.operator`` of the tasks whose XCom lists sessions.
+OPERATOR_NAMES = ("ListBrowserSessionsOperator", "BrowserSessionsSensor")
+#: Only task instances started this recently are searched ...
+RECENT_DAYS = 7
+#: ... and at most this many of them, newest first: a bound on one DB read, whatever the history holds.
+MAX_TASK_INSTANCES = 200
+#: Seconds the index is reused, like the sessions snapshot.
+INDEX_TTL_SECONDS = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskRef:
+    """
+    One task instance of our operator or sensor.
+
+    :param dag_id: Its DAG.
+    :param run_id: Its DAG run.
+    :param task_id: The task.
+    :param map_index: Its map index (-1 when not mapped).
+    :param operator: ``ListBrowserSessionsOperator`` or ``BrowserSessionsSensor``.
+    :param state: The task instance's state.
+    :param start_date: When it started.
+    """
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    operator: str
+    state: str | None
+    start_date: datetime | None
+
+    def ui_path(self) -> str:
+        """The task instance's page in the Airflow 3 UI, below the UI's base path."""
+        dag_id, run_id, task_id = (quote(part, safe="") for part in (self.dag_id, self.run_id, self.task_id))
+        path = f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}"
+        return path if self.map_index < 0 else f"{path}/mapped/{self.map_index}"
+
+    def to_dict(self, *, base_path: str = "") -> dict[str, Any]:
+        """JSON-safe, with the UI link."""
+        return {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "map_index": self.map_index,
+            "operator": self.operator,
+            "state": self.state,
+            "start_date": None if self.start_date is None else self.start_date.isoformat(),
+            "url": base_path + self.ui_path(),
+        }
+
+
+def session_records(value: Any) -> list[dict[str, Any]]:
+    """
+    The session records in one XCom ``return_value`` of our operator or sensor (a list of session dicts).
+
+    XCom rows are JSON; a value that is not a list of records carrying a ``session_id`` gives nothing,
+    whatever wrote it.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if not isinstance(value, list):
+        return []
+    return [dict(item) for item in value if isinstance(item, Mapping) and isinstance(item.get("session_id"), str)]
+
+
+def _recent_rows(*, limit: int = MAX_TASK_INSTANCES, days: int = RECENT_DAYS) -> list[tuple[TaskRef, Any]]:
+    """``(task instance, XCom value)`` of the newest task instances of our operators that pushed one."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import and_, select
+
+    since = datetime.now(UTC) - timedelta(days=days)
+    statement = (
+        select(
+            TaskInstance.dag_id,
+            TaskInstance.run_id,
+            TaskInstance.task_id,
+            TaskInstance.map_index,
+            TaskInstance.operator,
+            TaskInstance.state,
+            TaskInstance.start_date,
+            XComModel.value,
+        )
+        .join(
+            XComModel,
+            and_(
+                XComModel.dag_id == TaskInstance.dag_id,
+                XComModel.run_id == TaskInstance.run_id,
+                XComModel.task_id == TaskInstance.task_id,
+                XComModel.map_index == TaskInstance.map_index,
+            ),
+        )
+        .where(
+            TaskInstance.operator.in_(OPERATOR_NAMES),
+            TaskInstance.start_date >= since,
+            XComModel.key == "return_value",
+        )
+        .order_by(TaskInstance.start_date.desc())
+        .limit(limit)
+    )
+    with create_session() as session:
+        rows = session.execute(statement).all()
+    return [
+        (
+            TaskRef(
+                dag_id=row[0],
+                run_id=row[1],
+                task_id=row[2],
+                map_index=int(row[3]),
+                operator=str(row[4]),
+                state=None if row[5] is None else str(getattr(row[5], "value", row[5])),
+                start_date=row[6],
+            ),
+            row[7],
+        )
+        for row in rows
+    ]
+
+
+class RunsIndex:
+    """
+    ``session_id -> task instances`` over the recent XCom of our operator and sensor, rebuilt every ``ttl`` s.
+
+    One bounded DB read serves every page view within the TTL; callers filter by the DAGs the user may read.
+
+    :param ttl: Seconds an index is reused.
+    :param read_rows: Reads ``(task instance, XCom value)`` rows (tests may pass their own).
+    :param clock: Monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl: float = INDEX_TTL_SECONDS,
+        read_rows: Callable[[], list[tuple[TaskRef, Any]]] = _recent_rows,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = ttl
+        self._read_rows = read_rows
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._built_at: float | None = None
+        self._index: dict[str, list[tuple[TaskRef, dict[str, Any]]]] = {}
+
+    def _current(self) -> dict[str, list[tuple[TaskRef, dict[str, Any]]]]:
+        with self._lock:
+            if self._built_at is None or self._clock() - self._built_at >= self.ttl:
+                index: dict[str, list[tuple[TaskRef, dict[str, Any]]]] = {}
+                for ref, value in self._read_rows():
+                    for record in session_records(value):
+                        index.setdefault(record["session_id"], []).append((ref, record))
+                self._index, self._built_at = index, self._clock()
+            return self._index
+
+    def tasks_naming(
+        self, session_ids: Iterable[str], *, dag_ids: Callable[[set[str]], set[str]]
+    ) -> dict[str, list[TaskRef]]:
+        """
+        ``{session_id: [task instances whose XCom names it]}``, only in DAGs ``dag_ids(candidates)`` allows.
+
+        :param session_ids: The sessions shown.
+        :param dag_ids: Given the DAG ids found, returns those the user may read.
+        """
+        index = self._current()
+        found = {sid: [ref for ref, _ in index.get(sid, [])] for sid in session_ids}
+        allowed = dag_ids({ref.dag_id for refs in found.values() for ref in refs})
+        shown = {sid: [ref for ref in refs if ref.dag_id in allowed] for sid, refs in found.items()}
+        return {sid: refs for sid, refs in shown.items() if refs}
+
+
+def task_instance_sessions(
+    *, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> tuple[TaskRef | None, list[dict[str, Any]], str | None]:
+    """
+    One task instance, the session records of its XCom ``return_value``, and its rendered ``conn_id``.
+
+    :return: ``(None, [], None)`` when there is no such task instance of our operator or sensor.
+    """
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    key = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
+    with create_session() as session:
+        ti = session.execute(
+            select(TaskInstance.operator, TaskInstance.state, TaskInstance.start_date).filter_by(**key)
+        ).first()
+        if ti is None or ti[0] not in OPERATOR_NAMES:
+            return None, [], None
+        value = session.execute(select(XComModel.value).filter_by(**key, key="return_value")).scalar()
+        rendered = session.execute(select(RenderedTaskInstanceFields.rendered_fields).filter_by(**key)).scalar()
+    ref = TaskRef(
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=task_id,
+        map_index=map_index,
+        operator=str(ti[0]),
+        state=None if ti[1] is None else str(getattr(ti[1], "value", ti[1])),
+        start_date=ti[2],
+    )
+    conn_id = rendered.get("conn_id") if isinstance(rendered, Mapping) else None
+    return ref, session_records(value), conn_id if isinstance(conn_id, str) else None

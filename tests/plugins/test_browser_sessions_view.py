@@ -1,0 +1,385 @@
+"""
+The "Browser sessions" view inside Airflow 3's own API server app (``create_app``, its test client, the
+simple auth manager's tokens), against the emulator over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pytest
+from markupsafe import escape
+
+from airflow_provider_browsersessions.compat import AIRFLOW_V_3_0_PLUS
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="the UI plugin needs Airflow 3's API server"),
+]
+
+BRIGHTDATA = "brightdata_default"
+CLOUDFLARE = "cloudflare_browser_rendering_default"
+SCRIPT_CANARY = '<script>alert("xss-url")</script>'
+IMG_CANARY = "<img src=x onerror=alert('xss-error')>"
+DAGS = Path(__file__).parent / "dags" / "ui_dags.py"
+
+
+@pytest.fixture(scope="module")
+def emulator(airflow_db):
+    from airflow_provider_browsersessions.testing.emulator import Emulator
+
+    with Emulator(seed=3, sessions=0, speed=1.0) as started, pytest.MonkeyPatch.context() as patch:
+        for name, value in started.connection_env().items():
+            patch.setenv(name, value)
+        yield started
+
+
+@pytest.fixture(scope="module")
+def stored_connections(emulator):
+    """Both connections in the metadata DB (the chooser lists stored ones), plus one of another type."""
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+
+    rows = {conn_id: json.loads(value) for conn_id, value in _env_by_id(emulator).items()}
+    rows["some_http"] = {"conn_type": "http", "host": "http://127.0.0.1:1"}
+    rows["brightdata_wrong_key"] = {**rows[BRIGHTDATA], "password": "wrong-key-canary-1234"}
+    with create_session() as session:
+        for conn_id, row in rows.items():
+            extra = row.get("extra")
+            session.add(
+                Connection(
+                    conn_id=conn_id,
+                    conn_type=row["conn_type"],
+                    host=row["host"],
+                    password=row.get("password"),
+                    extra=json.dumps(extra) if extra else None,
+                )
+            )
+    yield rows
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id.in_(list(rows))).delete(synchronize_session=False)
+
+
+def _env_by_id(emulator) -> dict[str, str]:
+    return {name.removeprefix("AIRFLOW_CONN_").lower(): value for name, value in emulator.connection_env().items()}
+
+
+@pytest.fixture(scope="module")
+def app(stored_connections):
+    from airflow.api_fastapi.app import create_app
+
+    return create_app()
+
+
+@pytest.fixture(scope="module")
+def tokens(app) -> dict[str, str]:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    manager = get_auth_manager()
+    return {
+        role: manager.generate_jwt(SimpleAuthManagerUser(username=f"{role}-user", role=role))
+        for role in ("viewer", "user", "op", "admin")
+    }
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    return TestClient(app)
+
+
+def view_state():
+    """The running view's caches (the API server built the app on its first request)."""
+    from airflow_provider_browsersessions.plugins.browser_sessions_plugin import BrowserSessionsPlugin
+
+    lazy = BrowserSessionsPlugin.fastapi_apps[0]["app"]
+    assert lazy._app is not None, "the view has not served a request yet"
+    return lazy._app.state.view
+
+
+@pytest.fixture
+def fresh(client, tokens):
+    """Every test starts from an empty cache, so it sees the emulator as it is now."""
+    client.get("/browser-sessions/static/style.css")
+    client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["admin"]))
+    view_state().snapshots.clear()
+    view_state().reads.clear()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def ended_session(emulator, **fields):
+    record = emulator.add_session("brightdata", duration=5, started_at=emulator.now() - 600, **fields)
+    return record["session_id"]
+
+
+def test_the_api_server_mounts_the_view_and_lists_it_in_the_ui_navigation(client, tokens):
+    plugins = client.get("/api/v2/plugins", headers=auth(tokens["admin"])).json()["plugins"]
+    ours = next(p for p in plugins if p["name"] == "browser_sessions")
+    assert ours["fastapi_apps"][0]["url_prefix"] == "/browser-sessions"
+    views = {view["destination"]: view for view in ours["external_views"]}
+    assert views["nav"]["name"] == "Browser sessions"
+    assert views["nav"]["href"] == "/browser-sessions/"
+    assert "{DAG_ID}" in views["task_instance"]["href"]
+    assert "{MAP_INDEX}" in views["task_instance"]["href"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/browser-sessions/",
+        f"/browser-sessions/?conn_id={BRIGHTDATA}",
+        f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}",
+        "/browser-sessions/task?dag_id=ui_links&run_id=r&task_id=wait",
+        "/browser-sessions/api/task?dag_id=ui_links&run_id=r&task_id=wait",
+    ],
+)
+def test_an_anonymous_request_gets_401(client, path):
+    answer = client.get(path)
+    assert answer.status_code == 401, answer.text
+    assert answer.json() == {"detail": "Not authenticated"}
+
+
+def test_a_forged_token_gets_403(client):
+    answer = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth("not.a.jwt"))
+    assert answer.status_code == 403
+
+
+@pytest.mark.parametrize("role", ["viewer", "user"])
+def test_a_user_without_connection_read_gets_403_and_no_data(client, tokens, emulator, fresh, role):
+    running = emulator.add_session("brightdata", duration=None)["session_id"]
+    before = emulator.request_count()
+    for path in (
+        f"/browser-sessions/?conn_id={BRIGHTDATA}",
+        f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}",
+        f"/browser-sessions/api/sessions?conn_id={CLOUDFLARE}",
+        "/browser-sessions/",  # no connection chosen: none they may read, so nothing to show
+    ):
+        answer = client.get(path, headers=auth(tokens[role]))
+        assert answer.status_code == 403, (path, answer.text)
+        assert running not in answer.text
+    assert emulator.request_count() == before  # refused before the platform was asked
+
+
+def test_the_cookie_the_ui_sets_authenticates_the_page(client, tokens, fresh):
+    # The UI frames the view; the browser sends Airflow's own session cookie with the frame's request.
+    client.cookies.set("_token", tokens["op"])
+    answer = client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}")
+    assert answer.status_code == 200, answer.text
+    client.cookies.set("_token", tokens["viewer"])
+    assert client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}").status_code == 403
+
+
+def test_the_json_shows_running_and_recently_ended_sessions_as_the_platform_lists_them(client, tokens, emulator, fresh):
+    running = emulator.add_session("brightdata", duration=None, api_name="zone_live")["session_id"]
+    failed = ended_session(
+        emulator, outcome="failed", error={"code": "proxy_error", "message": "upstream refused"}, bandwidth=2048
+    )
+    old = emulator.add_session("brightdata", duration=5, started_at=emulator.now() - 3 * 86400)["session_id"]
+
+    body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+
+    truth = {r["session_id"]: r for r in emulator.sessions("brightdata")}
+    assert {s["session_id"] for s in body["running"]} == {sid for sid, r in truth.items() if r["status"] == "running"}
+    assert running in {s["session_id"] for s in body["running"]}
+    ended = {s["session_id"]: s for s in body["ended"]}
+    assert ended[failed]["status"] == "failed"
+    assert ended[failed]["error_code"] == "proxy_error"
+    assert old not in ended  # ended three days ago: outside the 24-hour window
+    assert {"code": "proxy_error", "message": "upstream refused", "count": 1} in body["errors"]
+    assert body["has_history"] is True
+    assert body["ended_by_status"]["failed"] == sum(1 for s in body["ended"] if s["status"] == "failed")
+    assert len(body["hourly"]) == 24
+    assert sum(h["failed"] for h in body["hourly"]) == body["ended_by_status"]["failed"]
+    assert body["bandwidth_bytes"] == sum(s["bandwidth"] or 0 for s in body["ended"])
+    durations = sorted(s["duration"] for s in body["ended"] if s["duration"] is not None)
+    assert body["duration_seconds"]["p95"] == durations[-1] or body["duration_seconds"]["p95"] in durations
+
+
+def test_the_page_shows_the_sessions_and_draws_the_charts_in_svg(client, tokens, emulator, fresh):
+    running = emulator.add_session("brightdata", duration=None, api_name="zone_page")["session_id"]
+    failed = ended_session(emulator, outcome="failed", error={"code": "dns_error", "message": "no such host"})
+
+    answer = client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+
+    assert answer.status_code == 200
+    page = answer.text
+    assert f'data-session-id="{running}"' in page
+    assert "zone_page" in page
+    assert f'data-session-id="{failed}"' in page
+    assert "dns_error" in page
+    assert "no such host" in page
+    assert page.count("<svg") == 3  # sessions per hour, duration p50/p95, bandwidth
+    assert re.search(r'<rect class="failed" [^>]*><title>\d\d:\d\d: \d+ failed</title>', page)
+    assert '<meta http-equiv="refresh" content="15">' in page
+    assert "<script" not in page  # no script at all: the refresh is a meta tag
+
+
+def test_hostile_fields_render_as_text_under_a_strict_content_security_policy(client, tokens, emulator, fresh):
+    canary = ended_session(
+        emulator, outcome="failed", target_url=SCRIPT_CANARY, error={"code": "x<b>1</b>", "message": IMG_CANARY}
+    )
+
+    answer = client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+
+    page = answer.text
+    assert f'data-session-id="{canary}"' in page
+    for canary_text in (SCRIPT_CANARY, IMG_CANARY, "<b>1</b>"):
+        assert canary_text not in page
+        assert str(escape(canary_text)) in page
+    assert "<img" not in page
+    assert "<script" not in page
+    policy = answer.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src" not in policy
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    # The JSON carries the text as data, served as JSON (never sniffed as HTML).
+    data = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+    assert data.headers["content-type"] == "application/json"
+    assert SCRIPT_CANARY in {s["target_url"] for s in data.json()["ended"]}
+
+
+def test_no_credential_reaches_the_page_or_the_json(client, tokens, emulator, stored_connections, fresh):
+    secrets = [row["password"] for row in stored_connections.values() if row.get("password")]
+    for conn_id in (BRIGHTDATA, CLOUDFLARE, "brightdata_wrong_key"):
+        for path in (f"/browser-sessions/?conn_id={conn_id}", f"/browser-sessions/api/sessions?conn_id={conn_id}"):
+            text = client.get(path, headers=auth(tokens["admin"])).text
+            assert not [secret for secret in secrets if secret in text], path
+
+
+def test_a_rejected_key_is_a_502_naming_the_platform_and_status(client, tokens, fresh):
+    answer = client.get("/browser-sessions/api/sessions?conn_id=brightdata_wrong_key", headers=auth(tokens["op"]))
+    assert answer.status_code == 502
+    assert "Bright Data" in answer.json()["detail"]
+    assert "401" in answer.json()["detail"]
+    page = client.get("/browser-sessions/?conn_id=brightdata_wrong_key", headers=auth(tokens["op"]))
+    assert page.status_code == 502
+    assert 'id="error"' in page.text
+
+
+def test_an_unknown_connection_is_404_and_another_type_is_400(client, tokens, fresh):
+    assert client.get("/browser-sessions/api/sessions?conn_id=nope", headers=auth(tokens["op"])).status_code == 404
+    other = client.get("/browser-sessions/api/sessions?conn_id=some_http", headers=auth(tokens["op"]))
+    assert other.status_code == 400
+    assert "brightdata or cloudflare_browser_rendering" in other.json()["detail"]
+
+
+def test_the_chooser_offers_the_readable_connections_of_our_two_types(client, tokens, fresh):
+    page = client.get("/browser-sessions/", headers=auth(tokens["op"])).text
+    offered = re.findall(r'<option value="([^"]+)"', page)
+    assert offered == sorted([BRIGHTDATA, "brightdata_wrong_key", CLOUDFLARE])  # not the http one
+
+
+def test_cloudflare_says_it_lists_active_sessions_only(client, tokens, emulator, fresh):
+    live = emulator.add_session("cloudflare", duration=None)["sessionId"]
+    answer = client.get(f"/browser-sessions/?conn_id={CLOUDFLARE}", headers=auth(tokens["op"]))
+    assert answer.status_code == 200
+    assert 'id="no-history"' in answer.text
+    assert "lists only active sessions" in answer.text
+    assert f'data-session-id="{live}"' in answer.text
+    body = client.get(f"/browser-sessions/api/sessions?conn_id={CLOUDFLARE}", headers=auth(tokens["op"])).json()
+    assert body["has_history"] is False
+
+
+def test_many_open_browsers_cost_one_poll_per_connection_within_the_cache_time(client, tokens, emulator, fresh):
+    emulator.clear_log()
+    for _ in range(10):
+        assert client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).status_code == 200
+        client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["admin"]))
+    # One snapshot: one list call for the running sessions, one for the last day's ended ones.
+    assert emulator.request_count(platform="brightdata") == 2
+    assert view_state().snapshots.loads >= 1
+
+
+def test_a_session_that_fails_appears_once_the_cache_expires(client, tokens, emulator, fresh):
+    session_id = emulator.add_session("brightdata", duration=None)["session_id"]
+    first = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+    assert session_id in {s["session_id"] for s in first["running"]}
+
+    emulator.end_session("brightdata", session_id, status="failed", error={"code": "crash", "message": "gone"})
+    cached = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+    assert session_id in {s["session_id"] for s in cached["running"]}  # within the TTL: the same snapshot
+
+    view_state().snapshots.clear()  # what the TTL's expiry does
+    later = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+    assert {s["session_id"]: s["status"] for s in later["ended"]}[session_id] == "failed"
+
+
+@pytest.fixture(scope="module")
+def linked_run(emulator, stored_connections):
+    """A real DAG run: the list operator names failed sessions, the sensor waits on two ids."""
+    from airflow_harness import run_dag
+
+    failed = [
+        ended_session(emulator, outcome="failed", error={"code": "linked", "message": "for the links"})
+        for _ in range(2)
+    ]
+    finished = ended_session(emulator, outcome="finished")
+    result = run_dag(DAGS, "ui_links", conf={"ids": [failed[0], finished]})
+    assert result.state == "success", result.task_states
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run_id = session.query(DagRun.run_id).filter(DagRun.dag_id == "ui_links").order_by(DagRun.id.desc()).first()[0]
+    return {"run_id": run_id, "failed": failed, "finished": finished}
+
+
+def test_a_session_links_to_the_task_instances_whose_xcom_names_it(client, tokens, linked_run, fresh):
+    body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+    run_id = linked_run["run_id"]
+    first = {(ref["task_id"], ref["url"]) for ref in body["runs"][linked_run["failed"][0]]}
+    assert first == {
+        ("list_failed", f"/dags/ui_links/runs/{_quoted(run_id)}/tasks/list_failed"),
+        ("wait", f"/dags/ui_links/runs/{_quoted(run_id)}/tasks/wait"),
+    }
+    assert {ref["task_id"] for ref in body["runs"][linked_run["failed"][1]]} == {"list_failed"}
+    assert {ref["task_id"] for ref in body["runs"][linked_run["finished"]]} == {"wait"}
+    page = client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).text
+    assert f'<a target="_top" href="/dags/ui_links/runs/{html.escape(_quoted(run_id))}/tasks/wait">' in page
+
+
+def _quoted(run_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(run_id, safe="")
+
+
+def test_a_task_instance_shows_the_sessions_it_watched_with_their_state_now(client, tokens, linked_run, fresh):
+    run_id = linked_run["run_id"]
+    query = f"dag_id=ui_links&run_id={_quoted(run_id)}&task_id=wait&map_index=%7BMAP_INDEX%7D"  # as the UI sends it
+    page = client.get(f"/browser-sessions/task?{query}", headers=auth(tokens["op"]))
+    assert page.status_code == 200
+    assert f'data-session-id="{linked_run["failed"][0]}"' in page.text
+    assert f'data-session-id="{linked_run["finished"]}"' in page.text
+    body = client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["op"])).json()
+    assert body["conn_id"] == BRIGHTDATA
+    states = {row["session_id"]: row["now"] for row in body["sessions"]}
+    assert states == {linked_run["failed"][0]: "failed", linked_run["finished"]: "finished"}
+    assert body["task"]["url"] == f"/dags/ui_links/runs/{_quoted(run_id)}/tasks/wait"
+
+
+def test_a_viewer_sees_a_tasks_xcom_states_but_nothing_read_from_the_connection(
+    client, tokens, emulator, linked_run, fresh
+):
+    emulator.clear_log()
+    query = f"dag_id=ui_links&run_id={_quoted(linked_run['run_id'])}&task_id=list_failed"
+    body = client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["viewer"])).json()
+    assert "may not read connection" in body["note"]
+    assert {row["session_id"] for row in body["sessions"]} >= set(linked_run["failed"])
+    assert emulator.request_count() == 0
+
+
+def test_a_task_of_another_operator_has_nothing_to_show(client, tokens, linked_run, fresh):
+    query = f"dag_id=ui_links&run_id={_quoted(linked_run['run_id'])}&task_id=nope"
+    page = client.get(f"/browser-sessions/task?{query}", headers=auth(tokens["op"]))
+    assert page.status_code == 200
+    assert 'id="not-ours"' in page.text
+    assert client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["op"])).status_code == 404

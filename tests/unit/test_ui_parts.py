@@ -1,0 +1,189 @@
+"""The view's pure parts: the shared-poll cache, the snapshot's figures, the chart geometry, XCom record reading."""
+
+from __future__ import annotations
+
+import threading
+
+import pendulum
+import pytest
+
+from airflow_provider_browsersessions.plugins import charts
+from airflow_provider_browsersessions.plugins.cache import TtlCache
+from airflow_provider_browsersessions.plugins.runs import RunsIndex, TaskRef, session_records
+from airflow_provider_browsersessions.plugins.snapshot import HISTORY_HOURS, SessionsSnapshot, percentile
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionStatus
+
+NOW = pendulum.datetime(2026, 3, 1, 12, 30, tz="UTC")
+
+
+def session(sid: str, status: str, *, started_min_ago: float, duration: float | None = None, **fields):
+    started = NOW.subtract(minutes=started_min_ago)
+    ended = None if duration is None else started.add(seconds=duration)
+    return BrowserSession(
+        provider="brightdata",
+        session_id=sid,
+        status=SessionStatus(status),
+        started_at=started,
+        ended_at=ended,
+        duration=duration,
+        **fields,
+    )
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_cache_serves_one_load_until_the_ttl_passes():
+    clock = FakeClock()
+    cache: TtlCache[str, int] = TtlCache(ttl=15, clock=clock)
+    calls = []
+
+    def load() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert [cache.get("c", load) for _ in range(5)] == [1] * 5
+    clock.now = 14.9
+    assert cache.get("c", load) == 1
+    clock.now = 15.0
+    assert cache.get("c", load) == 2
+    assert cache.loads == 2
+
+
+def test_concurrent_misses_on_one_key_share_one_load():
+    cache: TtlCache[str, str] = TtlCache(ttl=60)
+    started, release = threading.Event(), threading.Event()
+    loads = []
+
+    def slow_load() -> str:
+        loads.append(1)
+        started.set()
+        release.wait(10)
+        return "snapshot"
+
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get("c", slow_load))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    assert started.wait(10)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert results == ["snapshot"] * 8
+    assert len(loads) == 1
+
+
+def test_a_failed_load_is_not_cached_and_keys_are_bounded():
+    cache: TtlCache[str, int] = TtlCache(ttl=60, max_keys=3)
+
+    def boom() -> int:
+        raise RuntimeError("platform down")
+
+    with pytest.raises(RuntimeError):
+        cache.get("a", boom)
+    assert cache.get("a", lambda: 1) == 1
+    for key in "bcde":
+        cache.get(key, lambda: 2)
+    assert cache.get("a", lambda: 3) == 3  # "a" was the least recently used and dropped
+
+
+def snapshot() -> SessionsSnapshot:
+    return SessionsSnapshot(
+        conn_id="bd",
+        platform="Bright Data",
+        taken_at=NOW,
+        running=(session("r1", "running", started_min_ago=5),),
+        ended=(
+            session("f1", "failed", started_min_ago=70, duration=30, error_code="dns", error_message="no host"),
+            session("f2", "failed", started_min_ago=75, duration=90, error_code="dns", error_message="no host"),
+            session("ok", "finished", started_min_ago=20, duration=10, bandwidth=5000),
+            session("old", "finished", started_min_ago=60 * 30, duration=10, bandwidth=7),
+        ),
+        has_history=True,
+    )
+
+
+def test_the_snapshot_counts_errors_statuses_and_percentiles():
+    shot = snapshot()
+    assert shot.ended_by_status() == {"finished": 2, "failed": 2}
+    assert shot.error_counts() == [("dns", "no host", 2)]
+    assert shot.durations() == {"p50": 10, "p95": 90}
+    assert shot.bandwidth() == 5007
+
+
+def test_the_hourly_buckets_cover_the_last_day_and_count_each_session_once():
+    hours = snapshot().hourly()
+    assert len(hours) == HISTORY_HOURS
+    assert hours[-1].start == NOW.start_of("hour")
+    assert hours[0].start == NOW.start_of("hour").subtract(hours=HISTORY_HOURS - 1)
+    totals = {status: sum(h.counts[status] for h in hours) for status in ("running", "finished", "failed")}
+    assert totals == {"running": 1, "finished": 1, "failed": 2}  # "old" started 30 h ago: outside
+    assert sum(h.bandwidth for h in hours) == 5000
+    json_hours = snapshot().to_dict()["hourly"]
+    assert json_hours[-1]["start"] == "2026-03-01T12:00:00Z"
+
+
+def test_percentile_is_nearest_rank_and_none_for_nothing():
+    assert percentile([], 0.5) is None
+    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
+    assert percentile([float(n) for n in range(1, 101)], 0.95) == 95.0
+
+
+def test_stacked_bars_are_as_tall_as_their_counts():
+    chart = charts.sessions_per_hour(snapshot().hourly())
+    failed = [bar for bar in chart.bars if bar.css == "failed"]
+    assert len(failed) == 1
+    assert failed[0].title.endswith("2 failed")
+    heights = {bar.css: bar.height for bar in chart.bars}
+    assert heights["failed"] == pytest.approx(2 * heights["running"], abs=0.2)
+    assert all(bar.y >= 0 and bar.y + bar.height <= chart.height for bar in chart.bars)
+
+
+def test_empty_charts_say_so_instead_of_drawing_nothing():
+    empty = SessionsSnapshot(conn_id="cf", platform="Cloudflare", taken_at=NOW, running=(), ended=(), has_history=False)
+    assert charts.sessions_per_hour(empty.hourly()).empty
+    assert charts.bandwidth_per_hour(empty.hourly()).empty
+    assert charts.duration_percentiles(empty.durations()).empty
+
+
+def test_the_duration_chart_scales_p50_against_p95():
+    chart = charts.duration_percentiles({"p50": 30.0, "p95": 120.0})
+    p50, p95 = chart.bars
+    assert p50.width == pytest.approx(p95.width / 4, abs=0.1)
+    assert [label.text for label in chart.labels if label.anchor == "start"] == ["30 s", "2.0 min"]
+
+
+def test_xcom_values_give_only_records_with_a_session_id():
+    records = [{"session_id": "a", "status": "failed"}, {"no": "id"}, "text", {"session_id": 5}]
+    assert session_records(records) == [{"session_id": "a", "status": "failed"}]
+    assert session_records('[{"session_id": "b"}]') == [{"session_id": "b"}]
+    assert session_records("not json") == []
+    assert session_records({"session_id": "c"}) == []  # a summary dict, not a list of records
+
+
+def test_the_runs_index_filters_by_the_dags_a_user_may_read_and_is_rebuilt_after_its_ttl():
+    clock = FakeClock()
+    ref_a = TaskRef("dag_a", "run 1", "list", -1, "ListBrowserSessionsOperator", "success", None)
+    ref_b = TaskRef("dag_b", "r/2", "wait", 3, "BrowserSessionsSensor", "success", None)
+    rows = [(ref_a, [{"session_id": "s1"}]), (ref_b, [{"session_id": "s1"}, {"session_id": "s2"}])]
+    reads = []
+
+    def read_rows():
+        reads.append(1)
+        return rows
+
+    index = RunsIndex(ttl=15, read_rows=read_rows, clock=clock)
+    found = index.tasks_naming(["s1", "s2", "s3"], dag_ids=lambda dags: dags - {"dag_b"})
+    assert found == {"s1": [ref_a]}  # s2 only in a DAG the user may not read, s3 in none
+    index.tasks_naming(["s1"], dag_ids=lambda dags: dags)
+    assert len(reads) == 1
+    clock.now = 15
+    index.tasks_naming(["s1"], dag_ids=lambda dags: dags)
+    assert len(reads) == 2
+    assert ref_b.ui_path() == "/dags/dag_b/runs/r%2F2/tasks/wait/mapped/3"
+    assert ref_a.to_dict(base_path="/airflow")["url"] == "/airflow/dags/dag_a/runs/run%201/tasks/list"
