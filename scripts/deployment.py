@@ -279,23 +279,49 @@ def start_component(deployment: Deployment, name: str) -> subprocess.Popen[bytes
     return process
 
 
+def session_members(pid: int) -> list[int]:
+    """
+    The live (not zombie) processes of the session led by pid: its group, and any group a child made of its own.
+
+    Airflow 3's task supervisor puts each task process in a process group of its own, so a worker's group is
+    not all of it; the session (every component starts one) is.
+    """
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # After the command name in parentheses: state, ppid, pgrp, session, ...
+        state, _, _, session = stat.rsplit(")", 1)[1].split()[:4]
+        if int(session) == pid and state != "Z":
+            members.append(int(entry))
+    return members
+
+
+def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Send sig to every process of the session led by pid (SIGKILL: a lost machine, no clean-up of any kind)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+    for member in session_members(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, sig)
+
+
 def _stop(pid: int, *, grace: float = 20.0) -> None:
-    """SIGTERM the process group led by pid, then SIGKILL what is left after ``grace`` seconds."""
-    try:
+    """SIGTERM the process group led by pid, then SIGKILL what is left of its session after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap our own child so it does not linger as a zombie
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return
         time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    kill(pid)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
@@ -504,13 +530,11 @@ def _component_argv(name: str, ports: Ports) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """True while any process of the session led by pid runs (its group, or a task process's own group)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # a leader we started and that died is a zombie until reaped
+    # Zombies do not count: orphans are reparented to PID 1, which in a container may never reap them.
+    return bool(session_members(pid))
 
 
 def _reset_home(home: Path) -> None:
