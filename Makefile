@@ -14,7 +14,7 @@ VENV2 := .venv-airflow2
 API_PORT ?= 8080
 EMULATOR_PORT ?= 8790
 
-.PHONY: help demo test lint test-airflow3 test-airflow2 e2e screenshots up down docs bench bench-smoke clean
+.PHONY: help demo test lint test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
@@ -24,8 +24,10 @@ help:
 	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 8 minutes); bench-smoke: tiny sizes (under a minute)"
 	@echo "make test-airflow3  pytest on Airflow 3 only; make test-airflow2: on Airflow 2.11 only"
 	@echo "make up             a real local Airflow 3 (UI on API_PORT=$(API_PORT)) with the emulator and both connections"
-	@echo "make down           stop everything make up started"
+	@echo "make up-cluster     a distributed Airflow 3 on this machine: PostgreSQL, Redis, CeleryExecutor, 2 workers, 2 triggerers"
+	@echo "make down           stop everything make up or make up-cluster started"
 	@echo "make e2e            the end-to-end suite: its own deployment, REST API v2, a browser on the UI"
+	@echo "make e2e-cluster    the cluster end-to-end suite: its own up-cluster, 200 deferred waits, triggerer and worker loss"
 	@echo "make screenshots    refresh the docs' screenshots (connection forms, Browser sessions view: the e2e browser tests)"
 	@echo "make clean          remove the virtualenvs and build output"
 
@@ -43,6 +45,12 @@ $(VENV)/.installed: pyproject.toml | $(UV)
 # when both are there), so a machine that lost them gets them back.
 $(VENV)/.installed-e2e: $(VENV)/.installed
 	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs,bench,e2e]" "apache-airflow==$(AIRFLOW3_VERSION)"
+	touch $@
+
+# The cluster extra (Celery and PostgreSQL providers). Debian's postgresql and redis-server are checked by
+# every make up-cluster / e2e-cluster instead (a no-op when both are there).
+$(VENV)/.installed-cluster: $(VENV)/.installed
+	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs,bench,cluster]" "apache-airflow==$(AIRFLOW3_VERSION)"
 	touch $@
 
 $(VENV2)/.installed: pyproject.toml | $(UV)
@@ -70,6 +78,10 @@ test-airflow2: $(VENV2)/.installed
 up: $(VENV)/.installed
 	$(VENV)/bin/python scripts/deployment.py up --api-port $(API_PORT) --emulator-port $(EMULATOR_PORT)
 
+up-cluster: $(VENV)/.installed-cluster
+	bash scripts/install_cluster_services.sh
+	$(VENV)/bin/python scripts/cluster.py up
+
 down:
 	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python scripts/deployment.py down; else echo "Nothing to stop."; fi
 
@@ -77,6 +89,11 @@ e2e: $(VENV)/.installed-e2e
 	@echo "== end-to-end suite on a live Airflow $(AIRFLOW3_VERSION) =="
 	bash scripts/install_chromium.sh
 	BROWSERSESSIONS_E2E=1 $(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+e2e-cluster: $(VENV)/.installed-cluster
+	@echo "== cluster end-to-end suite on a distributed Airflow $(AIRFLOW3_VERSION) =="
+	bash scripts/install_cluster_services.sh
+	BROWSERSESSIONS_E2E_CLUSTER=1 $(VENV)/bin/python -m pytest tests/e2e_cluster $(PYTEST_ARGS)
 
 screenshots: $(VENV)/.installed-e2e
 	bash scripts/install_chromium.sh
@@ -96,7 +113,7 @@ bench: $(VENV)/.installed
 bench-smoke: $(VENV)/.installed
 	$(VENV)/bin/python -m bench --smoke
 
-test: lint docs test-airflow3 test-airflow2 e2e
+test: lint docs test-airflow3 test-airflow2 e2e e2e-cluster
 
 clean:
 	@if [ -f .deploy/state.json ]; then $(MAKE) down; fi

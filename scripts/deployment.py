@@ -13,7 +13,9 @@ address and the login. Any failure (a port in use, a component that exits or nev
 everything it started and says which part failed, with the end of that part's log. ``down`` stops every
 process group recorded in ``<home>/state.json`` (SIGTERM, then SIGKILL) and checks the ports are free.
 
-Run ``python scripts/deployment.py --help``; the e2e suite imports :func:`up` and :func:`down`.
+Run ``python scripts/deployment.py --help``; the e2e suite imports :func:`up` and :func:`down`. The distributed
+topology (``make up-cluster``: PostgreSQL, Redis, Celery workers, two triggerers) is ``scripts/cluster.py``,
+which starts through :func:`launch` and is stopped by the same :func:`down`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,6 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = ROOT / ".deploy"
 EXAMPLE_DAGS = ROOT / "example_dags"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# What a cluster deployment (scripts/cluster.py) adds to its home: DAGs, the broker's directory, a link to
+# PostgreSQL's data directory.
+CLUSTER_FILES = ("dags", "redis", "postgres")
 USERNAME = "admin"
 # A read-only user (simple auth manager role "viewer": DAGs yes, connections no); its password is in
 # <home>/airflow/passwords.json.
@@ -72,17 +77,37 @@ class Ports:
     trigger_log_server: int = 8794
 
     @classmethod
-    def free(cls) -> Ports:
-        """Four ports free right now (for tests, which must not collide with a running `make up`)."""
-        sockets = [socket.socket() for _ in range(4)]
+    def free(cls: type[_P]) -> _P:
+        """One port free right now per field (for tests, which must not collide with a running `make up`)."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        sockets = [socket.socket() for _ in names]
         try:
             for sock in sockets:
                 sock.bind(("127.0.0.1", 0))
-            api, emulator, worker, trigger = (sock.getsockname()[1] for sock in sockets)
+            return cls(**{name: sock.getsockname()[1] for name, sock in zip(names, sockets, strict=True)})
         finally:
             for sock in sockets:
                 sock.close()
-        return cls(api=api, emulator=emulator, worker_log_server=worker, trigger_log_server=trigger)
+
+
+_P = TypeVar("_P", bound=Ports)
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """
+    One long-running process of a deployment.
+
+    :param argv: Its command line.
+    :param env: Environment on top of the deployment's (e.g. a log server port of its own).
+    :param user: Run as this user (PostgreSQL refuses to run as root); None: as the caller.
+    :param service: A backing service (database, broker): stopped after Airflow, which still talks to it.
+    """
+
+    argv: list[str]
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    user: str | None = None
+    service: bool = False
 
 
 @dataclasses.dataclass
@@ -95,6 +120,10 @@ class Deployment:
     :param password: The admin password (generated; also in Airflow's passwords file there).
     :param processes: ``{name: pid}`` of each process group leader.
     :param emulator_env: ``AIRFLOW_CONN_*`` values of the emulator (the stored connections' contents).
+    :param kind: ``single`` (``make up``) or ``cluster`` (``make up-cluster``, ``scripts/cluster.py``).
+    :param settings: The Airflow settings every component runs with (``AIRFLOW__*``, ``PATH``).
+    :param components: How to start each process again (by name, as in ``processes``).
+    :param scratch: Directories outside ``home`` that ``down`` deletes (PostgreSQL's data directory).
     """
 
     home: Path
@@ -102,6 +131,10 @@ class Deployment:
     password: str
     processes: dict[str, int]
     emulator_env: dict[str, str]
+    kind: str = "single"
+    settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    components: dict[str, Component] = dataclasses.field(default_factory=dict)
+    scratch: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def api_url(self) -> str:
@@ -117,6 +150,14 @@ class Deployment:
         """The emulator's values for one of the two connections (``conn_type``, ``host``, ``password``, ...)."""
         return dict(json.loads(self.emulator_env[f"AIRFLOW_CONN_{conn_id.upper()}"]))
 
+    def environment(self, name: str | None = None) -> dict[str, str]:
+        """The environment a component (or, without a name, the `airflow` CLI) runs with."""
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW_", "AIRFLOW__"))}
+        env.update(self.settings)
+        if name is not None:
+            env.update(self.components[name].env)
+        return env
+
     def save(self) -> None:
         state = dataclasses.asdict(self)
         state["home"] = str(self.home)
@@ -128,21 +169,42 @@ class Deployment:
         if not path.exists():
             return None
         state = json.loads(path.read_text())
+        kind = state.get("kind", "single")
+        if kind == "cluster":
+            import cluster  # the sibling module (it imports this one); only it knows the cluster's ports
+
+            ports: Ports = cluster.ClusterPorts(**state["ports"])
+        else:
+            ports = Ports(**state["ports"])
         return cls(
             home=Path(state["home"]),
-            ports=Ports(**state["ports"]),
+            ports=ports,
             password=state["password"],
             processes={name: int(pid) for name, pid in state["processes"].items()},
             emulator_env=state["emulator_env"],
+            kind=kind,
+            settings=state.get("settings", {}),
+            components={name: Component(**value) for name, value in state.get("components", {}).items()},
+            scratch=state.get("scratch", []),
         )
 
 
 def airflow_env(home: Path, ports: Ports, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment every Airflow process of the deployment runs with."""
-    airflow_home = home / "airflow"
+    """The environment every Airflow process of the single-node deployment runs with."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW_", "AIRFLOW__"))}
+    env.update(airflow_settings(home, ports, extra))
+    return env
+
+
+def airflow_settings(home: Path, ports: Ports, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """
+    The Airflow settings of a deployment: the single-node ones, with ``extra`` on top (the cluster's).
+
+    :param extra: Settings that replace or add to these (another executor, database, ...).
+    """
+    airflow_home = home / "airflow"
     # The components are started by path, but LocalExecutor's workers run `airflow` by name.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),
@@ -192,29 +254,78 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(f"    {line}" for line in text) or "    (log is empty)"
 
 
-def _start(name: str, argv: list[str], env: dict[str, str], home: Path) -> subprocess.Popen[bytes]:
-    log = log_path(home, name).open("ab")
-    # A session of its own, so `down` can stop the component and every worker it forked in one signal.
-    return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=home)
+def _start(
+    name: str, argv: list[str], env: dict[str, str], home: Path, *, user: str | None = None
+) -> subprocess.Popen[bytes]:
+    if shutil.which(argv[0], path=env.get("PATH")) is None:
+        raise DeploymentError(f"{name}: {argv[0]} not found; is it installed?")
+    with log_path(home, name).open("ab") as log:
+        # A session of its own, so `down` can stop the component and every worker it forked in one signal.
+        return subprocess.Popen(
+            argv,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=home if user is None else "/",
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
+        )
+
+
+def start_component(deployment: Deployment, name: str) -> subprocess.Popen[bytes]:
+    """Start one of the deployment's components (again) and record its pid."""
+    component = deployment.components[name]
+    process = _start(name, component.argv, deployment.environment(name), deployment.home, user=component.user)
+    deployment.processes[name] = process.pid
+    deployment.save()
+    return process
+
+
+def session_members(pid: int) -> list[int]:
+    """
+    The live (not zombie) processes of the session led by pid: its group, and any group a child made of its own.
+
+    Airflow 3's task supervisor puts each task process in a process group of its own, so a worker's group is
+    not all of it; the session (every component starts one) is.
+    """
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # After the command name in parentheses: state, ppid, pgrp, session, ...
+        state, _, _, session = stat.rsplit(")", 1)[1].split()[:4]
+        if int(session) == pid and state != "Z":
+            members.append(int(entry))
+    return members
+
+
+def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
+    """Send sig to every process of the session led by pid (SIGKILL: a lost machine, no clean-up of any kind)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+    for member in session_members(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, sig)
 
 
 def _stop(pid: int, *, grace: float = 20.0) -> None:
-    """SIGTERM the process group led by pid, then SIGKILL what is left after ``grace`` seconds."""
-    try:
+    """SIGTERM the process group led by pid, then SIGKILL what is left of its session after ``grace`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # reap our own child so it does not linger as a zombie
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return
         time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    kill(pid)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
 
@@ -246,7 +357,12 @@ def _check_running(processes: dict[str, subprocess.Popen[bytes]], home: Path) ->
             )
 
 
-def _wait_ready(deployment: Deployment, processes: dict[str, subprocess.Popen[bytes]], timeout: float) -> float:
+def _wait_ready(
+    deployment: Deployment,
+    processes: dict[str, subprocess.Popen[bytes]],
+    timeout: float,
+    ready: Callable[[Deployment, str], str | None] | None = None,
+) -> float:
     """Wait until every component is healthy and every example DAG is parsed; return the seconds it took."""
     started = time.monotonic()
     deadline = started + timeout
@@ -270,9 +386,13 @@ def _wait_ready(deployment: Deployment, processes: dict[str, subprocess.Popen[by
                     raise DeploymentError(f"example DAGs failed to import:\n{details}")
                 dags = _get_json(f"{deployment.api_url}/api/v2/dags?limit=100", token)
                 missing = expected - {dag["dag_id"] for dag in dags["dags"]}
-                if not missing:
-                    return time.monotonic() - started
-                waiting_for = f"the dag-processor to parse {', '.join(sorted(missing))}"
+                if missing:
+                    waiting_for = f"the dag-processor to parse {', '.join(sorted(missing))}"
+                else:
+                    still = ready(deployment, token) if ready else None
+                    if still is None:
+                        return time.monotonic() - started
+                    waiting_for = still
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             pass
         time.sleep(1)
@@ -305,6 +425,42 @@ def up(
     :raises DeploymentError: a port in use, a previous deployment still running, a failed or slow start.
     """
     ports = ports or Ports()
+    return launch(
+        home=home,
+        ports=ports,
+        settings=airflow_settings(home, ports, extra_env),
+        components={name: Component(argv=_component_argv(name, ports)) for name in COMPONENTS},
+        timeout=timeout,
+        seed=seed,
+        sessions=sessions,
+    )
+
+
+def launch(
+    *,
+    home: Path,
+    ports: Ports,
+    settings: dict[str, str],
+    components: dict[str, Component],
+    timeout: float,
+    seed: int = 42,
+    sessions: int = 300,
+    kind: str = "single",
+    services: Callable[[Deployment, Callable[[str, Component], subprocess.Popen[bytes]]], None] | None = None,
+    ready: Callable[[Deployment, str], str | None] | None = None,
+) -> Deployment:
+    """
+    Start a deployment: the emulator, its ``services``, the metadata DB schema, both connections, then the
+    Airflow ``components``; return once it is ready. On any failure, stop what started and raise.
+
+    :param settings: The Airflow settings (see :func:`airflow_settings`).
+    :param components: The Airflow processes, by name, started in this order.
+    :param kind: Recorded in the state, so ``down`` and ``Deployment.load`` know the topology.
+    :param services: Starts backing services before ``airflow db migrate``; its second argument starts and
+        records one process (so a failure stops it too).
+    :param ready: Says what else the deployment still waits for (None: nothing), given an API token.
+    :raises DeploymentError: a port in use, a previous deployment still running, a failed or slow start.
+    """
     previous = Deployment.load(home)
     if previous and any(_alive(pid) for pid in previous.processes.values()):
         raise DeploymentError(
@@ -316,13 +472,23 @@ def up(
             f"already in use on 127.0.0.1: {', '.join(busy)}. Stop what listens there, or choose other ports "
             "(make up API_PORT=... EMULATOR_PORT=...; see `python scripts/deployment.py up --help`)."
         )
+    if previous:
+        _remove_scratch(previous)
     _reset_home(home)
     password = secrets.token_urlsafe(16)
-    env = airflow_env(home, ports, extra_env)
     passwords = {USERNAME: password, VIEWER_USERNAME: secrets.token_urlsafe(16)}
     (home / "airflow" / "passwords.json").write_text(json.dumps(passwords))
-    deployment = Deployment(home=home, ports=ports, password=password, processes={}, emulator_env={})
+    deployment = Deployment(
+        home=home, ports=ports, password=password, processes={}, emulator_env={}, kind=kind, settings=settings
+    )
+    env = deployment.environment()
     processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(name: str, component: Component) -> subprocess.Popen[bytes]:
+        deployment.components[name] = component
+        processes[name] = start_component(deployment, name)
+        return processes[name]
+
     try:
         ready_file = home / "emulator.json"
         emulator_argv = [
@@ -333,9 +499,9 @@ def up(
             str(ports.emulator),
         ]
         emulator_argv += ["--seed", str(seed), "--sessions", str(sessions), "--ready-file", str(ready_file)]
-        processes["emulator"] = _start("emulator", emulator_argv, env, home)
-        deployment.processes["emulator"] = processes["emulator"].pid
-        deployment.save()
+        start("emulator", Component(argv=emulator_argv))
+        if services is not None:
+            services(deployment, start)
         migrate = subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"], env=env, capture_output=True, text=True, check=False
         )
@@ -349,11 +515,9 @@ def up(
             time.sleep(0.1)
         deployment.emulator_env = json.loads(ready_file.read_text())["env"]
         _store_connections(deployment, env)
-        for name in COMPONENTS:
-            processes[name] = _start(name, _component_argv(name, ports), env, home)
-            deployment.processes[name] = processes[name].pid
-            deployment.save()
-        _wait_ready(deployment, processes, timeout)
+        for name, component in components.items():
+            start(name, component)
+        _wait_ready(deployment, processes, timeout, ready)
     except BaseException:
         # What went wrong comes first; a port that outlives the clean-up must not hide it.
         with contextlib.suppress(DeploymentError):
@@ -371,18 +535,16 @@ def _component_argv(name: str, ports: Ports) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """True while any process of the session led by pid runs (its group, or a task process's own group)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # a leader we started and that died is a zombie until reaped
+    # Zombies do not count: orphans are reparented to PID 1, which in a container may never reap them.
+    return bool(session_members(pid))
 
 
 def _reset_home(home: Path) -> None:
     # Emptied on every `up`: refuse a directory that holds anything but an earlier deployment's files.
-    ours = {"airflow", "logs", "state.json", "emulator.json", "airflow.env", "connections.json"}
+    ours = {"airflow", "logs", "state.json", "emulator.json", "airflow.env", "connections.json", *CLUSTER_FILES}
     if home.exists() and (not home.is_dir() or any(entry.name not in ours for entry in home.iterdir())):
         raise DeploymentError(f"{home} holds files that are not a deployment's; choose an empty or new --home")
     shutil.rmtree(home, ignore_errors=True)
@@ -418,7 +580,11 @@ def _store_connections(deployment: Deployment, env: dict[str, str]) -> None:
 
 def _write_env_file(deployment: Deployment, env: dict[str, str]) -> None:
     """``<home>/airflow.env``: source it to point the `airflow` CLI at this deployment."""
-    lines = [f"export {key}={shlex.quote(value)}" for key, value in env.items() if key.startswith("AIRFLOW")]
+    lines = [
+        f"export {key}={shlex.quote(value)}"
+        for key, value in env.items()
+        if key.startswith("AIRFLOW") or key in deployment.settings
+    ]
     (deployment.home / "airflow.env").write_text("\n".join(lines) + "\n")
 
 
@@ -426,18 +592,15 @@ def restart(deployment: Deployment, name: str, *, while_stopped: Callable[[], No
     """
     Stop one Airflow component and start it again, as an operator restarting a service would.
 
-    :param name: One of ``COMPONENTS``.
+    :param name: One of the deployment's components (``COMPONENTS`` for ``make up``).
     :param while_stopped: Called after the component stopped and before it starts again.
     """
-    if name not in COMPONENTS:
-        raise DeploymentError(f"{name!r} is not a component; one of {', '.join(COMPONENTS)}")
+    if name not in deployment.components or name == "emulator":
+        raise DeploymentError(f"{name!r} is not a component; one of {', '.join(deployment.components)}")
     _stop(deployment.processes[name])
     if while_stopped is not None:
         while_stopped()
-    env = airflow_env(deployment.home, deployment.ports)
-    process = _start(name, _component_argv(name, deployment.ports), env, deployment.home)
-    deployment.processes[name] = process.pid
-    deployment.save()
+    start_component(deployment, name)
 
 
 def down(*, home: Path = DEFAULT_HOME, quiet: bool = False) -> list[str]:
@@ -453,9 +616,16 @@ def down(*, home: Path = DEFAULT_HOME, quiet: bool = False) -> list[str]:
             print(f"Nothing to stop: no deployment recorded in {home}.")
         return []
     running = [name for name, pid in deployment.processes.items() if _alive(pid)]
-    # The API server last: workers and the triggerer report to it while they shut down.
-    for name in sorted(deployment.processes, key=lambda name: name == "api-server"):
+
+    def order(name: str) -> int:
+        # The API server after the rest of Airflow (workers and triggerers report to it while they shut
+        # down), and the database and the broker after every Airflow process (which still use them).
+        component = deployment.components.get(name)
+        return 2 if component is not None and component.service else int(name == "api-server")
+
+    for name in sorted(deployment.processes, key=order):
         _stop(deployment.processes[name])
+    _remove_scratch(deployment)
     (home / "state.json").unlink(missing_ok=True)
     busy: list[str] = []
     deadline = time.monotonic() + 10
@@ -469,6 +639,11 @@ def down(*, home: Path = DEFAULT_HOME, quiet: bool = False) -> list[str]:
     if not quiet:
         print(f"Stopped {', '.join(running) or 'nothing (it had already stopped)'}; ports free.")
     return running
+
+
+def _remove_scratch(deployment: Deployment) -> None:
+    for path in deployment.scratch:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,9 @@ DAGS_FOLDER = _HOME / "dags"
 
 # The end-to-end suite starts a whole Airflow deployment: it has its own command (`make e2e`), which sets this.
 collect_ignore = [] if os.environ.get("BROWSERSESSIONS_E2E") == "1" else ["e2e"]
+# The distributed one (PostgreSQL, Redis, Celery, two triggerers) too: `make e2e-cluster` sets this.
+if os.environ.get("BROWSERSESSIONS_E2E_CLUSTER") != "1":
+    collect_ignore.append("e2e_cluster")
 
 
 @pytest.fixture(scope="session")
