@@ -193,7 +193,7 @@ class ListBrowserSessionsOperator(BaseOperator):
         projection = parse_fields(self.fields)
         max_results = parse_positive_int("max_results", self.max_results)
         max_xcom_bytes = parse_positive_int("max_xcom_bytes", self.max_xcom_bytes)
-        sessions = self.hook.iter_sessions(query, max_results=max_results)
+        sessions = self.hook.iter_sessions(query, max_results=max_results, read_ahead=True)
         summary = SessionSummary()
         records: list[dict[str, Any]] = []
         xcom_bytes = 2  # "[]"

@@ -134,7 +134,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
             self._memory_loaded = True
             self._load_memory(context, plan, store)
         try:
-            running = [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query))
+            running = [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query, read_ahead=True))
             to_read = plan.ids_to_read(session.session_id for session in running)
             reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
         except ApiError as err:
