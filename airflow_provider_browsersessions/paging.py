@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 #: Default of the connection extra ``pages_in_flight``.
 DEFAULT_PAGES_IN_FLIGHT = 4
 
+#: The name prefix of the threads a sync pipelined walk starts (and always joins before it ends).
+_THREADS = "browsersessions-page"
+
 Fetch = Callable[["ApiRequest"], Any]
 AsyncFetch = Callable[["ApiRequest"], Awaitable[Any]]
 
@@ -65,19 +68,26 @@ def iter_walk(walk: SessionWalk, fetchers: Sequence[Fetch], *, in_flight: int = 
             idle.put(fetch)
 
     pending: collections.deque[tuple[ApiRequest, Future[Any]]] = collections.deque()
-    executor = ThreadPoolExecutor(max_workers=min(in_flight, len(fetchers)), thread_name_prefix="browsersessions-page")
+    executor: ThreadPoolExecutor | None = None
     try:
         while (request := walk.next_request()) is not None:
             if pending and pending[0][0] != request:
                 _drop(pending)  # the server paged differently from the plan: its own next request wins
-            for planned in _plan(walk, request, in_flight)[len(pending) :]:
+            plan = _plan(walk, request, in_flight)
+            if not pending and len(plan) == 1:
+                # Nothing known ahead (the first pages, Cloudflare, the end of a listing): no thread needed.
+                yield walk.feed(request, borrow_and_fetch(request))
+                continue
+            if executor is None:
+                executor = ThreadPoolExecutor(max_workers=min(in_flight, len(fetchers)), thread_name_prefix=_THREADS)
+            for planned in plan[len(pending) :]:
                 pending.append((planned, executor.submit(borrow_and_fetch, planned)))
             _, future = pending.popleft()
-            payload = future.result()
-            yield walk.feed(request, payload)
+            yield walk.feed(request, future.result())
     finally:
         _drop(pending)
-        executor.shutdown(wait=True, cancel_futures=True)
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _drop(pending: collections.deque[tuple[ApiRequest, Future[Any]]]) -> None:

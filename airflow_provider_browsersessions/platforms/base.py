@@ -557,10 +557,12 @@ class SessionWalk:
 
         Sure means: the server's last count says those pages exist, ``max_results`` cannot be reached
         before them (a page holds at most a page size of new matches), and ``max_pages`` allows them.
-        Pipelined drivers fetch these ahead; nothing else is ever fetched ahead.
+        Nothing is known before two pages were fed: the second shows the server pages on rather than
+        answering the first page again (which ends the walk at its second request). Pipelined drivers
+        fetch these ahead; nothing else is ever fetched ahead.
         """
         request = self._next
-        if request is None or limit < 1:
+        if request is None or limit < 1 or self.stats.pages < 2:
             return []
         room = self.max_pages - self.stats.pages - 1
         if self.max_results is not None:
