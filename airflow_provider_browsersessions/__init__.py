@@ -64,6 +64,12 @@ _COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "Default 2000 (200,000 Bright Data sessions).",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
+    "pages_in_flight": {
+        "label": "List pages in flight",
+        "description": "How many list pages a listing fetches at once when the walk already knows they are "
+        "needed (Bright Data: from the server's total). 1 fetches one page at a time. Default 4.",
+        "schema": {"type": ["integer", "null"], "minimum": 1},
+    },
 }
 
 CONNECTION_TYPES: list[dict[str, Any]] = [

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SCENARIOS = ("listing", "waiting", "footprint", "latency", "imports", "memory", "pacing", "deadlines")
+SCENARIOS = ("listing", "waiting", "footprint", "latency", "imports", "memory", "pacing", "deadlines", "pipelining")
 
 
 def _bytecode() -> None:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.disable(logging.WARNING)  # retries and polls log; the tables are the output
     from airflow_provider_browsersessions.testing import Emulator
-    from bench import deadlines, footprint, imports, latency, listing, memory, pacing, waiting
+    from bench import deadlines, footprint, imports, latency, listing, memory, pacing, pipelining, waiting
     from bench.common import machine, wire
 
     print("# Benchmarks\n")
@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         if "deadlines" in chosen:
             intervals, trials = ([5.0], 1) if args.smoke else ([5.0, 30.0, 60.0], 3)
             print(deadlines.run(emulator, intervals=intervals, deadline_in=1.0 if args.smoke else 3.0, trials=trials))
+        if "pipelining" in chosen:
+            slow_sizes, delay = ([300], 0.05) if args.smoke else ([3_000, 100_000], 0.15)
+            print(pipelining.run(emulator, sizes=slow_sizes, latency=delay), flush=True)
     print(f"All scenarios took {time.monotonic() - started:.0f} s.")
     return 0
 

@@ -11,6 +11,9 @@ import time
 
 from bench.common import PYCACHE, median, table, verdict
 
+#: The operators + sensors modules' own import cost, as a share of the HTTP provider's (issue #24; was 1.0).
+TARGET = 0.2
+
 # Both sides need Airflow's task SDK; it is imported first so its cost can be read apart: what a DAG file
 # pays on top of Airflow for the operators and sensors it uses is what the two packages can change.
 BASELINE = "airflow.providers.common.compat.sdk"
@@ -96,7 +99,16 @@ def run(*, repeats: int, without_bytecode: bool = True) -> str:
                     ]
                 )
             rows.append(
-                [how, "ours ÷ HTTP provider", f"{specific:.2f}x", "", "", "", f"{wall:.2f}x", verdict(specific <= 1)]
+                [
+                    how,
+                    "ours ÷ HTTP provider",
+                    f"{specific:.2f}x",
+                    "",
+                    "",
+                    "",
+                    f"{wall:.2f}x",
+                    verdict(specific <= TARGET),
+                ]
             )
     note = (
         f"`python -X importtime -c 'import {BASELINE}; import A; import B'`, a fresh interpreter per run, both "
@@ -105,7 +117,7 @@ def run(*, repeats: int, without_bytecode: bool = True) -> str:
         "of which `import airflow` alone is the next column; *whole interpreter*: the wall time of the run, "
         "start-up and importtime's own overhead included. *Bytecode cached*: compiled `.pyc` files at hand, as "
         "in any installed deployment (after one unmeasured run); *no bytecode*: every module compiled from "
-        "source at each run (what `PYTHONDONTWRITEBYTECODE` costs). Target: the modules' own cost ≤ 1.0x the "
+        "source at each run (what `PYTHONDONTWRITEBYTECODE` costs). Target: the modules' own cost ≤ 0.2x the "
         "HTTP provider's."
     )
     headers = [

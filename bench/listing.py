@@ -27,11 +27,17 @@ def _cloudflare_next_page(response: Any) -> dict[str, Any] | None:
 
 
 def http_provider_list(
-    platform: str, account_id: str, started_after_ms: int | None, *, default_page: bool = False
+    platform: str,
+    account_id: str,
+    started_after_ms: int | None,
+    *,
+    default_page: bool = False,
+    all_statuses: bool = False,
 ) -> list[dict[str, Any]]:
     """What a DAG author writes without this package: HttpOperator, a pagination_function, a response_filter.
 
-    ``default_page`` leaves Bright Data's ``limit`` out, as an author who does not read its maximum would.
+    ``default_page`` leaves Bright Data's ``limit`` out, as an author who does not read its maximum would;
+    ``all_statuses`` lists every Bright Data session rather than the failed ones.
     """
     from airflow.providers.http.operators.http import HttpOperator
 
@@ -42,7 +48,7 @@ def http_provider_list(
             http_conn_id=HTTP_BRIGHTDATA,
             method="GET",
             endpoint="/browser_sessions",
-            data={"status": "failed", **page, "offset": 0},
+            data={**({} if all_statuses else {"status": "failed"}), **page, "offset": 0},
             pagination_function=_brightdata_next_page,
             response_filter=lambda responses: [s for r in responses for s in r.json()["sessions"]],
         )

@@ -24,6 +24,7 @@ from airflow_provider_browsersessions.exceptions import (
     NotFoundError,
     TransportError,
 )
+from airflow_provider_browsersessions.paging import DEFAULT_PAGES_IN_FLIGHT, aiter_walk, iter_walk
 from airflow_provider_browsersessions.platforms.base import (
     DEFAULT_MAX_PAGES,
     ApiRequest,
@@ -139,6 +140,8 @@ class BrowserSessionsHook(BaseHook):
         self._connection: Connection | None = None
         self._transport: SyncTransport | None = None
         self._async_transport: AsyncTransport | None = None
+        # More sync transports for pipelined listings: one per page in flight, each used by one thread at a time.
+        self._page_transports: list[SyncTransport] = []
 
     # -- Airflow connection form (Airflow 2.11 reads these; Airflow 3 reads provider info) ------------
 
@@ -310,6 +313,20 @@ class BrowserSessionsHook(BaseHook):
             raise self.config_error(f"extra 'max_pages' must be a positive integer, got {value:g}")
         return int(value)
 
+    @cached_property
+    def pages_in_flight(self) -> int:
+        """The most list pages one listing fetches at once (extra ``pages_in_flight``, default 4; 1: one at a time)."""
+        value = self._extra_number("pages_in_flight", DEFAULT_PAGES_IN_FLIGHT, integer=True)
+        if value < 1:
+            raise self.config_error(f"extra 'pages_in_flight' must be a positive integer, got {value:g}")
+        return int(value)
+
+    def _page_fetchers(self, count: int) -> list[Any]:
+        """``count`` sync fetchers for a pipelined walk: the hook's transport and pooled extras (kept for reuse)."""
+        while len(self._page_transports) < count - 1:
+            self._page_transports.append(SyncTransport(platform=self.platform, settings=self.settings))
+        return [self.get_conn().fetch_json, *(t.fetch_json for t in self._page_transports[: count - 1])]
+
     def get_conn(self) -> SyncTransport:
         """The hook's one pooled sync transport."""
         if self._transport is None:
@@ -327,6 +344,9 @@ class BrowserSessionsHook(BaseHook):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        for transport in self._page_transports:
+            transport.close()
+        self._page_transports = []
 
     async def aclose(self) -> None:
         """Release the async transport's connections."""
@@ -360,6 +380,7 @@ class BrowserSessionsHook(BaseHook):
         *,
         max_results: int | None = None,
         page_size: int | None = None,
+        read_ahead: bool = False,
         **filters: Any,
     ) -> SessionIterator:
         """
@@ -368,16 +389,18 @@ class BrowserSessionsHook(BaseHook):
         :param query: A ready ``SessionQuery``; or give the filters by name instead.
         :param max_results: Stop after this many sessions.
         :param page_size: Page size (default: the API maximum).
+        :param read_ahead: The caller reads to the end (or stops only on an error): fetch the pages the walk
+            is sure to need ahead, up to the extra ``pages_in_flight`` at once. Without it nothing is fetched
+            before the caller asks past the page in hand, so stopping early never leaves a request unused.
         :raises InvalidQueryError: before any request, for a value that is not allowed.
         """
         walk = self.new_walk(query, max_results=max_results, page_size=page_size, **filters)
-        return SessionIterator(walk, self._drive(walk))
+        return SessionIterator(walk, self._drive(walk, in_flight=self.pages_in_flight if read_ahead else 1))
 
-    def _drive(self, walk: SessionWalk) -> Iterator[BrowserSession]:
-        transport = self.get_conn()
+    def _drive(self, walk: SessionWalk, *, in_flight: int = 1) -> Iterator[BrowserSession]:
         with self.explained_errors():
-            while (request := walk.next_request()) is not None:
-                yield from walk.feed(request, transport.fetch_json(request))
+            for sessions in iter_walk(walk, self._page_fetchers(in_flight), in_flight=in_flight):
+                yield from sessions
                 stats = walk.stats
                 if stats.pages % _PROGRESS_EVERY_PAGES == 0:
                     self.log.info(
@@ -397,7 +420,7 @@ class BrowserSessionsHook(BaseHook):
         **filters: Any,
     ) -> list[BrowserSession]:
         """Return matching sessions as a list (see :meth:`iter_sessions`)."""
-        return list(self.iter_sessions(query, max_results=max_results, page_size=page_size, **filters))
+        return list(self.iter_sessions(query, max_results=max_results, page_size=page_size, read_ahead=True, **filters))
 
     def get_session(self, session_id: str) -> BrowserSession | None:
         """
@@ -416,15 +439,19 @@ class BrowserSessionsHook(BaseHook):
             return self._parse_session(request, payload)
 
     async def aiter_sessions(
-        self, query: SessionQuery, *, max_results: int | None = None
+        self, query: SessionQuery, *, max_results: int | None = None, read_ahead: bool = False
     ) -> AsyncIterator[BrowserSession]:
         """The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx."""
         await self.aload_connection()
         walk = self.new_walk(query, max_results=max_results)
-        transport = self.get_async_conn()
-        while (request := walk.next_request()) is not None:
-            for session in walk.feed(request, await transport.fetch_json(request)):
-                yield session
+        in_flight = self.pages_in_flight if read_ahead else 1
+        pages = aiter_walk(walk, self.get_async_conn().fetch_json, in_flight=in_flight)
+        try:
+            async for sessions in pages:
+                for session in sessions:
+                    yield session
+        finally:
+            await pages.aclose()
 
     async def aget_session(self, session_id: str) -> BrowserSession | None:
         """The async twin of :meth:`get_session`."""

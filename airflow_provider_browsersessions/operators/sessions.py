@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_browsersessions.exceptions import InvalidQueryError, XComTooLargeError
-from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, get_browser_sessions_hook
 from airflow_provider_browsersessions.sessions import (
     FILTER_NAMES,
     RECORD_FIELDS,
@@ -25,6 +24,8 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
 #: Above this many bytes of JSON the return value gets a warning: XCom lives in the metadata database.
 XCOM_WARN_BYTES = 1_000_000
@@ -180,6 +181,9 @@ class ListBrowserSessionsOperator(BaseOperator):
     @cached_property
     def hook(self) -> BrowserSessionsHook:
         """The platform's hook, chosen by the connection's type."""
+        # Imported when a task runs: a DAG file's parse never loads the hooks, transports or HTTP clients.
+        from airflow_provider_browsersessions.hooks.base import get_browser_sessions_hook
+
         return get_browser_sessions_hook(self.conn_id, page_size=self.page_size)
 
     def build_query(self) -> SessionQuery:
@@ -193,7 +197,7 @@ class ListBrowserSessionsOperator(BaseOperator):
         projection = parse_fields(self.fields)
         max_results = parse_positive_int("max_results", self.max_results)
         max_xcom_bytes = parse_positive_int("max_xcom_bytes", self.max_xcom_bytes)
-        sessions = self.hook.iter_sessions(query, max_results=max_results)
+        sessions = self.hook.iter_sessions(query, max_results=max_results, read_ahead=True)
         summary = SessionSummary()
         records: list[dict[str, Any]] = []
         xcom_bytes = 2  # "[]"

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol
@@ -213,6 +213,17 @@ class Platform(ABC):
     def error_reason(self, headers: Mapping[str, str]) -> str | None:
         """The reason an error answer gives in its headers rather than its body (default: none)."""
         return None
+
+    def pages_after(self, request: ApiRequest, *, total: int | None) -> Iterator[ApiRequest]:
+        """
+        The list requests that certainly follow ``request`` while the server's count stays ``total``.
+
+        Default: none (the API says only on each page whether another one follows).
+
+        :param request: A list request the walk will send.
+        :param total: How many sessions the server last said match, when it says.
+        """
+        return iter(())
 
     def check_page_size(self, page_size: int) -> int:
         """Validate a page size against the API's limit, naming the parameter."""
@@ -539,6 +550,34 @@ class SessionWalk:
                 ),
             )
         return self._next
+
+    def known_requests(self, limit: int) -> list[ApiRequest]:
+        """
+        Up to ``limit`` requests after :meth:`next_request` that this walk is already sure to send.
+
+        Sure means: the server's last count says those pages exist, ``max_results`` cannot be reached
+        before them (a page holds at most a page size of new matches), and ``max_pages`` allows them.
+        Nothing is known before two pages were fed: the second shows the server pages on rather than
+        answering the first page again (which ends the walk at its second request). Pipelined drivers
+        fetch these ahead; nothing else is ever fetched ahead.
+        """
+        request = self._next
+        if request is None or limit < 1 or self.stats.pages < 2:
+            return []
+        room = self.max_pages - self.stats.pages - 1
+        if self.max_results is not None:
+            page_size = int(dict(request.params).get("limit", "0") or 0)
+            if page_size < 1:
+                return []
+            left = self.max_results - self.stats.returned
+            # The next page itself is one of the ceil(left / page_size) pages still needed at least.
+            room = min(room, -(-left // page_size) - 1)
+        known: list[ApiRequest] = []
+        for later in self.platform.pages_after(request, total=self.stats.server_total):
+            if len(known) >= min(limit, room):
+                break
+            known.append(later)
+        return known
 
     def feed(self, request: ApiRequest, payload: Any) -> list[BrowserSession]:
         """

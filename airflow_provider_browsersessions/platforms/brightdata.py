@@ -7,7 +7,7 @@ Reference: Bright Data's "Browser Sessions API" 1.0.0 (``GET /browser_sessions``
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -84,6 +84,17 @@ class BrightDataPlatform(Platform):
             params.append((_PARAMETER_OF[name], str(value)))
         params += [("limit", str(page_size)), ("offset", "0")]
         return ApiRequest("GET", LIST_PATH, tuple(params))
+
+    def pages_after(self, request: ApiRequest, *, total: int | None) -> Iterator[ApiRequest]:
+        """The pages at ``offset + k * limit`` below the server's ``total``: each answers ``has_more`` for the next."""
+        if total is None:
+            return
+        params = dict(request.params)
+        limit, offset = int(params["limit"]), int(params["offset"])
+        while (offset := offset + limit) < total:
+            yield ApiRequest(
+                request.method, request.path, tuple((k, str(offset) if k == "offset" else v) for k, v in request.params)
+            )
 
     def parse_list_page(self, request: ApiRequest, payload: Any) -> Page:
         """Decode ``{"sessions", "count", "total", "pagination": {"has_more", "next_offset"}}``."""

@@ -17,9 +17,7 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_browsersessions.compat import is_first_reschedule_poke
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
-from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, get_browser_sessions_hook
 from airflow_provider_browsersessions.sessions import SessionQuery, check_literal_filters, is_literal
-from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
 from airflow_provider_browsersessions.waiting import (
     FINAL_CHECK_SECONDS,
     MissingPolicy,
@@ -34,6 +32,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
 #: The filters this sensor takes. Only ``sessions.RUNNING_FILTERS`` can describe a running session: the
 #: running walk uses those, and a drain refuses ``target_url``/``end_url`` (``WaitPlan``).
@@ -118,6 +118,9 @@ class BrowserSessionsSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> BrowserSessionsHook:
         """The platform's hook, chosen by the connection's type."""
+        # Imported when a task runs: a DAG file's parse never loads the hooks, transports or HTTP clients.
+        from airflow_provider_browsersessions.hooks.base import get_browser_sessions_hook
+
         return get_browser_sessions_hook(self.conn_id)
 
     @cached_property
@@ -134,7 +137,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
             self._memory_loaded = True
             self._load_memory(context, plan, store)
         try:
-            running = [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query))
+            running = [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query, read_ahead=True))
             to_read = plan.ids_to_read(session.session_id for session in running)
             reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
         except ApiError as err:
@@ -227,6 +230,8 @@ class BrowserSessionsSensor(BaseSensorOperator):
         first = self.poke(context)
         if first.is_done:
             return first.xcom_value
+        from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
+
         plan = self.plan
         self.defer(
             trigger=BrowserSessionsTrigger(

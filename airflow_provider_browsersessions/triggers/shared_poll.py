@@ -72,7 +72,7 @@ class SharedRunningPoll:
                 try:
                     if self._hook is None:
                         self._hook = await aget_browser_sessions_hook(self.conn_id)
-                    snapshot = [s async for s in self._hook.aiter_sessions(self.running_query)]
+                    snapshot = [s async for s in self._hook.aiter_sessions(self.running_query, read_ahead=True)]
                     error: BaseException | None = None
                 except Exception as err:
                     snapshot, error = [], err

@@ -22,6 +22,7 @@ TABLES = (
     "### 6. Memory: peak RSS (MB)",
     "### 7. Pacing inside Cloudflare's rate budget",
     "### 8. Deadline to timeout event",
+    "### 9. Listing on a slow network: pipelined paging",
 )
 
 
