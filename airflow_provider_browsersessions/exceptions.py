@@ -42,6 +42,10 @@ class ConnectionConfigError(BrowserSessionsError, AirflowFailException, ValueErr
     """The Airflow connection lacks something the platform needs (e.g. an account id); no retries."""
 
 
+class NotSupportedError(BrowserSessionsError, AirflowFailException):
+    """The connection's platform has no API for what was asked (e.g. closing a Bright Data session); no request sent."""
+
+
 class XComTooLargeError(BrowserSessionsError, AirflowFailException):
     """A listing's return value passed the operator's ``max_xcom_bytes``; nothing was pushed, no retries."""
 

@@ -438,6 +438,31 @@ class BrowserSessionsHook(BaseHook):
             raise
         return self._parse_session(request, payload)
 
+    def close_session(self, session_id: str) -> str:
+        """
+        Close a session (Cloudflare: ``DELETE .../devtools/browser/{id}``).
+
+        :param session_id: The session to close (quoted into the path).
+        :return: The API's answer, e.g. ``"closing"`` or ``"closed"``.
+        :raises NotSupportedError: before any request, when the platform's API cannot close sessions.
+        :raises NotFoundError: when the platform does not know the session (see :meth:`is_unknown_session`).
+        """
+        request = self.platform.close_request(check_session_id(session_id))
+        with self.explained_errors():
+            return self._parse_close(request, self.get_conn().fetch_json(request))
+
+    async def aclose_session(self, session_id: str) -> str:
+        """The async twin of :meth:`close_session`."""
+        await self.aload_connection()
+        request = self.platform.close_request(check_session_id(session_id))
+        return self._parse_close(request, await self.get_async_conn().fetch_json(request))
+
+    def _parse_close(self, request: ApiRequest, payload: Any) -> str:
+        try:
+            return self.platform.parse_close_body(payload)
+        except ResponseShapeError as err:
+            raise shape_error(self.platform, request, err) from None
+
     def _parse_session(self, request: ApiRequest, payload: Any) -> BrowserSession | None:
         try:
             return self.platform.parse_session_body(payload)
