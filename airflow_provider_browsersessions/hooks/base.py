@@ -6,7 +6,8 @@ import dataclasses
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cache, cached_property
+from importlib import import_module
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -566,14 +567,20 @@ class BrowserSessionsHook(BaseHook):
             raise
 
 
-def hook_class_for_conn_type(conn_type: str | None) -> type[BrowserSessionsHook]:
-    """The hook class for one of this provider's connection types, or a clear error."""
-    from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
-    from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
+@cache
+def _hook_classes() -> dict[str, type[BrowserSessionsHook]]:
+    # The registry is CONNECTION_TYPES (the provider info Airflow reads): each entry names its hook class
+    # by import path, resolved on first use, so this module never imports the platform hook modules.
+    classes: dict[str, type[BrowserSessionsHook]] = {}
+    for entry in CONNECTION_TYPES:
+        module_name, _, class_name = entry["hook-class-name"].rpartition(".")
+        classes[entry["connection-type"]] = getattr(import_module(module_name), class_name)
+    return classes
 
-    classes: dict[str, type[BrowserSessionsHook]] = {
-        hook.conn_type: hook for hook in (BrightDataBrowserHook, CloudflareBrowserRenderingHook)
-    }
+
+def hook_class_for_conn_type(conn_type: str | None) -> type[BrowserSessionsHook]:
+    """The hook class for one of this provider's connection types (``CONNECTION_TYPES``), or a clear error."""
+    classes = _hook_classes()
     try:
         return classes[conn_type or ""]
     except KeyError:
