@@ -21,6 +21,7 @@ from airflow_provider_browsersessions.exceptions import (
     RequestDeadlineError,
     ResponseTooLargeError,
     TransportError,
+    is_retryable,
 )
 from airflow_provider_browsersessions.pacing import Pacer, pacer_for
 from airflow_provider_browsersessions.platforms.base import ApiRequest, Platform, decode_response
@@ -74,8 +75,8 @@ class RetryPolicy:
     max_backoff: float = 30.0
 
     def should_retry(self, error: BaseException) -> bool:
-        """Whether a failed attempt is worth another: the one place that decides (429, 5xx, transport, cut body)."""
-        return isinstance(error, ApiError) and error.retryable
+        """Whether a failed attempt is worth another (``exceptions.is_retryable`` decides)."""
+        return is_retryable(error)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
