@@ -128,3 +128,19 @@ def test_a_dag_on_bright_data_fails_clearly_with_no_request(airflow_db, emulator
     assert result.state == "failed"
     assert result.task_states["close"] == "failed"
     assert emulator.request_count() == 0
+
+
+def test_the_close_operator_takes_every_filter_it_claims():
+    import inspect
+    import re
+
+    from airflow_provider_browsersessions.operators.sessions import CLOSE_FILTERS
+    from airflow_provider_browsersessions.sessions import FILTER_NAMES, RUNNING_FILTERS
+
+    params = {
+        n for n in inspect.signature(CloseBrowserSessionsOperator.__init__).parameters if n not in ("self", "kwargs")
+    }
+    assert set(RUNNING_FILTERS) <= set(CLOSE_FILTERS) <= set(FILTER_NAMES)
+    assert set(CLOSE_FILTERS) <= params
+    assert set(CloseBrowserSessionsOperator.template_fields) <= params
+    assert set(re.findall(r":param (\w+):", CloseBrowserSessionsOperator.__doc__ or "")) == params
