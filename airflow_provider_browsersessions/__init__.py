@@ -136,10 +136,8 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": integration,
-                "python-modules": [
-                    "airflow_provider_browsersessions.hooks.cloudflare",
-                    "airflow_provider_browsersessions.hooks.brightdata",
-                ],
+                # The hook modules are those the connection types name: one list, CONNECTION_TYPES.
+                "python-modules": [entry["hook-class-name"].rpartition(".")[0] for entry in CONNECTION_TYPES],
             }
         ],
         "operators": [

@@ -42,6 +42,10 @@ class ConnectionConfigError(BrowserSessionsError, AirflowFailException, ValueErr
     """The Airflow connection lacks something the platform needs (e.g. an account id); no retries."""
 
 
+class NotSupportedError(BrowserSessionsError, AirflowFailException):
+    """The connection's platform has no API for what was asked (e.g. closing a Bright Data session); no request sent."""
+
+
 class XComTooLargeError(BrowserSessionsError, AirflowFailException):
     """A listing's return value passed the operator's ``max_xcom_bytes``; nothing was pushed, no retries."""
 
@@ -155,3 +159,14 @@ class WalkLimitError(ApiError):
         super().__init__(platform=platform, method=method, path=path, status=None, message=message)
         # Not "failed: no response": every page came back, the bound ended the walk.
         self.args = (f"{platform} API {method} {cut_text(path, _MAX_PATH_CHARS)}: {self.api_message}",)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """
+    Whether another attempt may succeed: 429, 5xx, a transport failure, a cut or garbled body.
+
+    The one place that decides it: a request's retries (``transport.RetryPolicy.should_retry``) and a
+    wait's "skip this poll" (``waiting.skip_failed_poll``) both ask here. It lives beside the error classes
+    (not in ``transport``) so DAG-parse-time imports of the waiting logic stay free of HTTP libraries.
+    """
+    return isinstance(error, ApiError) and error.retryable

@@ -21,6 +21,7 @@ from airflow_provider_browsersessions.exceptions import (
     RequestDeadlineError,
     ResponseTooLargeError,
     TransportError,
+    is_retryable,
 )
 from airflow_provider_browsersessions.pacing import Pacer, pacer_for
 from airflow_provider_browsersessions.platforms.base import ApiRequest, Platform, decode_response
@@ -74,8 +75,8 @@ class RetryPolicy:
     max_backoff: float = 30.0
 
     def should_retry(self, error: BaseException) -> bool:
-        """Whether a failed attempt is worth another: the one place that decides (429, 5xx, transport, cut body)."""
-        return isinstance(error, ApiError) and error.retryable
+        """Whether a failed attempt is worth another (``exceptions.is_retryable`` decides)."""
+        return is_retryable(error)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -94,7 +95,7 @@ class RetryPolicy:
             return True
         return state.idle_for + state.upcoming_sleep > self.max_wait
 
-    def tenacity_kwargs(self, *, describe: str) -> dict[str, Any]:
+    def tenacity_kwargs(self) -> dict[str, Any]:
         """Arguments for ``tenacity.Retrying`` and ``AsyncRetrying`` alike: the one policy both share."""
 
         def before_sleep(state: tenacity.RetryCallState) -> None:  # the error names the endpoint already
@@ -121,16 +122,7 @@ class RetryPolicy:
             "stop": self._stop,
             "before_sleep": before_sleep,
             "retry_error_callback": give_up,
-            "reraise": True,
         }
-
-
-@dataclasses.dataclass(slots=True)
-class TransportStats:
-    """Requests sent and body bytes received, for log lines and benchmarks."""
-
-    requests: int = 0
-    bytes_received: int = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -282,7 +274,6 @@ class SyncTransport:
     def __init__(self, *, platform: Platform, settings: ClientSettings) -> None:
         self.platform = platform
         self.settings = settings
-        self.stats = TransportStats()
         self._session = requests.Session()
         self._session.headers.update(
             {"User-Agent": USER_AGENT, "Accept": "application/json", "Accept-Encoding": ACCEPT_ENCODING}
@@ -298,7 +289,7 @@ class SyncTransport:
 
     def fetch_json(self, request: ApiRequest) -> Any:
         """Send the request (with retries) and return its decoded JSON body; raise ``ApiError`` on failure."""
-        retrying = tenacity.Retrying(**self.settings.retry.tenacity_kwargs(describe=self._describe(request)))
+        retrying = tenacity.Retrying(**self.settings.retry.tenacity_kwargs())
         return retrying(self._once, request)
 
     def _once(self, request: ApiRequest) -> Any:
@@ -361,9 +352,6 @@ class SyncTransport:
                 raise _deadline_error(self.platform, request, self.settings.request_deadline) from None
             raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
 
-    def _describe(self, request: ApiRequest) -> str:
-        return f"{self.platform.display_name} API {request.describe()}"
-
     def close(self) -> None:
         """Close pooled connections."""
         self._session.close()
@@ -392,9 +380,7 @@ def _redirect_error(platform: Platform, request: ApiRequest, status: int, header
 def _decoded(
     transport: SyncTransport | AsyncTransport, request: ApiRequest, status: int, headers: Any, body: bytes
 ) -> Any:
-    """Count the response, then decode it (or raise its ``ApiError``, secrets redacted): both transports."""
-    transport.stats.requests += 1
-    transport.stats.bytes_received += len(body)
+    """Decode a response (or raise its ``ApiError``, secrets redacted) after the pacer saw it: both transports."""
     if transport._pacer is not None:
         transport._pacer.observe(headers)
     if 300 <= status < 400:
@@ -423,7 +409,6 @@ class AsyncTransport:
 
         self.platform = platform
         self.settings = settings
-        self.stats = TransportStats()
         self._httpx = httpx
         self._client: httpx.AsyncClient = httpx.AsyncClient(
             headers={
@@ -444,8 +429,7 @@ class AsyncTransport:
 
     async def fetch_json(self, request: ApiRequest) -> Any:
         """Send the request (with retries) and return its decoded JSON body; raise ``ApiError`` on failure."""
-        kwargs = self.settings.retry.tenacity_kwargs(describe=f"{self.platform.display_name} API {request.describe()}")
-        retrying = tenacity.AsyncRetrying(**kwargs)
+        retrying = tenacity.AsyncRetrying(**self.settings.retry.tenacity_kwargs())
         return await retrying(self._once, request)
 
     async def _once(self, request: ApiRequest) -> Any:

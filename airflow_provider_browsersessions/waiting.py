@@ -22,6 +22,7 @@ from airflow_provider_browsersessions.exceptions import (
     BrowserSessionsError,
     InvalidQueryError,
     MalformedResponseError,
+    is_retryable,
 )
 from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
 
@@ -80,7 +81,7 @@ def skip_failed_poll(error: BaseException, *, log: WarningLog, what: str, watche
     """
     if not isinstance(error, ApiError):
         return False
-    transient = error.retryable
+    transient = is_retryable(error)
     if watcher and not transient:
         redirect = error.status is not None and 300 <= error.status < 400
         transient = redirect or isinstance(error, MalformedResponseError)

@@ -1,10 +1,10 @@
 """
 Cloudflare housekeeping: close browser sessions that have run too long, and wait until they are gone.
 
-List the account's active Browser Rendering sessions, close every one that has been running longer
-than a threshold (``DELETE /devtools/browser/{id}``), then wait until the closed ones have left the
-active list. Cloudflare forgets closed sessions after a while, so an id it no longer knows counts as
-finished (``missing="finished"``).
+Close every active Browser Rendering session that has been running longer than a threshold
+(``CloseBrowserSessionsOperator``: one list walk, then ``DELETE /devtools/browser/{id}`` per session),
+then wait until the closed ones have left the active list. Cloudflare forgets closed sessions after a
+while, so an id it no longer knows counts as finished (``missing="finished"``).
 
 Connection: ``cloudflare_browser_rendering_default`` (type ``cloudflare_browser_rendering``, extra
 ``account_id``).
@@ -12,17 +12,14 @@ Connection: ``cloudflare_browser_rendering_default`` (type ``cloudflare_browser_
 
 from __future__ import annotations
 
-from typing import Any
-
 import pendulum
 
 try:
-    from airflow.sdk import DAG, task
+    from airflow.sdk import DAG
 except ImportError:  # Airflow 2.11: see "Example DAGs on Airflow 2.11" in docs/compatibility.md
-    from airflow.providers.common.compat.sdk import DAG, task
+    from airflow.providers.common.compat.sdk import DAG
 
-from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
-from airflow_provider_browsersessions.operators.sessions import ListBrowserSessionsOperator
+from airflow_provider_browsersessions.operators.sessions import CloseBrowserSessionsOperator
 from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSensor
 
 CONN_ID = "cloudflare_browser_rendering_default"
@@ -36,41 +33,20 @@ with DAG(
     tags=["example", "browsersessions", "cloudflare"],
     doc_md=__doc__,
 ) as dag:
-    # [START howto_list_active_sessions]
-    active = ListBrowserSessionsOperator(
-        task_id="list_active_sessions",
-        conn_id=CONN_ID,
-        status="running",
-        sort="timestamp",
-        order="asc",
-        fields=["session_id", "started_at"],
-    )
-    # [END howto_list_active_sessions]
-
     # [START howto_close_long_running]
-    @task
-    def close_long_running(sessions: list[dict[str, Any]], params: dict[str, Any]) -> list[str]:
-        """Close every session older than the threshold; return the ids it closed."""
-        cutoff = pendulum.now("UTC").subtract(minutes=int(params["max_age_minutes"]))
-        hook = CloudflareBrowserRenderingHook(conn_id=CONN_ID)
-        closed = []
-        for record in sessions:
-            started = record["started_at"] and pendulum.parse(record["started_at"])
-            if started and started < cutoff:
-                answer = hook.close_session(record["session_id"])
-                print(f"Closed {record['session_id']} (started {record['started_at']}): {answer}")
-                closed.append(record["session_id"])
-        print(f"{len(closed)} of {len(sessions)} active session(s) ran longer than {params['max_age_minutes']} min")
-        return closed
-
-    closed_ids = close_long_running(active.output)
+    closed = CloseBrowserSessionsOperator(
+        task_id="close_long_running",
+        conn_id=CONN_ID,
+        min_duration="{{ params.max_age_minutes * 60 }}",  # running for at least this many seconds
+        dry_run=False,  # True: log what would be closed, send no DELETE
+    )
     # [END howto_close_long_running]
 
     # [START howto_wait_until_closed]
     gone = BrowserSessionsSensor(
         task_id="wait_until_closed",
         conn_id=CONN_ID,
-        session_ids=closed_ids,
+        session_ids=closed.output,
         missing="finished",
         poke_interval=5,
         timeout=10 * 60,

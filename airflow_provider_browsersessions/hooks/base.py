@@ -6,7 +6,8 @@ import dataclasses
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cache, cached_property
+from importlib import import_module
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -465,6 +466,31 @@ class BrowserSessionsHook(BaseHook):
             raise
         return self._parse_session(request, payload)
 
+    def close_session(self, session_id: str) -> str:
+        """
+        Close a session (Cloudflare: ``DELETE .../devtools/browser/{id}``).
+
+        :param session_id: The session to close (quoted into the path).
+        :return: The API's answer, e.g. ``"closing"`` or ``"closed"``.
+        :raises NotSupportedError: before any request, when the platform's API cannot close sessions.
+        :raises NotFoundError: when the platform does not know the session (see :meth:`is_unknown_session`).
+        """
+        request = self.platform.close_request(check_session_id(session_id))
+        with self.explained_errors():
+            return self._parse_close(request, self.get_conn().fetch_json(request))
+
+    async def aclose_session(self, session_id: str) -> str:
+        """The async twin of :meth:`close_session`."""
+        await self.aload_connection()
+        request = self.platform.close_request(check_session_id(session_id))
+        return self._parse_close(request, await self.get_async_conn().fetch_json(request))
+
+    def _parse_close(self, request: ApiRequest, payload: Any) -> str:
+        try:
+            return self.platform.parse_close_body(payload)
+        except ResponseShapeError as err:
+            raise shape_error(self.platform, request, err) from None
+
     def _parse_session(self, request: ApiRequest, payload: Any) -> BrowserSession | None:
         try:
             return self.platform.parse_session_body(payload)
@@ -568,14 +594,20 @@ class BrowserSessionsHook(BaseHook):
             raise
 
 
-def hook_class_for_conn_type(conn_type: str | None) -> type[BrowserSessionsHook]:
-    """The hook class for one of this provider's connection types, or a clear error."""
-    from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
-    from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
+@cache
+def _hook_classes() -> dict[str, type[BrowserSessionsHook]]:
+    # The registry is CONNECTION_TYPES (the provider info Airflow reads): each entry names its hook class
+    # by import path, resolved on first use, so this module never imports the platform hook modules.
+    classes: dict[str, type[BrowserSessionsHook]] = {}
+    for entry in CONNECTION_TYPES:
+        module_name, _, class_name = entry["hook-class-name"].rpartition(".")
+        classes[entry["connection-type"]] = getattr(import_module(module_name), class_name)
+    return classes
 
-    classes: dict[str, type[BrowserSessionsHook]] = {
-        hook.conn_type: hook for hook in (BrightDataBrowserHook, CloudflareBrowserRenderingHook)
-    }
+
+def hook_class_for_conn_type(conn_type: str | None) -> type[BrowserSessionsHook]:
+    """The hook class for one of this provider's connection types (``CONNECTION_TYPES``), or a clear error."""
+    classes = _hook_classes()
     try:
         return classes[conn_type or ""]
     except KeyError:

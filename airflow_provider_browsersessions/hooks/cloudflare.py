@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, check_session_id
+from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 from airflow_provider_browsersessions.platforms.cloudflare import DEFAULT_BASE_URL, CloudflarePlatform
 
 if TYPE_CHECKING:
@@ -63,23 +63,6 @@ class CloudflareBrowserRenderingHook(BrowserSessionsHook):
         if not isinstance(account_id, str) or not account_id.strip():
             raise self.config_error('extra "account_id" is required: {"account_id": "<your account id>"}')
         return CloudflarePlatform(account_id=account_id.strip())
-
-    def close_session(self, session_id: str) -> str:
-        """
-        Close a session (``DELETE /devtools/browser/{id}``).
-
-        :param session_id: The session to close.
-        :return: The API's answer: ``"closing"`` or ``"closed"``.
-        """
-        platform = self.platform
-        assert isinstance(platform, CloudflarePlatform)
-        request = platform.close_request(check_session_id(session_id))
-        with self.explained_errors():
-            payload = self.get_conn().fetch_json(request)
-        if isinstance(payload, dict) and isinstance(payload.get("result"), dict):
-            payload = payload["result"]
-        status = payload.get("status") if isinstance(payload, dict) else None
-        return str(status or "closing")
 
     def is_unknown_session(self, error: NotFoundError) -> bool:
         """A 404 means "unknown session" unless Cloudflare says it cannot route to the account."""

@@ -1,4 +1,4 @@
-"""``ListBrowserSessionsOperator``: list sessions of either platform, filter them, return them as XCom."""
+"""Operators: list sessions of either platform and return them as XCom, or close sessions."""
 
 from __future__ import annotations
 
@@ -6,18 +6,21 @@ import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import pendulum
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_browsersessions.exceptions import InvalidQueryError, XComTooLargeError
+from airflow_provider_browsersessions.exceptions import InvalidQueryError, NotFoundError, XComTooLargeError
 from airflow_provider_browsersessions.sessions import (
     FILTER_NAMES,
     RECORD_FIELDS,
+    RUNNING_FILTERS,
     BrowserSession,
     SessionQuery,
     check_literal_filters,
     is_literal,
 )
 from airflow_provider_browsersessions.summary import SessionSummary
+from airflow_provider_browsersessions.waiting import normalize_session_ids
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -240,3 +243,134 @@ class ListBrowserSessionsOperator(BaseOperator):
             )
         context["ti"].xcom_push(key="summary", value=summary.to_dict())
         return records if self.do_xcom_push else None
+
+
+#: The filters that choose running sessions to close: those that describe a running session
+#: (``RUNNING_FILTERS``), and ``min_duration``, read as "running for at least this long".
+CLOSE_FILTERS = (*RUNNING_FILTERS, "min_duration")
+
+
+class CloseBrowserSessionsOperator(BaseOperator):
+    """
+    Close browser sessions: the given ones, or the running sessions matching filters.
+
+    Give ``session_ids`` (ids, or the session dicts an upstream ``ListBrowserSessionsOperator`` returned),
+    or filters that choose among the *running* sessions, e.g. ``min_duration=600`` for sessions running
+    for ten minutes or more. A session the platform no longer knows (it ended and was forgotten) is not
+    an error: it is reported with ``outcome: "not_found"``. The return value (XCom) is a JSON-safe list,
+    one dict per session: ``session_id``, ``outcome`` (``closed``, ``not_found`` or ``dry_run``) and
+    ``answer`` (the API's own answer, e.g. ``"closing"`` or ``"closed"``; None when nothing was sent).
+
+    Only platforms whose API can close a session support it (Cloudflare Browser Rendering); on a Bright
+    Data connection the task fails before any request with "not supported by this platform".
+
+    .. seealso::
+        The how-to guide ``docs/howto/cloudflare-cleanup.md``.
+
+    :param conn_id: A ``cloudflare_browser_rendering`` connection. (templated)
+    :param session_ids: The sessions to close: a list of ids or of session dicts (e.g. an upstream list
+        task's ``.output``), or its rendered text. Leave it None to choose by filters. (templated)
+    :param api_name: Only running sessions of this zone (a Bright Data field). (templated)
+    :param started_after: Only running sessions started at or after this datetime / ISO-8601 string. (templated)
+    :param started_before: Only running sessions started at or before this. (templated)
+    :param min_duration: Only sessions running for at least this many seconds. (templated)
+    :param dry_run: List what would be closed, log it and return it; send no close request.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "session_ids", *CLOSE_FILTERS)
+    ui_color = "#fde8e8"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        session_ids: Any = None,
+        api_name: str | None = None,
+        started_after: datetime | str | None = None,
+        started_before: datetime | str | None = None,
+        min_duration: float | str | None = None,
+        dry_run: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+        self.session_ids = session_ids
+        self.api_name = api_name
+        self.started_after = started_after
+        self.started_before = started_before
+        self.min_duration = min_duration
+        # Not ``self.dry_run``: that name is BaseOperator's own method (``airflow tasks test --dry-run``).
+        self.is_dry_run = dry_run
+        # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.
+        check_literal_filters(self._filters())
+        if is_literal(session_ids) and all(is_literal(value) for value in self._filters().values()):
+            self._check_choice(normalize_session_ids(session_ids))
+
+    def _filters(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in CLOSE_FILTERS}
+
+    def _check_choice(self, ids: tuple[str, ...] | None) -> None:
+        given = sorted(name for name, value in self._filters().items() if value not in (None, ""))
+        if ids is not None and given:
+            raise InvalidQueryError("session_ids", f"either session_ids or filters ({', '.join(given)}), not both")
+        if ids is None and not given:
+            # Never "close everything" by omission: an empty choice is a mistake more often than a wish.
+            raise InvalidQueryError(
+                "session_ids",
+                f"a list of sessions, or at least one of the filters {', '.join(CLOSE_FILTERS)} "
+                "(e.g. min_duration=600 for sessions running ten minutes or more)",
+            )
+
+    @cached_property
+    def hook(self) -> BrowserSessionsHook:
+        """The platform's hook, chosen by the connection's type (imported here: DAG parsing needs no hooks)."""
+        from airflow_provider_browsersessions.hooks.base import get_browser_sessions_hook
+
+        return get_browser_sessions_hook(self.conn_id)
+
+    def build_query(self, *, now: datetime | None = None) -> SessionQuery:
+        """
+        The running sessions to close: ``min_duration`` becomes a start bound, since a running
+        session's duration is not known until it ends.
+
+        :param now: The time ``min_duration`` counts back from (default: now).
+        """
+        filters = self._filters()
+        min_duration = SessionQuery.build(min_duration=filters.pop("min_duration")).min_duration
+        query = SessionQuery.build(status="running", **filters)
+        if min_duration is not None:
+            latest_start = pendulum.instance(now or pendulum.now("UTC")).subtract(seconds=min_duration)
+            if query.started_before is None or latest_start < query.started_before:
+                query = SessionQuery.build(**{**filters, "started_before": latest_start}, status="running")
+        return query
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        """Choose the sessions, then close them one by one (or only log them, in a dry run)."""
+        ids = normalize_session_ids(self.session_ids)
+        self._check_choice(ids)
+        query = None if ids is not None else self.build_query()
+        hook = self.hook
+        hook.platform.check_can_close()  # before any request
+        try:
+            if ids is None:
+                assert query is not None
+                ids = tuple(session.session_id for session in hook.iter_sessions(query))
+            if self.is_dry_run:
+                for session_id in ids:
+                    self.log.info("Dry run: would close session %s", session_id)
+                self.log.info("Dry run: %d session(s) would be closed; nothing was sent", len(ids))
+                return [{"session_id": sid, "outcome": "dry_run", "answer": None} for sid in ids]
+            return [self._close(hook, session_id) for session_id in ids]
+        finally:
+            hook.close()
+
+    def _close(self, hook: BrowserSessionsHook, session_id: str) -> dict[str, Any]:
+        try:
+            answer = hook.close_session(session_id)
+        except NotFoundError as err:
+            if not hook.is_unknown_session(err):
+                raise
+            self.log.info("Session %s is unknown to %s (already gone): nothing to close", session_id, hook.hook_name)
+            return {"session_id": session_id, "outcome": "not_found", "answer": None}
+        self.log.info("Closed session %s: %s", session_id, answer)
+        return {"session_id": session_id, "outcome": "closed", "answer": answer}

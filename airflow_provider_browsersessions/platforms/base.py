@@ -23,6 +23,7 @@ from airflow_provider_browsersessions.exceptions import (
     InvalidQueryError,
     MalformedResponseError,
     NotFoundError,
+    NotSupportedError,
     RateLimitedError,
     ServerError,
     TransportError,
@@ -209,6 +210,31 @@ class Platform(ABC):
     @abstractmethod
     def parse_session_body(self, payload: Any) -> BrowserSession | None:
         """Decode a single-session body; None when the API says the session does not exist."""
+
+    #: Whether the API has an endpoint that closes a session.
+    closes_sessions: ClassVar[bool] = False
+
+    def check_can_close(self) -> None:
+        """
+        Refuse, before any request, to close sessions on a platform whose API cannot.
+
+        :raises NotSupportedError: naming the platform.
+        """
+        if not self.closes_sessions:
+            raise NotSupportedError(
+                f"Closing sessions is not supported by this platform: the {self.display_name} API has no "
+                "endpoint that closes a session. Nothing was sent."
+            )
+
+    def close_request(self, session_id: str) -> ApiRequest:
+        """The request that closes one session (only where ``closes_sessions``)."""
+        self.check_can_close()
+        raise NotImplementedError(f"{type(self).__name__} says it closes sessions but builds no close request")
+
+    def parse_close_body(self, payload: Any) -> str:
+        """The API's answer to a close, as one word (e.g. ``"closing"``); ``ResponseShapeError`` when odd."""
+        self.check_can_close()
+        raise NotImplementedError(f"{type(self).__name__} says it closes sessions but reads no close answer")
 
     def error_reason(self, headers: Mapping[str, str]) -> str | None:
         """The reason an error answer gives in its headers rather than its body (default: none)."""

@@ -92,9 +92,17 @@ class CloudflarePlatform(Platform):
         record = _unwrap(payload)
         return None if record is None else parse_session(record)
 
+    closes_sessions: ClassVar[bool] = True
+
     def close_request(self, session_id: str) -> ApiRequest:
         """``DELETE .../devtools/browser/{id}``: closes a session."""
         return ApiRequest("DELETE", f"{self._root}/devtools/browser/{path_segment(session_id)}")
+
+    def parse_close_body(self, payload: Any) -> str:
+        """``{"status": "closing" | "closed"}``, bare or enveloped; an answer without a status reads as closing."""
+        answer = _unwrap(payload)
+        status = answer.get("status") if isinstance(answer, Mapping) else None
+        return str(status or "closing")
 
 
 def _unwrap(payload: Any) -> Any:

@@ -54,7 +54,6 @@ class SharedRunningPoll:
         self.interval = interval
         self.subscribers = 0
         self.version = 0
-        self.polls = 0
         self._snapshot: list[BrowserSession] = []
         self._error: BaseException | None = None
         self._changed = asyncio.Condition()
@@ -80,7 +79,6 @@ class SharedRunningPoll:
                 # each trigger's own deadline wakes it regardless, see BrowserSessionsTrigger.run). No
                 # doubling here: the transport already backed off within the poll, and waits have deadlines.
                 delay = next_poll_delay(self.interval, error, failures=1 if error else 0)
-                self.polls += 1
                 async with self._changed:
                     self.version += 1
                     self._snapshot, self._error = snapshot, error

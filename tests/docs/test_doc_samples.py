@@ -36,6 +36,7 @@ SOURCED_BLOCK = re.compile(r"^<!-- source: (\S+)#(\w+) [^\n]*-->\n```python\n(.*
 RUN_BY = {
     "example_dags": ROOT / "tests" / "system" / "test_example_dags.py",
     "tests/testing/user_dag_tests.py": ROOT / "tests" / "testing" / "test_pytest_plugin.py",
+    "tests/system/dags/close_sessions_dags.py": ROOT / "tests" / "system" / "test_close_operator.py",
 }
 
 # What a reader substitutes for each placeholder; the emulator accepts exactly these.

@@ -108,7 +108,7 @@ def test_cloudflare_housekeeping_closes_only_the_long_running_sessions(emulator)
     result = run_dag(EXAMPLES / "example_cloudflare_housekeeping.py", "example_cloudflare_housekeeping")
 
     assert result.state == "success", result.task_states
-    assert sorted(result.xcom("close_long_running")) == sorted(s["sessionId"] for s in old)
+    assert sorted(r["session_id"] for r in result.xcom("close_long_running")) == sorted(s["sessionId"] for s in old)
     records = {r["sessionId"]: r for r in emulator.sessions("cloudflare")}
     assert all(records[s["sessionId"]].get("endTime") for s in old)
     assert not records[young["sessionId"]].get("endTime")
