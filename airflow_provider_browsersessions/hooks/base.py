@@ -573,7 +573,12 @@ class BrowserSessionsHook(BaseHook):
     def api_host(self) -> str:
         """The base URL's host and port, for messages: never userinfo, path or query."""
         try:
-            parts = urlsplit(self.base_url())
+            try:
+                url = self.base_url()
+            except ConnectionConfigError:
+                # A refused Base URL (user info, clear text) still has a host worth naming; urlsplit drops the rest.
+                url = (self.connection.host or "").strip()
+            parts = urlsplit(url if "://" in url else f"https://{url}")
             port = parts.port
         except ValueError:
             return "an unparsable Base URL"
