@@ -90,13 +90,20 @@ class RetryPolicy:
         )
         return float(exponential(state))
 
-    def _stop(self, state: tenacity.RetryCallState) -> bool:
+    def _stop(self, state: tenacity.RetryCallState, ends_at: float | None = None) -> bool:
         if state.attempt_number > self.max_retries:
+            return True
+        # A caller's own deadline (a sensor's timeout) ends the retries too: no backoff sleeps past it.
+        if ends_at is not None and time.monotonic() + state.upcoming_sleep > ends_at:
             return True
         return state.idle_for + state.upcoming_sleep > self.max_wait
 
-    def tenacity_kwargs(self) -> dict[str, Any]:
-        """Arguments for ``tenacity.Retrying`` and ``AsyncRetrying`` alike: the one policy both share."""
+    def tenacity_kwargs(self, *, ends_at: float | None = None) -> dict[str, Any]:
+        """
+        Arguments for ``tenacity.Retrying`` and ``AsyncRetrying`` alike: the one policy both share.
+
+        :param ends_at: ``time.monotonic()`` by which the retries must be over (a wait's deadline), or None.
+        """
 
         def before_sleep(state: tenacity.RetryCallState) -> None:  # the error names the endpoint already
             error = state.outcome.exception() if state.outcome else None
@@ -119,7 +126,7 @@ class RetryPolicy:
         return {
             "retry": tenacity.retry_if_exception(self.should_retry),
             "wait": self._wait,
-            "stop": self._stop,
+            "stop": lambda state: self._stop(state, ends_at),
             "before_sleep": before_sleep,
             "retry_error_callback": give_up,
         }
@@ -286,15 +293,20 @@ class SyncTransport:
         self._pacer: Pacer | None = (
             pacer_for(base_url=settings.base_url, secrets=settings.secrets) if settings.pace else None
         )
+        #: ``time.monotonic()`` by which retry and pacing sleeps must end (a sensor's deadline); None: no bound.
+        self.calls_end: float | None = None
 
     def fetch_json(self, request: ApiRequest) -> Any:
         """Send the request (with retries) and return its decoded JSON body; raise ``ApiError`` on failure."""
-        retrying = tenacity.Retrying(**self.settings.retry.tenacity_kwargs())
+        retrying = tenacity.Retrying(**self.settings.retry.tenacity_kwargs(ends_at=self.calls_end))
         return retrying(self._once, request)
 
     def _once(self, request: ApiRequest) -> Any:
         if self._pacer is not None:
-            time.sleep(min(self._pacer.delay(), self.settings.request_deadline))
+            pause = min(self._pacer.delay(), self.settings.request_deadline)
+            if self.calls_end is not None:
+                pause = min(pause, max(0.0, self.calls_end - time.monotonic()))
+            time.sleep(pause)
         started = time.monotonic()
         deadline = self.settings.request_deadline
 

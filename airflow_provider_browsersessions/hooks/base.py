@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
@@ -143,6 +144,7 @@ class BrowserSessionsHook(BaseHook):
         self._async_transport: AsyncTransport | None = None
         # More sync transports for pipelined listings: one per page in flight, each used by one thread at a time.
         self._page_transports: list[SyncTransport] = []
+        self._calls_end: float | None = None
 
     # -- Airflow connection form (Airflow 2.11 reads these; Airflow 3 reads provider info) ------------
 
@@ -326,13 +328,34 @@ class BrowserSessionsHook(BaseHook):
         """``count`` sync fetchers for a pipelined walk: the hook's transport and pooled extras (kept for reuse)."""
         while len(self._page_transports) < count - 1:
             self._page_transports.append(SyncTransport(platform=self.platform, settings=self.settings))
+        for transport in self._page_transports:
+            transport.calls_end = self._calls_end
         return [self.get_conn().fetch_json, *(t.fetch_json for t in self._page_transports[: count - 1])]
 
     def get_conn(self) -> SyncTransport:
         """The hook's one pooled sync transport."""
         if self._transport is None:
             self._transport = SyncTransport(platform=self.platform, settings=self.settings)
+        self._transport.calls_end = self._calls_end
         return self._transport
+
+    @contextmanager
+    def calls_within(self, seconds: float | None) -> Iterator[None]:
+        """
+        The sync calls made inside end their retry and pacing sleeps within ``seconds``: a wait's deadline.
+
+        A poke-mode sensor's retries would otherwise honour a ``Retry-After`` (or back off) past its
+        ``timeout``; with this, a call that would have to sleep past it gives up with its last error, which
+        skips that poke. Each attempt itself stays bounded by ``request_deadline``.
+
+        :param seconds: Seconds from now; None leaves the calls unbounded (only the retry policy's own bounds).
+        """
+        previous = self._calls_end
+        self._calls_end = None if seconds is None else time.monotonic() + max(0.0, seconds)
+        try:
+            yield
+        finally:
+            self._calls_end = previous
 
     def get_async_conn(self) -> AsyncTransport:
         """The hook's one async transport (create it inside the event loop that will use it)."""

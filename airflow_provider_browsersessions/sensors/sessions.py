@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -114,6 +114,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
         self._saved_state: dict[str, Any] | None = None
         self._memory_overflowed = False
         self._last_outcome: WaitOutcome | None = None
+        self._wait_started: float | None = None  # time.monotonic() at which the wait began (set by execute)
 
     @cached_property
     def hook(self) -> BrowserSessionsHook:
@@ -137,9 +138,13 @@ class BrowserSessionsSensor(BaseSensorOperator):
             self._memory_loaded = True
             self._load_memory(context, plan, store)
         try:
-            running = [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query, read_ahead=True))
-            to_read = plan.ids_to_read(session.session_id for session in running)
-            reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
+            # A Retry-After or a backoff inside this poke never sleeps past the wait's deadline.
+            with self.hook.calls_within(self._time_left()):
+                running = (
+                    [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query, read_ahead=True))
+                )
+                to_read = plan.ids_to_read(session.session_id for session in running)
+                reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
         except ApiError as err:
             if not skip_failed_poll(err, log=self.log, what="Poll"):
                 raise
@@ -222,9 +227,26 @@ class BrowserSessionsSensor(BaseSensorOperator):
             raise AirflowSkipException(f"Skipped (soft_fail): {error}") from error
         raise error
 
+    def _time_left(self) -> float | None:
+        """Seconds until the deadline plus the final check's grace; None when no wait is running (a bare poke)."""
+        if self._wait_started is None:
+            return None
+        return self._wait_started + float(self.timeout) + FINAL_CHECK_SECONDS - time.monotonic()
+
+    def _wait_start(self, context: Context) -> float:
+        """When the wait began, on the monotonic clock: now, or in reschedule mode the first poke's start."""
+        now = time.monotonic()
+        ti = context.get("ti") if self.reschedule else None
+        first_reschedule = getattr(ti, "get_first_reschedule_date", None)  # Airflow 3's task instances
+        first = first_reschedule(context) if first_reschedule is not None else None
+        if not isinstance(first, datetime):
+            return now
+        return now - max(0.0, (datetime.now(UTC) - first).total_seconds())
+
     def execute(self, context: Context) -> Any:
         """Poke or reschedule as usual; deferrable: check once, then hand the wait to the triggerer."""
         started = time.time()
+        self._wait_started = self._wait_start(context)
         if not self.deferrable:
             return self._poke_until_deadline(context)
         first = self.poke(context)

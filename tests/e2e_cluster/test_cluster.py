@@ -13,7 +13,9 @@ import cluster
 import cluster_many_waits as waits
 import cluster_rate_budget as budget
 import cluster_worker_loss as worker_loss
+import deployment as deploy
 import example_brightdata_zone_gate as gate
+import pytest
 import test_dags as single_node  # the single-node suite's helpers for asset events and watcher runs
 from cluster_checks import kill, replace, with_deadline
 
@@ -43,6 +45,15 @@ def finished_run(api, dag_id: str, run_id: str, *, timeout: float = 600) -> list
     states = {f"{ti['task_id']}[{ti['map_index']}]": ti["state"] for ti in tis}
     assert run["state"] == "success", f"{dag_id} run {run_id} ended {run['state']}: {states}"
     return tis
+
+
+@pytest.mark.parametrize("conn_id", [deploy.BRIGHTDATA_CONN_ID, deploy.CLOUDFLARE_CONN_ID])
+def test_the_stored_connections_test_green_on_the_cluster(api, conn_id):
+    # What the UI's Test button asks: the API server (on PostgreSQL here) runs the hook's test_connection.
+    stored = api.call("GET", f"/connections/{conn_id}")
+    answer = api.call("POST", "/connections/test", json={"connection_id": conn_id, "conn_type": stored["conn_type"]})
+    assert answer["status"] is True, answer
+    assert "credentials accepted" in answer["message"]
 
 
 def test_the_example_dags_succeed_and_their_tasks_run_on_both_workers(api, live_emulator):

@@ -357,3 +357,39 @@ def test_without_the_store_a_reschedule_drain_says_what_it_cannot_see(airflow_db
     # The documented limitation: the failure between pokes went unseen.
     assert result.task_states["wait"] == "success"
     assert failing not in {s["session_id"] for s in result.xcom("wait")}
+
+
+# -- a Retry-After inside one poke (poke mode) ---------------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_a_hook_call_bounded_by_a_deadline_gives_up_instead_of_sleeping_a_retry_after_past_it(emulator):
+    from airflow_provider_browsersessions.exceptions import RateLimitedError
+    from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
+
+    emulator.script_faults([{"kind": "429", "retry_after": 100}] * 20, platform="brightdata")
+    hook = BrightDataBrowserHook()
+    started = time.monotonic()
+    with pytest.raises(RateLimitedError), hook.calls_within(2.0):
+        hook.list_sessions()
+    assert time.monotonic() - started < 2.0 + MARGIN  # the retry policy alone would sleep 100 s
+    assert emulator.request_count() == 1
+    hook.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_poke_mode_sensor_keeps_its_deadline_when_the_api_asks_for_a_long_retry_after(emulator):
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+    from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSensor
+
+    session_id = emulator.add_session("brightdata", duration=None)["session_id"]
+    emulator.script_faults([{"kind": "429", "retry_after": 100}] * 50, platform="brightdata")
+    sensor = BrowserSessionsSensor(
+        task_id="gate", conn_id="brightdata_default", session_ids=[session_id], poke_interval=1, timeout=3
+    )
+    started = time.monotonic()
+    with pytest.raises(AirflowSensorTimeout, match=session_id):
+        sensor.execute({})
+    # Before: the first poke honoured Retry-After: 100 inside the hook's retries (max_retry_wait 300 s).
+    assert time.monotonic() - started < 3 + MARGIN + 3  # the deadline, the final check's grace, the margin
