@@ -499,12 +499,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = body + b" " * max(0, size - len(body))  # JSON whitespace: a valid body, only slow
         rate = float(fault.get("bytes_per_second", 1))
         step = max(1, int(rate / 10))
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.headers.pop("Content-Type", "application/json"))
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
+        self._send_head(reply, len(body))
         self.close_connection = True
         try:
             for start in range(0, len(body), step):
@@ -568,14 +563,18 @@ class _Handler(BaseHTTPRequestHandler):
         # Cloudflare pages by a full page meaning "more": the same full page at every offset never ends.
         return cloudflare_api.handle(self.emulator, "GET", segments, {**query, "offset": ["0"]}, self.headers, raw_path)
 
-    def _write(self, reply: Reply, *, cut: bool = False) -> None:
-        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+    def _send_head(self, reply: Reply, length: int) -> None:
+        """Status line and headers of an answer whose body has ``length`` bytes."""
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.headers.pop("Content-Type", "application/json"))
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
+
+    def _write(self, reply: Reply, *, cut: bool = False) -> None:
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        self._send_head(reply, len(body))
         if cut:
             # Promise the whole body, send half, hang up: what a dropped connection looks like to a client.
             self.wfile.write(body[: len(body) // 2])
