@@ -163,6 +163,11 @@ class RunsIndex:
         self._built_at: float | None = None
         self._index: dict[str, list[tuple[TaskRef, dict[str, Any]]]] = {}
 
+    def clear(self) -> None:
+        """Forget the index: the next read rebuilds it from the database."""
+        with self._lock:
+            self._built_at, self._index = None, {}
+
     def _current(self) -> dict[str, list[tuple[TaskRef, dict[str, Any]]]]:
         with self._lock:
             if self._built_at is None or self._clock() - self._built_at >= self.ttl:

@@ -109,6 +109,7 @@ def fresh(client, tokens):
     client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["admin"]))
     view_state().snapshots.clear()
     view_state().reads.clear()
+    view_state().runs_index.clear()  # an index built by an earlier test (within its 15 s) misses newer runs
 
 
 def auth(token: str) -> dict[str, str]:
