@@ -14,11 +14,11 @@ VENV2 := .venv-airflow2
 API_PORT ?= 8080
 EMULATOR_PORT ?= 8790
 
-.PHONY: help demo test lint test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
+.PHONY: help demo test test-both lint test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
-	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION), then pytest on Airflow $(AIRFLOW2_VERSION)"
+	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION) and $(AIRFLOW2_VERSION) side by side, the e2e and cluster suites"
 	@echo "make lint           ruff check, ruff format --check, mypy"
 	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 8 minutes); bench-smoke: tiny sizes (under a minute)"
@@ -113,8 +113,16 @@ bench: $(VENV)/.installed
 bench-smoke: $(VENV)/.installed
 	$(VENV)/bin/python -m bench --smoke
 
-test: lint docs test-airflow3 test-airflow2 e2e e2e-cluster
+# The two Airflow versions' suites run side by side (one core each); each log is printed whole once both end.
+test-both: $(VENV)/.installed $(VENV2)/.installed
+	@rc=0; \
+	$(MAKE) --no-print-directory test-airflow3 PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)" > .test-airflow3.log 2>&1 & p3=$$!; \
+	$(MAKE) --no-print-directory test-airflow2 PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)" > .test-airflow2.log 2>&1 & p2=$$!; \
+	wait $$p3 || rc=1; wait $$p2 || rc=1; \
+	cat .test-airflow3.log .test-airflow2.log; exit $$rc
+
+test: lint docs test-both e2e e2e-cluster
 
 clean:
 	@if [ -f .deploy/state.json ]; then $(MAKE) down; fi
-	rm -rf $(TOOLS) $(VENV) $(VENV2) .demo .deploy build dist docs/_build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(TOOLS) $(VENV) $(VENV2) .test-airflow3.log .test-airflow2.log .demo .deploy build dist docs/_build .mypy_cache .ruff_cache .pytest_cache
