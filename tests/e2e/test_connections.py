@@ -32,7 +32,11 @@ def test_the_stored_connections_test_green(api, live, conn_id):
     ("conn_id", "conn_type", "expected"),
     [
         (deploy.BRIGHTDATA_CONN_ID, "brightdata", "Bright Data rejected the API key"),
-        (deploy.CLOUDFLARE_CONN_ID, "cloudflare_browser_rendering", "Cloudflare rejected the credentials"),
+        (
+            deploy.CLOUDFLARE_CONN_ID,
+            "cloudflare_browser_rendering",
+            "Cloudflare Browser Rendering rejected the credentials",
+        ),
     ],
 )
 def test_a_wrong_key_fails_clearly_without_echoing_it(api, conn_id, conn_type, expected):
