@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             print(waiting.run(emulator, ks=ks, interval=0.3 if args.smoke else 2.0), flush=True)
         if "footprint" in chosen:
             print(
-                footprint.run(emulator, count=50 if args.smoke else 1000, interval=0.5 if args.smoke else 2.0),
+                footprint.run(
+                    emulator,
+                    cases=[(50, 2)] if args.smoke else [(1_000, 1), (10_000, 4)],
+                    interval=0.5 if args.smoke else 5.0,
+                ),
                 flush=True,
             )
         if "latency" in chosen:

@@ -338,6 +338,24 @@ def test_verify_true_refuses_an_untrusted_certificate_in_both_transports(tls_emu
     assert "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate" in str(error).lower()
 
 
+@pytest.mark.timeout(120)
+def test_async_transports_share_a_tls_context_yet_follow_a_changed_ca_bundle_variable(tls_emulator, monkeypatch):
+    emulator, cert = tls_emulator
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    conn_id = tls_connection(monkeypatch, emulator, verify=True)
+    # The default bundle's context is built once and shared (a new client per trigger costs no CA load)...
+    first, second = (CloudflareBrowserRenderingHook(conn_id=conn_id, retry=NO_RETRY) for _ in range(2))
+    timed_failure(first, "async", TransportError)
+    timed_failure(second, "async", TransportError)
+    assert emulator.request_count() == 0  # both refused at the handshake
+    # ...but SSL_CERT_FILE naming the server's certificate, as httpx honours it, still takes effect.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    trusted = CloudflareBrowserRenderingHook(conn_id=conn_id, retry=NO_RETRY)
+    assert len(list_once(trusted, "async")) <= len(emulator.sessions("cloudflare"))
+    assert [entry["status"] for entry in emulator.request_log()] == [200]
+
+
 @pytest.mark.parametrize(
     "host",
     ["http://api.cloudflare.com/client/v4", "http://10.0.0.8:8080/client/v4", "http://127.0.0.1.example.com/x"],
