@@ -160,7 +160,9 @@ def _click_test(browser, live, conn_id: str) -> str:  # type: ignore[no-untyped-
     row = wait.until(EC.presence_of_element_located((By.XPATH, f"//tr[td[normalize-space()='{conn_id}']]")))
     row.find_element(By.CSS_SELECTOR, "button[aria-label='Test Connection']").click()
     toast = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "[role=status]")))
-    wait.until(lambda _: toast.text.strip())
+    # The toast shows its title first and its description (the API's message) a moment later: wait for both,
+    # or a loaded machine reads "Test Connection Failed" without the reason.
+    wait.until(lambda _: len(toast.text.strip().splitlines()) >= 2)
     return str(toast.text)
 
 
