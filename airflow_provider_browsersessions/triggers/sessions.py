@@ -113,8 +113,11 @@ class BrowserSessionsTrigger(BaseTrigger):
                 conn_id=self.conn_id, running_query=plan.running_query, interval=self.poll_interval
             ) as subscription:
                 while (remaining := self._remaining()) is None or remaining > 0:
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that arrives as
+                    # the poll completes, and the triggerer's cancel (task cleared, trigger moved) is lost.
                     try:
-                        outcome = await asyncio.wait_for(self._poll(plan, hook, subscription.next), remaining)
+                        async with asyncio.timeout(remaining):
+                            outcome = await self._poll(plan, hook, subscription.next)
                     except TimeoutError:
                         break  # the deadline came first
                     if outcome is None:
@@ -167,7 +170,8 @@ class BrowserSessionsTrigger(BaseTrigger):
             return [s async for s in hook.aiter_sessions(plan.running_query)]
 
         try:
-            outcome = await asyncio.wait_for(self._poll(plan, hook, walk), FINAL_CHECK_SECONDS)
+            async with asyncio.timeout(FINAL_CHECK_SECONDS):
+                outcome = await self._poll(plan, hook, walk)
         except TimeoutError:
             self.log.warning(
                 "The final check at the deadline took over %g s; reporting the last poll", FINAL_CHECK_SECONDS

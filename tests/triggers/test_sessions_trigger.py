@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -146,3 +147,38 @@ def test_a_new_trigger_instance_resumes_a_wait_after_a_restart(emulator):
     payload = asyncio.run(first_event(BrowserSessionsTrigger(**kwargs)))
     assert payload["status"] == "success"
     assert payload["sessions"][0]["session_id"] == sid
+
+
+def test_a_cancel_that_comes_as_a_poll_completes_stops_the_trigger(emulator):
+    # The triggerer cancels a trigger when its task is cleared, or moves it to another triggerer. On Python
+    # 3.11, asyncio.wait_for drops a cancel that arrives once the awaited poll has completed but before the
+    # waiting task resumes: the trigger would keep polling (and could fire) after it was removed. Here a
+    # second subscriber of the same shared poll wakes right after the trigger's poll completes, and cancels
+    # the trigger in exactly that gap.
+    from airflow_provider_browsersessions.sessions import SessionQuery
+    from airflow_provider_browsersessions.triggers.shared_poll import subscribe
+    from airflow_provider_browsersessions.waiting import WaitPlan
+
+    emulator.add_session("brightdata", duration=None)
+    # A drain reads nothing, so its poll completes on the snapshot; a deadline makes the poll a timed wait.
+    trig = trigger(poll_interval=0.05, end_time=time.time() + 600)
+
+    async def scenario() -> str:
+        async def run_trigger() -> None:
+            async for _ in trig.run():
+                return
+
+        task = asyncio.create_task(run_trigger())
+        while emulator.request_count() == 0:  # the trigger has subscribed and waits: it is woken first
+            await asyncio.sleep(0.01)
+        running = WaitPlan(query=SessionQuery.build(), session_ids=None).running_query
+        async with subscribe(conn_id=trig.conn_id, running_query=running, interval=trig.poll_interval) as sub:
+            for _ in range(3):
+                await sub.next()
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=10)
+        if not done:
+            return "still polling 10 s after the cancel"
+        return "cancelled" if task.cancelled() else "ended on its own"
+
+    assert asyncio.run(scenario()) == "cancelled"
