@@ -259,6 +259,22 @@ def _after_polls(emulator, zone, steps):
     return thread
 
 
+def _one_fails_one_finishes_between_pokes(emulator):
+    """Two running sessions in ``memory_zone``: after the sensor's first poll one fails, then the other finishes."""
+    failing, finishing = (
+        emulator.add_session("brightdata", duration=None, api_name="memory_zone")["session_id"] for _ in range(2)
+    )
+    ender = _after_polls(
+        emulator,
+        "memory_zone",
+        [
+            (1, lambda: emulator.end_session("brightdata", failing, status="failed")),
+            (0, lambda: emulator.end_session("brightdata", finishing, status="finished")),
+        ],
+    )
+    return failing, finishing, ender
+
+
 def _store_available():
     from airflow_provider_browsersessions.compat import AIRFLOW_V_3_3_PLUS
 
@@ -273,17 +289,7 @@ needs_store = pytest.mark.skipif(not _store_available(), reason="the task state 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("dag_id", ["memory_drain", "memory_drain_report"])
 def test_a_reschedule_drain_sees_a_session_that_failed_between_pokes(airflow_db, emulator, dag_id, caplog, capfd):
-    failing, finishing = (
-        emulator.add_session("brightdata", duration=None, api_name="memory_zone")["session_id"] for _ in range(2)
-    )
-    ender = _after_polls(
-        emulator,
-        "memory_zone",
-        [
-            (1, lambda: emulator.end_session("brightdata", failing, status="failed")),
-            (0, lambda: emulator.end_session("brightdata", finishing, status="finished")),
-        ],
-    )
+    failing, finishing, ender = _one_fails_one_finishes_between_pokes(emulator)
     result = run_dag(DAGS, dag_id)
     ender.join(timeout=5)
     out, err = capfd.readouterr()
@@ -335,17 +341,7 @@ def test_a_retried_poke_mode_drain_resumes_from_the_store(airflow_db, emulator, 
 @pytest.mark.skipif(_store_available(), reason="Airflow 3.3+ has the task state store")
 @pytest.mark.timeout(180)
 def test_without_the_store_a_reschedule_drain_says_what_it_cannot_see(airflow_db, emulator, caplog, capfd):
-    failing, finishing = (
-        emulator.add_session("brightdata", duration=None, api_name="memory_zone")["session_id"] for _ in range(2)
-    )
-    ender = _after_polls(
-        emulator,
-        "memory_zone",
-        [
-            (1, lambda: emulator.end_session("brightdata", failing, status="failed")),
-            (0, lambda: emulator.end_session("brightdata", finishing, status="finished")),
-        ],
-    )
+    failing, _, ender = _one_fails_one_finishes_between_pokes(emulator)
     result = run_dag(DAGS, "memory_drain")
     ender.join(timeout=5)
     out, err = capfd.readouterr()
