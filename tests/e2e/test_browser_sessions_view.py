@@ -8,29 +8,28 @@ fields as text, links sessions and runs both ways; a viewer is refused. Screensh
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import deployment as deploy
 import pytest
 import requests
-from selenium import webdriver
+from chromium import logged_in_browser, screenshots_folder
 from selenium.common.exceptions import (
     NoAlertPresentException,
     NoSuchElementException,
     StaleElementReferenceException,
 )
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
-from test_connection_forms import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from selenium import webdriver
 
 REPORT = "example_brightdata_daily_report"
 SCRIPT_CANARY = "<script>document.title='pwned-by-url'</script>"
@@ -41,30 +40,13 @@ SEEN_WITHIN = 120
 
 @pytest.fixture(scope="module")
 def browser(live: deploy.Deployment) -> Iterator[webdriver.Chrome]:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    assert not missing, f"{missing} missing: `make e2e` installs Debian's chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        driver.get(f"{live.api_url}/auth/login?next=/")
-        wait = WebDriverWait(driver, 60)
-        wait.until(EC.presence_of_element_located((By.NAME, "username"))).send_keys(deploy.USERNAME)
-        driver.find_element(By.NAME, "password").send_keys(live.password)
-        driver.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
-        wait.until(EC.url_matches(rf"{live.api_url}/?$"))
+    with logged_in_browser(live, next_path="/", ready=EC.url_matches(rf"{live.api_url}/?$")) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = Path(os.environ.get("BROWSERSESSIONS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshots_folder(tmp_path_factory)
 
 
 def open_view(browser: webdriver.Chrome, live: deploy.Deployment) -> None:

@@ -9,16 +9,13 @@ Screenshots go to ``$BROWSERSESSIONS_SCREENSHOTS`` (``make screenshots`` points 
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import deployment as deploy
 import pytest
-from selenium import webdriver
+from chromium import logged_in_browser, screenshots_folder
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -26,22 +23,9 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-# Headless as root in a closed network: no sandbox, and no background calls to Google's hosts.
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1300",
-]
+    from selenium import webdriver
 
 FORMS = {
     "brightdata": {
@@ -74,30 +58,14 @@ FORMS = {
 
 @pytest.fixture(scope="module")
 def browser(live: deploy.Deployment) -> Iterator[webdriver.Chrome]:
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    assert not missing, f"{missing} missing: `make e2e` installs Debian's chromium and chromium-driver"
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        driver.get(f"{live.api_url}/auth/login?next=/connections")
-        wait = WebDriverWait(driver, 60)
-        wait.until(EC.presence_of_element_located((By.NAME, "username"))).send_keys(deploy.USERNAME)
-        driver.find_element(By.NAME, "password").send_keys(live.password)
-        driver.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
-        wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='brightdata_default']")))
+    row = (By.XPATH, "//td[normalize-space()='brightdata_default']")
+    with logged_in_browser(live, next_path="/connections", ready=EC.presence_of_element_located(row)) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = Path(os.environ.get("BROWSERSESSIONS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return screenshots_folder(tmp_path_factory)
 
 
 def _labels(dialog) -> set[str]:  # type: ignore[no-untyped-def]
