@@ -8,6 +8,7 @@ Run with ``make e2e``; the root conftest leaves this folder out of the other sui
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,12 +18,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 import deployment as deploy
-from airflow_api import AirflowApi
-
-from airflow_provider_browsersessions.testing.emulator.client import EmulatorClient
+from live import api_client, emulator_client, running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from airflow_api import AirflowApi
+
+    from airflow_provider_browsersessions.testing.emulator.client import EmulatorClient
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,20 +36,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[deploy.Deployment]:
-    home = tmp_path_factory.mktemp("deployment")
-    started = deploy.up(home=home, ports=deploy.Ports.free(), timeout=240)
-    try:
+    start = functools.partial(deploy.up, ports=deploy.Ports.free(), timeout=240)
+    with running(tmp_path_factory.mktemp("deployment"), start) as started:
         yield started
-    finally:
-        stopped = deploy.down(home=home, quiet=True)
-        print(f"\nStopped {stopped}; logs were in {home / 'logs'}")
 
 
 @pytest.fixture(scope="session")
 def api(live: deploy.Deployment) -> AirflowApi:
-    return AirflowApi(live.api_url, username=deploy.USERNAME, password=live.password)
+    return api_client(live)
 
 
 @pytest.fixture(scope="session")
 def live_emulator(live: deploy.Deployment) -> EmulatorClient:
-    return EmulatorClient(live.emulator_url)
+    return emulator_client(live)

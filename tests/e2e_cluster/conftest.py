@@ -8,6 +8,7 @@ Run with ``make e2e-cluster``; the root conftest leaves this folder out of the o
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,14 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "dags"))  # the test DA
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "example_dags"))
 
 import cluster
-import deployment as deploy
-from airflow_api import AirflowApi
 from cluster_checks import Metadata
-
-from airflow_provider_browsersessions.testing.emulator.client import EmulatorClient
+from live import api_client, emulator_client, running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import deployment as deploy
+    from airflow_api import AirflowApi
+
+    from airflow_provider_browsersessions.testing.emulator.client import EmulatorClient
 
 TEST_DAGS = sorted((Path(__file__).resolve().parent / "dags").glob("cluster_*.py"))
 
@@ -40,23 +43,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[deploy.Deployment]:
-    home = tmp_path_factory.mktemp("cluster")
-    started = cluster.up(home=home, timeout=900, extra_dags=TEST_DAGS)
-    try:
+    start = functools.partial(cluster.up, timeout=900, extra_dags=TEST_DAGS)
+    with running(tmp_path_factory.mktemp("cluster"), start) as started:
         yield started
-    finally:
-        stopped = deploy.down(home=home, quiet=True)
-        print(f"\nStopped {stopped}; logs were in {home / 'logs'}")
 
 
 @pytest.fixture(scope="module")
 def api(live: deploy.Deployment) -> AirflowApi:
-    return AirflowApi(live.api_url, username=deploy.USERNAME, password=live.password)
+    return api_client(live)
 
 
 @pytest.fixture(scope="module")
 def live_emulator(live: deploy.Deployment) -> EmulatorClient:
-    return EmulatorClient(live.emulator_url)
+    return emulator_client(live)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,41 @@
+"""What the single-node and cluster e2e suites share about their live deployment: start, stop, clients."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import deployment as deploy
+from airflow_api import AirflowApi
+
+from airflow_provider_browsersessions.testing.emulator.client import EmulatorClient
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+
+@contextlib.contextmanager
+def running(home: Path, start: Callable[..., deploy.Deployment]) -> Iterator[deploy.Deployment]:
+    """
+    Start a deployment in ``home`` and stop it at the end whatever happened (a failed test included).
+
+    :param home: The deployment's folder (ports, logs, database).
+    :param start: Starts it, called with ``home=``: ``deployment.up`` or ``cluster.up`` with their other arguments.
+    """
+    started = start(home=home)
+    try:
+        yield started
+    finally:
+        stopped = deploy.down(home=home, quiet=True)
+        print(f"\nStopped {stopped}; logs were in {home / 'logs'}")
+
+
+def api_client(live: deploy.Deployment) -> AirflowApi:
+    """The REST API v2 client, logged in as the deployment's admin."""
+    return AirflowApi(live.api_url, username=deploy.USERNAME, password=live.password)
+
+
+def emulator_client(live: deploy.Deployment) -> EmulatorClient:
+    """The client of the deployment's emulator (its control API: add, end, fail sessions; request log)."""
+    return EmulatorClient(live.emulator_url)
