@@ -19,6 +19,8 @@ import pytest
 import test_dags as single_node  # the single-node suite's helpers for asset events and watcher runs
 from cluster_checks import kill, replace, with_deadline
 
+from airflow_provider_browsersessions.triggers import events
+
 SESSIONS_TRIGGER = "BrowserSessionsTrigger"
 EVENT_TRIGGER = "BrowserSessionEventTrigger"
 # Generous: a triggerer is taken for dead after the health-check threshold; adoption follows within a loop.
@@ -204,6 +206,21 @@ def test_200_deferred_waits_share_a_poll_per_triggerer_and_survive_the_loss_of_o
     replace(live, victim, api)
 
 
+WATCHED_ASSETS = ("brightdata_failed_sessions", "brightdata_ended_sessions")
+
+
+def remembered(metadata, part: str, session_ids: set[str], *, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Wait until both sibling watchers keep ``session_ids`` in that part of their stored memory."""
+
+    def held() -> bool:
+        return all(
+            session_ids <= set(metadata.watcher_memory(asset, events.STATE_KEY).get(part) or {})
+            for asset in WATCHED_ASSETS
+        )
+
+    with_deadline(held, timeout=4 * single_node.WATCH_INTERVAL, every=2, what=f"the watchers' memory of {what}")
+
+
 def test_sibling_watchers_deliver_exactly_once_across_the_loss_of_their_triggerer(api, live, live_emulator, metadata):
     error = {"code": "blocked", "message": "Blocked by the target"}
     before = live_emulator.add_session("brightdata", duration=None, api_name="e2e_cluster_watch")["session_id"]
@@ -215,11 +232,12 @@ def test_sibling_watchers_deliver_exactly_once_across_the_loss_of_their_triggere
         timeout=300,
         what="the two watchers running in a triggerer",
     )
-    time.sleep(single_node.WATCH_INTERVAL + 10)  # the watchers have seen both sessions running
+    # Evidence, not sleeps: each watcher's memory in the asset state store (PostgreSQL) shows what it saw.
+    remembered(metadata, "tracked", {before, during}, what="both sessions seen running")
     live_emulator.end_session("brightdata", before, status="failed", error=error)
     single_node._wait_for_triage_run(api, before, intervals=6)
     assert single_node._events_for(api, single_node.TRIAGE, before)[0] == 1
-    time.sleep(single_node.WATCH_INTERVAL)  # the watchers' memory of `before` is in the asset state store
+    remembered(metadata, "concluded", {before}, what=f"{before} reported")
 
     ((victim,),) = metadata.rows(
         "SELECT job.hostname FROM asset_watcher JOIN trigger ON trigger.id = asset_watcher.trigger_id "
@@ -238,7 +256,18 @@ def test_sibling_watchers_deliver_exactly_once_across_the_loss_of_their_triggere
     print(f"{survivor} adopted the watchers {time.monotonic() - killed_at:.1f} s after {victim} was killed")
 
     single_node._wait_for_triage_run(api, during, intervals=8)
-    time.sleep(2 * single_node.WATCH_INTERVAL + 5)  # a repeat of `before` after the adoption would show up by now
+    reported_at = time.time()
+
+    def polls_since_report() -> int:
+        return sum(1 for t in single_node._polls(live_emulator.request_log(platform="brightdata")) if t > reported_at)
+
+    # Two more polls of the survivor: a repeat of `before` after the adoption would show up by then.
+    with_deadline(
+        lambda: polls_since_report() >= 2,
+        timeout=4 * single_node.WATCH_INTERVAL,
+        every=2,
+        what="two polls of the surviving watchers after the second report",
+    )
     # The survivor resumed each watcher from its memory in the asset state store (PostgreSQL): the session
     # that failed while no triggerer watched is reported once, the one reported before is not reported again.
     for session_id in (before, during):
@@ -251,7 +280,9 @@ def test_sibling_watchers_deliver_exactly_once_across_the_loss_of_their_triggere
 
 
 def test_poke_sensors_and_list_tasks_on_both_workers_stay_within_one_token_s_rate_budget(api, live_emulator):
-    sessions = [live_emulator.add_session("cloudflare", duration=120)["sessionId"] for _ in range(budget.SENSORS)]
+    # Sessions of a minute: the six sensors poke at 6 a second together for most of it, over the 4 a second
+    # the scaled-down budget allows.
+    sessions = [live_emulator.add_session("cloudflare", duration=60)["sessionId"] for _ in range(budget.SENSORS)]
     live_emulator.set_lockout(budget=120, window=30)
     live_emulator.clear_log()
     try:
