@@ -172,7 +172,7 @@ class BrowserSessionsHook(BaseHook):
         if self._connection is None:
             self._connection = await aget_connection(self.conn_id)
 
-    def config_error(self, message: str) -> ConnectionConfigError:
+    def config_problem(self, message: str) -> ConnectionConfigError:
         """An error that names this connection, so a person knows which form to fix."""
         return ConnectionConfigError(f"Connection {self.conn_id!r} ({self.hook_name}): {message}")
 
@@ -194,7 +194,7 @@ class BrowserSessionsHook(BaseHook):
             number = float("nan")
         if not number >= 0 or (integer and not number.is_integer()):
             kind = "a non-negative integer" if integer else "a non-negative number"
-            raise self.config_error(f"extra {name!r} must be {kind}, got {value!r}")
+            raise self.config_problem(f"extra {name!r} must be {kind}, got {value!r}")
         return number
 
     def _extra_bool(self, name: str, default: bool) -> bool:
@@ -205,7 +205,7 @@ class BrowserSessionsHook(BaseHook):
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.strip().lower() in ("true", "1", "yes")
-        raise self.config_error(f"extra {name!r} must be true or false, got {value!r}")
+        raise self.config_problem(f"extra {name!r} must be true or false, got {value!r}")
 
     def base_url(self) -> str:
         """
@@ -232,21 +232,21 @@ class BrowserSessionsHook(BaseHook):
             parts = urlsplit(url)
             hostname = parts.hostname or ""
         except ValueError:
-            raise self.config_error("the Base URL (Host) is not a valid URL") from None
+            raise self.config_problem("the Base URL (Host) is not a valid URL") from None
         # Never echo the netloc: it may hold a password.
         if "@" in parts.netloc:
-            raise self.config_error(
+            raise self.config_problem(
                 "the Base URL (Host) holds a user name or password before '@'; remove it and put the "
                 "credential in the Password field (it is sent in this provider's own header, never in the URL)"
             )
         if parts.scheme not in ("http", "https") or not hostname:
-            raise self.config_error("the Base URL (Host) must start with https:// (or http:// for loopback)")
+            raise self.config_problem("the Base URL (Host) must start with https:// (or http:// for loopback)")
         if (
             parts.scheme == "http"
             and not is_loopback_host(hostname)
             and not self._extra_bool("allow_insecure_http", False)
         ):
-            raise self.config_error(
+            raise self.config_problem(
                 f"the Base URL is http:// to {hostname!r}, which is not loopback: the credentials would cross "
                 'the network in clear text. Use https://, or set the extra {"allow_insecure_http": true} '
                 "for a trusted network"
@@ -261,7 +261,7 @@ class BrowserSessionsHook(BaseHook):
         :param field: The connection field it came from, as the form labels it ("Password", "Login").
         """
         if not header_safe(value):
-            raise self.config_error(
+            raise self.config_problem(
                 f"the {field} field holds a character that cannot be sent in an HTTP header (a line break, "
                 "another control character or a non-ASCII character); paste the value again without it"
             )
@@ -292,7 +292,7 @@ class BrowserSessionsHook(BaseHook):
         max_bytes = self._extra_number("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, integer=True)
         if deadline <= 0 or max_bytes <= 0:
             name = "request_deadline" if deadline <= 0 else "max_response_bytes"
-            raise self.config_error(f"extra {name!r} must be above 0")
+            raise self.config_problem(f"extra {name!r} must be above 0")
         settings = ClientSettings(
             base_url=self.base_url(),
             headers=headers,
@@ -313,7 +313,7 @@ class BrowserSessionsHook(BaseHook):
         """The most pages one walk fetches (extra ``max_pages``, default ``DEFAULT_MAX_PAGES``)."""
         value = self._extra_number("max_pages", DEFAULT_MAX_PAGES, integer=True)
         if value < 1:
-            raise self.config_error(f"extra 'max_pages' must be a positive integer, got {value:g}")
+            raise self.config_problem(f"extra 'max_pages' must be a positive integer, got {value:g}")
         return int(value)
 
     @cached_property
@@ -321,7 +321,7 @@ class BrowserSessionsHook(BaseHook):
         """The most list pages one listing fetches at once (extra ``pages_in_flight``, default 4; 1: one at a time)."""
         value = self._extra_number("pages_in_flight", DEFAULT_PAGES_IN_FLIGHT, integer=True)
         if value < 1:
-            raise self.config_error(f"extra 'pages_in_flight' must be a positive integer, got {value:g}")
+            raise self.config_problem(f"extra 'pages_in_flight' must be a positive integer, got {value:g}")
         return int(value)
 
     def _page_fetchers(self, count: int) -> list[Any]:
@@ -380,7 +380,7 @@ class BrowserSessionsHook(BaseHook):
 
     # -- the provider-neutral API ------------------------------------------------------------------
 
-    def new_walk(
+    def plan_walk(
         self,
         query: SessionQuery | None = None,
         *,
@@ -418,10 +418,13 @@ class BrowserSessionsHook(BaseHook):
             before the caller asks past the page in hand, so stopping early never leaves a request unused.
         :raises InvalidQueryError: before any request, for a value that is not allowed.
         """
-        walk = self.new_walk(query, max_results=max_results, page_size=page_size, **filters)
-        return SessionIterator(walk, self._drive(walk, in_flight=self.pages_in_flight if read_ahead else 1))
+        walk = self.plan_walk(query, max_results=max_results, page_size=page_size, **filters)
+        return SessionIterator(
+            walk, self._sessions_from_walk(walk, in_flight=self.pages_in_flight if read_ahead else 1)
+        )
 
-    def _drive(self, walk: SessionWalk, *, in_flight: int = 1) -> Iterator[BrowserSession]:
+    def _sessions_from_walk(self, walk: SessionWalk, *, in_flight: int = 1) -> Iterator[BrowserSession]:
+        """Fetch the walk's pages (up to ``in_flight`` at once) and yield its sessions, logging progress."""
         with self.explained_errors():
             for sessions in iter_walk(walk, self._page_fetchers(in_flight), in_flight=in_flight):
                 yield from sessions
@@ -467,7 +470,7 @@ class BrowserSessionsHook(BaseHook):
     ) -> AsyncIterator[BrowserSession]:
         """The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx."""
         await self.aload_connection()
-        walk = self.new_walk(query, max_results=max_results)
+        walk = self.plan_walk(query, max_results=max_results)
         in_flight = self.pages_in_flight if read_ahead else 1
         pages = aiter_walk(walk, self.get_async_conn().fetch_json, in_flight=in_flight)
         try:

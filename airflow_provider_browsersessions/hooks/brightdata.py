@@ -35,7 +35,7 @@ class BrightDataBrowserHook(BrowserSessionsHook):
         """``Authorization: Bearer <API key>``."""
         key = (self.connection.password or "").strip()
         if not key:
-            raise self.config_error("no API key: put the Bright Data API key in the Password field")
+            raise self.config_problem("no API key: put the Bright Data API key in the Password field")
         self.header_credential(key, field="Password")
         return {"Authorization": f"Bearer {key}"}, (key,)
 

@@ -141,9 +141,11 @@ class BrowserSessionsSensor(BaseSensorOperator):
             # A Retry-After or a backoff inside this poke never sleeps past the wait's deadline.
             with self.hook.calls_within(self._time_left()):
                 running = (
-                    [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query, read_ahead=True))
+                    []
+                    if plan.can_skip_running_walk()
+                    else list(self.hook.iter_sessions(plan.running_query, read_ahead=True))
                 )
-                to_read = plan.ids_to_read(session.session_id for session in running)
+                to_read = plan.record_running_and_ids_to_read(session.session_id for session in running)
                 reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
         except ApiError as err:
             if not skip_failed_poll(err, log=self.log, what="Poll"):
