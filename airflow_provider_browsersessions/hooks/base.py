@@ -51,13 +51,21 @@ from airflow_provider_browsersessions.transport import (
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Connection
 
+__all__ = [
+    "BrowserSessionsHook",
+    "SessionIterator",
+    "aget_browser_sessions_hook",
+    "get_browser_sessions_hook",
+    "hook_class_for_conn_type",
+]
+
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: The Test button's deadline per attempt: a person is waiting on the form.
 TEST_CONNECTION_DEADLINE = 10.0
 
 
-def is_loopback_host(host: str) -> bool:
+def _is_loopback_host(host: str) -> bool:
     """Whether a URL's host name is this machine (127.0.0.0/8, ::1, localhost): clear text never leaves it."""
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
         return True
@@ -67,7 +75,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def header_safe(value: str) -> bool:
+def _header_safe(value: str) -> bool:
     """Whether a credential can travel in an HTTP header as it is: printable ASCII only (both transports agree)."""
     return all(" " <= char <= "~" for char in value)
 
@@ -102,7 +110,7 @@ def build_query(query: SessionQuery | None, filters: Mapping[str, Any]) -> Sessi
     return query if query is not None else SessionQuery.build(**filters)
 
 
-def check_session_id(session_id: Any) -> str:
+def _check_session_id(session_id: Any) -> str:
     """Validate a session id before it goes into a path (it is quoted there, never trusted)."""
     if not isinstance(session_id, str) or not session_id.strip():
         raise InvalidQueryError("session_id", f"a non-empty string, not {session_id!r}")
@@ -243,7 +251,7 @@ class BrowserSessionsHook(BaseHook):
             raise self.config_problem("the Base URL (Host) must start with https:// (or http:// for loopback)")
         if (
             parts.scheme == "http"
-            and not is_loopback_host(hostname)
+            and not _is_loopback_host(hostname)
             and not self._extra_bool("allow_insecure_http", False)
         ):
             raise self.config_problem(
@@ -260,7 +268,7 @@ class BrowserSessionsHook(BaseHook):
         :param value: The credential, already stripped.
         :param field: The connection field it came from, as the form labels it ("Password", "Login").
         """
-        if not header_safe(value):
+        if not _header_safe(value):
             raise self.config_problem(
                 f"the {field} field holds a character that cannot be sent in an HTTP header (a line break, "
                 "another control character or a non-ASCII character); paste the value again without it"
@@ -455,7 +463,7 @@ class BrowserSessionsHook(BaseHook):
 
         :param session_id: The platform's session id (quoted into the path).
         """
-        request = self.platform.get_request(check_session_id(session_id))
+        request = self.platform.get_request(_check_session_id(session_id))
         with self.explained_errors():
             try:
                 payload = self.get_conn().fetch_json(request)
@@ -483,7 +491,7 @@ class BrowserSessionsHook(BaseHook):
     async def aget_session(self, session_id: str) -> BrowserSession | None:
         """The async twin of :meth:`get_session`."""
         await self.aload_connection()
-        request = self.platform.get_request(check_session_id(session_id))
+        request = self.platform.get_request(_check_session_id(session_id))
         try:
             payload = await self.get_async_conn().fetch_json(request)
         except NotFoundError as err:
@@ -501,14 +509,14 @@ class BrowserSessionsHook(BaseHook):
         :raises NotSupportedError: before any request, when the platform's API cannot close sessions.
         :raises NotFoundError: when the platform does not know the session (see :meth:`is_unknown_session`).
         """
-        request = self.platform.close_request(check_session_id(session_id))
+        request = self.platform.close_request(_check_session_id(session_id))
         with self.explained_errors():
             return self._parse_close(request, self.get_conn().fetch_json(request))
 
     async def aclose_session(self, session_id: str) -> str:
         """The async twin of :meth:`close_session`."""
         await self.aload_connection()
-        request = self.platform.close_request(check_session_id(session_id))
+        request = self.platform.close_request(_check_session_id(session_id))
         return self._parse_close(request, await self.get_async_conn().fetch_json(request))
 
     def _parse_close(self, request: ApiRequest, payload: Any) -> str:

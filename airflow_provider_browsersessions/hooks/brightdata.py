@@ -10,6 +10,8 @@ from airflow_provider_browsersessions.platforms.brightdata import DEFAULT_BASE_U
 if TYPE_CHECKING:
     from airflow_provider_browsersessions.exceptions import AuthenticationError, NotFoundError
 
+__all__ = ["BrightDataBrowserHook"]
+
 # The API's own 404 text for an unknown id (its reference: {"error": "Session not found", "session_id": ...}).
 _SESSION_NOT_FOUND = "Session not found"
 

@@ -10,6 +10,8 @@ from airflow_provider_browsersessions.platforms.cloudflare import DEFAULT_BASE_U
 if TYPE_CHECKING:
     from airflow_provider_browsersessions.exceptions import NotFoundError
 
+__all__ = ["CloudflareBrowserRenderingHook"]
+
 # Cloudflare's "Could not route to /client/v4/accounts/<id>/..." error: the account id is wrong,
 # which must not be mistaken for "this session does not exist".
 _NO_ROUTE_CODE = "(code 7003)"

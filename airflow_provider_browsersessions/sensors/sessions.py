@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 
     from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
+__all__ = [
+    "WAIT_FILTERS",
+    "BrowserSessionsSensor",
+    "MissingPolicy",
+    "SessionsFailedError",
+]
+
 #: The filters this sensor takes. Only ``sessions.RUNNING_FILTERS`` can describe a running session: the
 #: running walk uses those, and a drain refuses ``target_url``/``end_url`` (``WaitPlan``).
 WAIT_FILTERS = ("api_name", "started_after", "started_before", "target_url", "end_url")

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
 
+__all__ = ["BrowserSessionsTrigger"]
+
+
 class BrowserSessionsTrigger(BaseTrigger):
     """
     Poll until the watched sessions end (or no running session matches), then fire one event.
