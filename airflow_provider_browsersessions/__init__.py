@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = ["get_provider_info"]
+
 __version__ = "0.1.0"
 
 PACKAGE_NAME = "airflow-provider-browsersessions"

@@ -4,6 +4,26 @@ from __future__ import annotations
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BrowserSessionsError",
+    "ConnectionConfigError",
+    "InvalidQueryError",
+    "MalformedResponseError",
+    "NotFoundError",
+    "NotSupportedError",
+    "RateLimitedError",
+    "RedirectRefusedError",
+    "RequestDeadlineError",
+    "ResponseTooLargeError",
+    "ServerError",
+    "TransportError",
+    "WalkLimitError",
+    "XComTooLargeError",
+]
+
 #: The longest ``ApiError`` message (and the longest path quoted in it): every error text of this provider
 #: reaches logs, exception reprs and trigger events, so a hostile body or header cannot make it megabytes.
 #: The API's own text inside it is cut shorter still (300 characters, ``platforms.base``).

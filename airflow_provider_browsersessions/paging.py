@@ -54,7 +54,7 @@ def iter_walk(walk: SessionWalk, fetchers: Sequence[Fetch], *, in_flight: int = 
     if in_flight < 2 or len(fetchers) < 2:
         fetch = fetchers[0]
         while (request := walk.next_request()) is not None:
-            yield walk.feed(request, fetch(request))
+            yield walk.consume_page(request, fetch(request))
         return
     idle: queue.SimpleQueue[Fetch] = queue.SimpleQueue()
     for fetch in fetchers:
@@ -76,14 +76,14 @@ def iter_walk(walk: SessionWalk, fetchers: Sequence[Fetch], *, in_flight: int = 
             plan = _plan(walk, request, in_flight)
             if not pending and len(plan) == 1:
                 # Nothing known ahead (the first pages, Cloudflare, the end of a listing): no thread needed.
-                yield walk.feed(request, borrow_and_fetch(request))
+                yield walk.consume_page(request, borrow_and_fetch(request))
                 continue
             if executor is None:
                 executor = ThreadPoolExecutor(max_workers=min(in_flight, len(fetchers)), thread_name_prefix=_THREADS)
             for planned in plan[len(pending) :]:
                 pending.append((planned, executor.submit(borrow_and_fetch, planned)))
             _, future = pending.popleft()
-            yield walk.feed(request, future.result())
+            yield walk.consume_page(request, future.result())
     finally:
         _drop(pending)
         if executor is not None:
@@ -110,7 +110,7 @@ async def aiter_walk(
     """
     if in_flight < 2:
         while (request := walk.next_request()) is not None:
-            yield walk.feed(request, await fetch_json(request))
+            yield walk.consume_page(request, await fetch_json(request))
         return
     pending: collections.deque[tuple[ApiRequest, asyncio.Task[Any]]] = collections.deque()
     try:
@@ -121,7 +121,7 @@ async def aiter_walk(
                 pending.append((planned, asyncio.ensure_future(fetch_json(planned))))
             _, task = pending.popleft()
             payload = await task
-            yield walk.feed(request, payload)
+            yield walk.consume_page(request, payload)
     finally:
         await _adrop(pending)
 

@@ -15,6 +15,20 @@ from pendulum import DateTime
 
 from airflow_provider_browsersessions.exceptions import InvalidQueryError, cut_text
 
+__all__ = [
+    "CAPTCHA_OUTCOMES",
+    "FILTER_NAMES",
+    "MAX_RAW_JSON_CHARS",
+    "MAX_TEXT_CHARS",
+    "ORDERS",
+    "RECORD_FIELDS",
+    "RUNNING_FILTERS",
+    "SORT_KEYS",
+    "BrowserSession",
+    "SessionQuery",
+    "SessionStatus",
+]
+
 
 class SessionStatus(StrEnum):
     """Where a browser session is in its life; ``finished`` and ``failed`` are terminal."""
@@ -28,8 +42,11 @@ class SessionStatus(StrEnum):
         return self is not SessionStatus.RUNNING
 
 
+#: The values ``sort`` takes.
 SORT_KEYS = ("timestamp", "duration", "bandwidth")
+#: The values ``order`` takes.
 ORDERS = ("asc", "desc")
+#: The values ``captcha`` takes (Bright Data's CAPTCHA outcome of a session).
 CAPTCHA_OUTCOMES = ("solved", "none", "failed", "detected")
 
 # URL fields whose query strings can carry live-view or debugger tokens (Cloudflare devtools URLs).
@@ -268,7 +285,7 @@ def _text(name: str, value: Any) -> str | None:
 #: event trigger judges ended sessions by them.
 RUNNING_FILTERS = ("api_name", "started_after", "started_before")
 
-# The filter names a DAG author can use, in one place: hooks, operators, sensors and triggers accept these.
+#: The filter names a DAG author can use, in one place: hooks, operators, sensors and triggers accept these.
 FILTER_NAMES = (
     "status",
     "api_name",

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
     from airflow_provider_browsersessions.sessions import BrowserSession
 
 
+__all__ = ["SessionSummary"]
+
+
 def _percentile(ordered: list[float], fraction: float) -> float:
     # Nearest-rank percentile: always a value that was observed, as dashboards expect.
     rank = max(1, math.ceil(fraction * len(ordered)))

@@ -317,20 +317,29 @@ class WaitPlan:
         """The ids this wait reports on: the given ones, or (drain) every one seen running so far."""
         return self.session_ids if self.session_ids is not None else tuple(self._seen_running)
 
-    def reads_suffice(self) -> bool:
+    def can_skip_running_walk(self) -> bool:
         """
         True when reading the watched ids one by one costs no more than walking the running list.
 
         A walk is at least one request, however few ids it answers; one unresolved id is one read. With
         a single id left, poke mode reads it directly instead of paging through every running session.
         """
-        return self.session_ids is not None and len(self.ids_to_read(())) <= 1
+        return self.session_ids is not None and len(self._unresolved({})) <= 1
 
-    def ids_to_read(self, running_ids: Iterable[str]) -> list[str]:
-        """Watched ids that left the running set and whose final state is not known yet."""
+    def record_running_and_ids_to_read(self, running_ids: Iterable[str]) -> list[str]:
+        """
+        Record one poll's running ids, and return the watched ids to read one by one.
+
+        In drain mode every id seen running is remembered (it is watched from then on); the ids returned
+        are the watched ones that left the running set and whose final state is not known yet.
+        """
         running = dict.fromkeys(running_ids)  # ordered: ids are named in the order the platform listed them
         if self.session_ids is None:
             self._seen_running.update(dict.fromkeys(running))
+        return self._unresolved(running)
+
+    def _unresolved(self, running: Mapping[str, None]) -> list[str]:
+        """Watched ids not in ``running`` whose final state is not known yet (records nothing)."""
         # An id the platform forgot is asked again only when the policy is to wait for it to come back.
         recheck_missing = self.missing is MissingPolicy.WAIT
         return [

@@ -1,12 +1,10 @@
-"""The hook both platforms share: connection to settings, then list, read and test over one transport."""
+"""The hook both platforms share: the connection, its settings and its test; its ``client`` lists, reads and closes."""
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import cache, cached_property
 from importlib import import_module
 from ipaddress import ip_address
@@ -16,6 +14,7 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_browsersessions import CONNECTION_TYPES
+from airflow_provider_browsersessions.client import BrowserSessionsClient, SessionIterator
 from airflow_provider_browsersessions.compat import aget_connection
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
@@ -26,15 +25,8 @@ from airflow_provider_browsersessions.exceptions import (
     NotFoundError,
     TransportError,
 )
-from airflow_provider_browsersessions.paging import DEFAULT_PAGES_IN_FLIGHT, aiter_walk, iter_walk
-from airflow_provider_browsersessions.platforms.base import (
-    DEFAULT_MAX_PAGES,
-    ApiRequest,
-    Platform,
-    ResponseShapeError,
-    SessionWalk,
-    shape_error,
-)
+from airflow_provider_browsersessions.paging import DEFAULT_PAGES_IN_FLIGHT
+from airflow_provider_browsersessions.platforms.base import DEFAULT_MAX_PAGES, Platform, SessionWalk
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
 from airflow_provider_browsersessions.transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -49,7 +41,16 @@ from airflow_provider_browsersessions.transport import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
     from airflow.providers.common.compat.sdk import Connection
+
+__all__ = [
+    "BrowserSessionsHook",
+    "aget_browser_sessions_hook",
+    "get_browser_sessions_hook",
+    "hook_class_for_conn_type",
+]
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -57,7 +58,7 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 TEST_CONNECTION_DEADLINE = 10.0
 
 
-def is_loopback_host(host: str) -> bool:
+def _is_loopback_host(host: str) -> bool:
     """Whether a URL's host name is this machine (127.0.0.0/8, ::1, localhost): clear text never leaves it."""
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
         return True
@@ -67,53 +68,19 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def header_safe(value: str) -> bool:
+def _header_safe(value: str) -> bool:
     """Whether a credential can travel in an HTTP header as it is: printable ASCII only (both transports agree)."""
     return all(" " <= char <= "~" for char in value)
 
 
 # A long listing says how far it got this often (pages), so a slow task is never silent for minutes.
-_PROGRESS_EVERY_PAGES = 10
-
-
-class SessionIterator(Iterator[BrowserSession]):
-    """
-    Sessions, lazily, one page fetched at a time; ``walk`` tells what was fetched and filtered.
-
-    :param walk: The walk being driven (its ``stats`` and ``describe()`` are live).
-    :param sessions: The generator that drives it.
-    """
-
-    def __init__(self, walk: SessionWalk, sessions: Iterator[BrowserSession]) -> None:
-        self.walk = walk
-        self._sessions = sessions
-
-    def __iter__(self) -> SessionIterator:
-        return self
-
-    def __next__(self) -> BrowserSession:
-        return next(self._sessions)
-
-
-def build_query(query: SessionQuery | None, filters: Mapping[str, Any]) -> SessionQuery:
-    """Accept either a ready ``SessionQuery`` or filters by name, never both."""
-    if query is not None and filters:
-        raise InvalidQueryError("query", "either a SessionQuery or filters by name, not both")
-    return query if query is not None else SessionQuery.build(**filters)
-
-
-def check_session_id(session_id: Any) -> str:
-    """Validate a session id before it goes into a path (it is quoted there, never trusted)."""
-    if not isinstance(session_id, str) or not session_id.strip():
-        raise InvalidQueryError("session_id", f"a non-empty string, not {session_id!r}")
-    return session_id
-
-
 class BrowserSessionsHook(BaseHook):
     """
-    Base of the platform hooks: resolves the Airflow connection and speaks the provider-neutral API.
+    Base of the platform hooks: resolves the Airflow connection into settings, and tests it.
 
-    Subclasses only say how a connection becomes credentials and which ``Platform`` to use.
+    Subclasses only say how a connection becomes credentials and which ``Platform`` to use. Listing,
+    reading and closing sessions belong to :attr:`client` (a ``BrowserSessionsClient``); the hook's methods
+    of the same names delegate to it, so tasks and triggers call the hook as before.
 
     :param conn_id: The Airflow connection id (defaults to the platform's default connection).
     :param page_size: Page size for listings (default: the API's maximum).
@@ -140,11 +107,6 @@ class BrowserSessionsHook(BaseHook):
         self.page_size = page_size
         self._retry_override = retry
         self._connection: Connection | None = None
-        self._transport: SyncTransport | None = None
-        self._async_transport: AsyncTransport | None = None
-        # More sync transports for pipelined listings: one per page in flight, each used by one thread at a time.
-        self._page_transports: list[SyncTransport] = []
-        self._calls_end: float | None = None
 
     # -- Airflow connection form (Airflow 2.11 reads these; Airflow 3 reads provider info) ------------
 
@@ -172,7 +134,7 @@ class BrowserSessionsHook(BaseHook):
         if self._connection is None:
             self._connection = await aget_connection(self.conn_id)
 
-    def config_error(self, message: str) -> ConnectionConfigError:
+    def config_problem(self, message: str) -> ConnectionConfigError:
         """An error that names this connection, so a person knows which form to fix."""
         return ConnectionConfigError(f"Connection {self.conn_id!r} ({self.hook_name}): {message}")
 
@@ -194,7 +156,7 @@ class BrowserSessionsHook(BaseHook):
             number = float("nan")
         if not number >= 0 or (integer and not number.is_integer()):
             kind = "a non-negative integer" if integer else "a non-negative number"
-            raise self.config_error(f"extra {name!r} must be {kind}, got {value!r}")
+            raise self.config_problem(f"extra {name!r} must be {kind}, got {value!r}")
         return number
 
     def _extra_bool(self, name: str, default: bool) -> bool:
@@ -205,7 +167,7 @@ class BrowserSessionsHook(BaseHook):
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.strip().lower() in ("true", "1", "yes")
-        raise self.config_error(f"extra {name!r} must be true or false, got {value!r}")
+        raise self.config_problem(f"extra {name!r} must be true or false, got {value!r}")
 
     def base_url(self) -> str:
         """
@@ -232,21 +194,21 @@ class BrowserSessionsHook(BaseHook):
             parts = urlsplit(url)
             hostname = parts.hostname or ""
         except ValueError:
-            raise self.config_error("the Base URL (Host) is not a valid URL") from None
+            raise self.config_problem("the Base URL (Host) is not a valid URL") from None
         # Never echo the netloc: it may hold a password.
         if "@" in parts.netloc:
-            raise self.config_error(
+            raise self.config_problem(
                 "the Base URL (Host) holds a user name or password before '@'; remove it and put the "
                 "credential in the Password field (it is sent in this provider's own header, never in the URL)"
             )
         if parts.scheme not in ("http", "https") or not hostname:
-            raise self.config_error("the Base URL (Host) must start with https:// (or http:// for loopback)")
+            raise self.config_problem("the Base URL (Host) must start with https:// (or http:// for loopback)")
         if (
             parts.scheme == "http"
-            and not is_loopback_host(hostname)
+            and not _is_loopback_host(hostname)
             and not self._extra_bool("allow_insecure_http", False)
         ):
-            raise self.config_error(
+            raise self.config_problem(
                 f"the Base URL is http:// to {hostname!r}, which is not loopback: the credentials would cross "
                 'the network in clear text. Use https://, or set the extra {"allow_insecure_http": true} '
                 "for a trusted network"
@@ -260,8 +222,8 @@ class BrowserSessionsHook(BaseHook):
         :param value: The credential, already stripped.
         :param field: The connection field it came from, as the form labels it ("Password", "Login").
         """
-        if not header_safe(value):
-            raise self.config_error(
+        if not _header_safe(value):
+            raise self.config_problem(
                 f"the {field} field holds a character that cannot be sent in an HTTP header (a line break, "
                 "another control character or a non-ASCII character); paste the value again without it"
             )
@@ -292,7 +254,7 @@ class BrowserSessionsHook(BaseHook):
         max_bytes = self._extra_number("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, integer=True)
         if deadline <= 0 or max_bytes <= 0:
             name = "request_deadline" if deadline <= 0 else "max_response_bytes"
-            raise self.config_error(f"extra {name!r} must be above 0")
+            raise self.config_problem(f"extra {name!r} must be above 0")
         settings = ClientSettings(
             base_url=self.base_url(),
             headers=headers,
@@ -313,7 +275,7 @@ class BrowserSessionsHook(BaseHook):
         """The most pages one walk fetches (extra ``max_pages``, default ``DEFAULT_MAX_PAGES``)."""
         value = self._extra_number("max_pages", DEFAULT_MAX_PAGES, integer=True)
         if value < 1:
-            raise self.config_error(f"extra 'max_pages' must be a positive integer, got {value:g}")
+            raise self.config_problem(f"extra 'max_pages' must be a positive integer, got {value:g}")
         return int(value)
 
     @cached_property
@@ -321,66 +283,37 @@ class BrowserSessionsHook(BaseHook):
         """The most list pages one listing fetches at once (extra ``pages_in_flight``, default 4; 1: one at a time)."""
         value = self._extra_number("pages_in_flight", DEFAULT_PAGES_IN_FLIGHT, integer=True)
         if value < 1:
-            raise self.config_error(f"extra 'pages_in_flight' must be a positive integer, got {value:g}")
+            raise self.config_problem(f"extra 'pages_in_flight' must be a positive integer, got {value:g}")
         return int(value)
 
-    def _page_fetchers(self, count: int) -> list[Any]:
-        """``count`` sync fetchers for a pipelined walk: the hook's transport and pooled extras (kept for reuse)."""
-        while len(self._page_transports) < count - 1:
-            self._page_transports.append(SyncTransport(platform=self.platform, settings=self.settings))
-        for transport in self._page_transports:
-            transport.calls_end = self._calls_end
-        return [self.get_conn().fetch_json, *(t.fetch_json for t in self._page_transports[: count - 1])]
+    @cached_property
+    def client(self) -> BrowserSessionsClient:
+        """The sessions client of this connection: its transports, and the listing, reading and closing calls."""
+        return BrowserSessionsClient(self)
+
+    # -- the provider-neutral API: thin delegates to ``client`` ------------------------------------------
 
     def get_conn(self) -> SyncTransport:
-        """The hook's one pooled sync transport."""
-        if self._transport is None:
-            self._transport = SyncTransport(platform=self.platform, settings=self.settings)
-        self._transport.calls_end = self._calls_end
-        return self._transport
-
-    @contextmanager
-    def calls_within(self, seconds: float | None) -> Iterator[None]:
-        """
-        The sync calls made inside end their retry and pacing sleeps within ``seconds``: a wait's deadline.
-
-        A poke-mode sensor's retries would otherwise honour a ``Retry-After`` (or back off) past its
-        ``timeout``; with this, a call that would have to sleep past it gives up with its last error, which
-        skips that poke. Each attempt itself stays bounded by ``request_deadline``.
-
-        :param seconds: Seconds from now; None leaves the calls unbounded (only the retry policy's own bounds).
-        """
-        previous = self._calls_end
-        self._calls_end = None if seconds is None else time.monotonic() + max(0.0, seconds)
-        try:
-            yield
-        finally:
-            self._calls_end = previous
+        """The client's one pooled sync transport."""
+        return self.client.get_conn()
 
     def get_async_conn(self) -> AsyncTransport:
-        """The hook's one async transport (create it inside the event loop that will use it)."""
-        if self._async_transport is None:
-            self._async_transport = AsyncTransport(platform=self.platform, settings=self.settings)
-        return self._async_transport
+        """The client's one async transport (create it inside the event loop that will use it)."""
+        return self.client.get_async_conn()
+
+    def calls_within(self, seconds: float | None) -> AbstractContextManager[None]:
+        """The sync calls made inside end their retry and pacing sleeps within ``seconds`` (see the client)."""
+        return self.client.calls_within(seconds)
 
     def close(self) -> None:
-        """Release the sync transport's connections."""
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        for transport in self._page_transports:
-            transport.close()
-        self._page_transports = []
+        """Release the sync transports' connections."""
+        self.client.close()
 
     async def aclose(self) -> None:
         """Release the async transport's connections."""
-        if self._async_transport is not None:
-            await self._async_transport.aclose()
-            self._async_transport = None
+        await self.client.aclose()
 
-    # -- the provider-neutral API ------------------------------------------------------------------
-
-    def new_walk(
+    def plan_walk(
         self,
         query: SessionQuery | None = None,
         *,
@@ -389,14 +322,7 @@ class BrowserSessionsHook(BaseHook):
         **filters: Any,
     ) -> SessionWalk:
         """Validate everything and plan the listing; no request is sent."""
-        return SessionWalk(
-            self.platform,
-            build_query(query, filters),
-            max_results=max_results,
-            page_size=page_size or self.page_size,
-            max_pages=self.max_pages,
-            log=self.log,
-        )
+        return self.client.plan_walk(query, max_results=max_results, page_size=page_size, **filters)
 
     def iter_sessions(
         self,
@@ -418,22 +344,9 @@ class BrowserSessionsHook(BaseHook):
             before the caller asks past the page in hand, so stopping early never leaves a request unused.
         :raises InvalidQueryError: before any request, for a value that is not allowed.
         """
-        walk = self.new_walk(query, max_results=max_results, page_size=page_size, **filters)
-        return SessionIterator(walk, self._drive(walk, in_flight=self.pages_in_flight if read_ahead else 1))
-
-    def _drive(self, walk: SessionWalk, *, in_flight: int = 1) -> Iterator[BrowserSession]:
-        with self.explained_errors():
-            for sessions in iter_walk(walk, self._page_fetchers(in_flight), in_flight=in_flight):
-                yield from sessions
-                stats = walk.stats
-                if stats.pages % _PROGRESS_EVERY_PAGES == 0:
-                    self.log.info(
-                        "%s: listing in progress: %d pages, %d sessions scanned, %d matched so far",
-                        self.platform.display_name,
-                        stats.pages,
-                        stats.scanned,
-                        stats.matched,
-                    )
+        return self.client.iter_sessions(
+            query, max_results=max_results, page_size=page_size, read_ahead=read_ahead, **filters
+        )
 
     def list_sessions(
         self,
@@ -444,7 +357,7 @@ class BrowserSessionsHook(BaseHook):
         **filters: Any,
     ) -> list[BrowserSession]:
         """Return matching sessions as a list (see :meth:`iter_sessions`)."""
-        return list(self.iter_sessions(query, max_results=max_results, page_size=page_size, read_ahead=True, **filters))
+        return self.client.list_sessions(query, max_results=max_results, page_size=page_size, **filters)
 
     def get_session(self, session_id: str) -> BrowserSession | None:
         """
@@ -452,42 +365,17 @@ class BrowserSessionsHook(BaseHook):
 
         :param session_id: The platform's session id (quoted into the path).
         """
-        request = self.platform.get_request(check_session_id(session_id))
-        with self.explained_errors():
-            try:
-                payload = self.get_conn().fetch_json(request)
-            except NotFoundError as err:
-                if self.is_unknown_session(err):
-                    return None
-                raise
-            return self._parse_session(request, payload)
+        return self.client.get_session(session_id)
 
-    async def aiter_sessions(
+    def aiter_sessions(
         self, query: SessionQuery, *, max_results: int | None = None, read_ahead: bool = False
     ) -> AsyncIterator[BrowserSession]:
         """The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx."""
-        await self.aload_connection()
-        walk = self.new_walk(query, max_results=max_results)
-        in_flight = self.pages_in_flight if read_ahead else 1
-        pages = aiter_walk(walk, self.get_async_conn().fetch_json, in_flight=in_flight)
-        try:
-            async for sessions in pages:
-                for session in sessions:
-                    yield session
-        finally:
-            await pages.aclose()
+        return self.client.aiter_sessions(query, max_results=max_results, read_ahead=read_ahead)
 
     async def aget_session(self, session_id: str) -> BrowserSession | None:
         """The async twin of :meth:`get_session`."""
-        await self.aload_connection()
-        request = self.platform.get_request(check_session_id(session_id))
-        try:
-            payload = await self.get_async_conn().fetch_json(request)
-        except NotFoundError as err:
-            if self.is_unknown_session(err):
-                return None
-            raise
-        return self._parse_session(request, payload)
+        return await self.client.aget_session(session_id)
 
     def close_session(self, session_id: str) -> str:
         """
@@ -498,27 +386,11 @@ class BrowserSessionsHook(BaseHook):
         :raises NotSupportedError: before any request, when the platform's API cannot close sessions.
         :raises NotFoundError: when the platform does not know the session (see :meth:`is_unknown_session`).
         """
-        request = self.platform.close_request(check_session_id(session_id))
-        with self.explained_errors():
-            return self._parse_close(request, self.get_conn().fetch_json(request))
+        return self.client.close_session(session_id)
 
     async def aclose_session(self, session_id: str) -> str:
         """The async twin of :meth:`close_session`."""
-        await self.aload_connection()
-        request = self.platform.close_request(check_session_id(session_id))
-        return self._parse_close(request, await self.get_async_conn().fetch_json(request))
-
-    def _parse_close(self, request: ApiRequest, payload: Any) -> str:
-        try:
-            return self.platform.parse_close_body(payload)
-        except ResponseShapeError as err:
-            raise shape_error(self.platform, request, err) from None
-
-    def _parse_session(self, request: ApiRequest, payload: Any) -> BrowserSession | None:
-        try:
-            return self.platform.parse_session_body(payload)
-        except ResponseShapeError as err:
-            raise shape_error(self.platform, request, err) from None
+        return await self.client.aclose_session(session_id)
 
     def is_unknown_session(self, error: NotFoundError) -> bool:
         """Whether a 404 on a session read means "no such session" (not a wrong account or path)."""

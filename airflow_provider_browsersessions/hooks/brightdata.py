@@ -10,6 +10,8 @@ from airflow_provider_browsersessions.platforms.brightdata import DEFAULT_BASE_U
 if TYPE_CHECKING:
     from airflow_provider_browsersessions.exceptions import AuthenticationError, NotFoundError
 
+__all__ = ["BrightDataBrowserHook"]
+
 # The API's own 404 text for an unknown id (its reference: {"error": "Session not found", "session_id": ...}).
 _SESSION_NOT_FOUND = "Session not found"
 
@@ -35,7 +37,7 @@ class BrightDataBrowserHook(BrowserSessionsHook):
         """``Authorization: Bearer <API key>``."""
         key = (self.connection.password or "").strip()
         if not key:
-            raise self.config_error("no API key: put the Bright Data API key in the Password field")
+            raise self.config_problem("no API key: put the Bright Data API key in the Password field")
         self.header_credential(key, field="Password")
         return {"Authorization": f"Bearer {key}"}, (key,)
 

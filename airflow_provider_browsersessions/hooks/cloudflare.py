@@ -10,6 +10,8 @@ from airflow_provider_browsersessions.platforms.cloudflare import DEFAULT_BASE_U
 if TYPE_CHECKING:
     from airflow_provider_browsersessions.exceptions import NotFoundError
 
+__all__ = ["CloudflareBrowserRenderingHook"]
+
 # Cloudflare's "Could not route to /client/v4/accounts/<id>/..." error: the account id is wrong,
 # which must not be mistaken for "this session does not exist".
 _NO_ROUTE_CODE = "(code 7003)"
@@ -42,7 +44,7 @@ class CloudflareBrowserRenderingHook(BrowserSessionsHook):
         secret = (self.connection.password or "").strip()
         email = (self.connection.login or "").strip()
         if not secret:
-            raise self.config_error(
+            raise self.config_problem(
                 "no credentials: put an API token in the Password field "
                 "(or an email in Login and the Global API key in Password)"
             )
@@ -50,7 +52,7 @@ class CloudflareBrowserRenderingHook(BrowserSessionsHook):
         if email:
             self.header_credential(email, field="Login")
             if "@" not in email:
-                raise self.config_error(
+                raise self.config_problem(
                     f"Login must be the account email for a Global API key, got {email!r}; "
                     "leave Login empty to use an API token"
                 )
@@ -61,7 +63,7 @@ class CloudflareBrowserRenderingHook(BrowserSessionsHook):
         """Cloudflare paths need the account id (extra ``account_id``)."""
         account_id = self.extra_value("account_id")
         if not isinstance(account_id, str) or not account_id.strip():
-            raise self.config_error('extra "account_id" is required: {"account_id": "<your account id>"}')
+            raise self.config_problem('extra "account_id" is required: {"account_id": "<your account id>"}')
         return CloudflarePlatform(account_id=account_id.strip())
 
     def is_unknown_session(self, error: NotFoundError) -> bool:

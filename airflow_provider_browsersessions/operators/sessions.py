@@ -30,6 +30,13 @@ if TYPE_CHECKING:
 
     from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
+__all__ = [
+    "CLOSE_FILTERS",
+    "XCOM_WARN_BYTES",
+    "CloseBrowserSessionsOperator",
+    "ListBrowserSessionsOperator",
+]
+
 #: Above this many bytes of JSON the return value gets a warning: XCom lives in the metadata database.
 XCOM_WARN_BYTES = 1_000_000
 
@@ -39,7 +46,7 @@ _XCOM_ADVICE = (
 )
 
 
-def parse_fields(fields: Sequence[str] | str | None) -> tuple[str, ...] | None:
+def _parse_fields(fields: Sequence[str] | str | None) -> tuple[str, ...] | None:
     """
     The projection a ``fields`` argument asks for: None (whole records) or known record keys.
 
@@ -57,7 +64,7 @@ def parse_fields(fields: Sequence[str] | str | None) -> tuple[str, ...] | None:
     return tuple(fields)
 
 
-def parse_positive_int(name: str, value: int | str | None) -> int | None:
+def _parse_positive_int(name: str, value: int | str | None) -> int | None:
     """
     A positive integer argument, or None; a rendered template's digits are accepted.
 
@@ -176,10 +183,10 @@ class ListBrowserSessionsOperator(BaseOperator):
         # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.
         check_literal_filters({name: getattr(self, name) for name in FILTER_NAMES})
         if is_literal(fields):
-            parse_fields(fields)
+            _parse_fields(fields)
         for name in ("max_results", "max_xcom_bytes"):
             if is_literal(getattr(self, name)):
-                parse_positive_int(name, getattr(self, name))
+                _parse_positive_int(name, getattr(self, name))
 
     @cached_property
     def hook(self) -> BrowserSessionsHook:
@@ -197,9 +204,9 @@ class ListBrowserSessionsOperator(BaseOperator):
         """List, filter, project; push the summary; return the records (unless ``do_xcom_push=False``)."""
         # Everything is validated before the first request: a bad value fails fast, without retries.
         query = self.build_query()
-        projection = parse_fields(self.fields)
-        max_results = parse_positive_int("max_results", self.max_results)
-        max_xcom_bytes = parse_positive_int("max_xcom_bytes", self.max_xcom_bytes)
+        projection = _parse_fields(self.fields)
+        max_results = _parse_positive_int("max_results", self.max_results)
+        max_xcom_bytes = _parse_positive_int("max_xcom_bytes", self.max_xcom_bytes)
         sessions = self.hook.iter_sessions(query, max_results=max_results, read_ahead=True)
         summary = SessionSummary()
         records: list[dict[str, Any]] = []

@@ -495,7 +495,7 @@ class SessionWalk:
     """
     A lazy walk through a platform's list pages, without I/O.
 
-    The driver asks :meth:`next_request`, performs it, and feeds the decoded payload to :meth:`feed`,
+    The driver asks :meth:`next_request`, performs it, and feeds the decoded payload to :meth:`consume_page`,
     which returns the new sessions to yield: de-duplicated by id (offset pages shift when sessions
     start while paging), filtered by what the server did not apply, and capped at ``max_results``.
     The sync hook and the async trigger drive the same walk, so the paging rules exist once.
@@ -553,7 +553,7 @@ class SessionWalk:
         self._odd_values_logged: set[tuple[str, str]] = set()
 
     @property
-    def skipped_locally(self) -> frozenset[str]:
+    def filters_left_to_server(self) -> frozenset[str]:
         """Filters left to the server (not re-judged on the normalized sessions)."""
         return self.query.active_filters() - self.local
 
@@ -605,7 +605,7 @@ class SessionWalk:
             known.append(later)
         return known
 
-    def feed(self, request: ApiRequest, payload: Any) -> list[BrowserSession]:
+    def consume_page(self, request: ApiRequest, payload: Any) -> list[BrowserSession]:
         """
         Consume one page's payload; return the sessions to hand out now.
 
@@ -633,7 +633,7 @@ class SessionWalk:
             if not self._seen.first_time(session):
                 self.stats.duplicates += 1
                 continue
-            if self.query.matches(session, skip=self.skipped_locally):
+            if self.query.matches(session, skip=self.filters_left_to_server):
                 self.stats.matched += 1
                 fresh.append(session)
         if self._sort_locally:

@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 
     from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
+__all__ = [
+    "WAIT_FILTERS",
+    "BrowserSessionsSensor",
+    "MissingPolicy",
+    "SessionsFailedError",
+]
+
 #: The filters this sensor takes. Only ``sessions.RUNNING_FILTERS`` can describe a running session: the
 #: running walk uses those, and a drain refuses ``target_url``/``end_url`` (``WaitPlan``).
 WAIT_FILTERS = ("api_name", "started_after", "started_before", "target_url", "end_url")
@@ -141,9 +148,11 @@ class BrowserSessionsSensor(BaseSensorOperator):
             # A Retry-After or a backoff inside this poke never sleeps past the wait's deadline.
             with self.hook.calls_within(self._time_left()):
                 running = (
-                    [] if plan.reads_suffice() else list(self.hook.iter_sessions(plan.running_query, read_ahead=True))
+                    []
+                    if plan.can_skip_running_walk()
+                    else list(self.hook.iter_sessions(plan.running_query, read_ahead=True))
                 )
-                to_read = plan.ids_to_read(session.session_id for session in running)
+                to_read = plan.record_running_and_ids_to_read(session.session_id for session in running)
                 reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
         except ApiError as err:
             if not skip_failed_poll(err, log=self.log, what="Poll"):

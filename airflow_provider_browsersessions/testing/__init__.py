@@ -26,4 +26,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    # The lazy names are part of the module's surface (``dir()``, autodoc) before their first use.
+    return sorted([*globals(), *_EXPORTS])
+
+
 __all__ = list(_EXPORTS)

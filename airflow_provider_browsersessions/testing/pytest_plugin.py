@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
     from airflow_provider_browsersessions.testing.emulator import Emulator
 
+__all__ = ["EmulatorConnections", "browsersessions_connections", "browsersessions_emulator"]
+
 
 @dataclasses.dataclass(frozen=True)
 class EmulatorConnections:

@@ -29,13 +29,15 @@ from airflow_provider_browsersessions.watching import OVERLAP_SECONDS, EndWatch
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
 
+__all__ = ["BrowserSessionEventTrigger"]
+
 log = logging.getLogger(__name__)
 STATE_KEY = "browsersessions_watch"
-ENDED_STATES = (SessionStatus.FINISHED.value, SessionStatus.FAILED.value)
+_ENDED_STATES = (SessionStatus.FINISHED.value, SessionStatus.FAILED.value)
 
 
 @dataclasses.dataclass(frozen=True)
-class PollSnapshot:
+class _PollSnapshot:
     """
     One shared poll: what every sibling watcher sees.
 
@@ -90,15 +92,15 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
         self,
         *,
         conn_id: str,
-        on: list[str] | tuple[str, ...] | str = ENDED_STATES,
+        on: list[str] | tuple[str, ...] | str = _ENDED_STATES,
         filters: dict[str, Any] | None = None,
         poll_interval: float = 60.0,
     ) -> None:
         require_event_triggers()
         super().__init__()
         chosen = [on] if isinstance(on, str) else list(on)
-        if not chosen or any(state not in ENDED_STATES for state in chosen):
-            raise InvalidQueryError("on", f"one or more of {', '.join(ENDED_STATES)}, not {on!r}")
+        if not chosen or any(state not in _ENDED_STATES for state in chosen):
+            raise InvalidQueryError("on", f"one or more of {', '.join(_ENDED_STATES)}, not {on!r}")
         if not float(poll_interval) > 0:
             raise InvalidQueryError("poll_interval", f"a positive number of seconds, not {poll_interval!r}")
         self.conn_id = conn_id
@@ -125,7 +127,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
-        """The one poll loop of a group of sibling watchers: a ``PollSnapshot`` per interval, forever."""
+        """The one poll loop of a group of sibling watchers: a ``_PollSnapshot`` per interval, forever."""
         query, running_query = _queries(dict(kwargs.get("filters") or {}))
         interval = float(kwargs["poll_interval"])
         hook = await aget_browser_sessions_hook(kwargs["conn_id"])
@@ -156,7 +158,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
                 starts = [s.started_at.timestamp() for s in [*running, *(history or [])] if s.started_at]
                 if starts:
                     newest = max([*starts, newest] if newest is not None else starts)
-                yield PollSnapshot(running=running, history=history, since=since)
+                yield _PollSnapshot(running=running, history=history, since=since)
                 await asyncio.sleep(interval)
         finally:
             await hook.aclose()

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
 
+__all__ = ["BrowserSessionsTrigger"]
+
+
 class BrowserSessionsTrigger(BaseTrigger):
     """
     Poll until the watched sessions end (or no running session matches), then fire one event.
@@ -146,7 +149,10 @@ class BrowserSessionsTrigger(BaseTrigger):
         """One poll: the running sessions, then reads of the ids that left them. None: the poll was skipped."""
         try:
             running = await running_sessions()
-            reads = {sid: await self._read(hook, sid) for sid in plan.ids_to_read(s.session_id for s in running)}
+            reads = {
+                sid: await self._read(hook, sid)
+                for sid in plan.record_running_and_ids_to_read(s.session_id for s in running)
+            }
         except ApiError as err:
             if not skip_failed_poll(err, log=self.log, what="Poll"):
                 raise
@@ -165,7 +171,7 @@ class BrowserSessionsTrigger(BaseTrigger):
         """At the deadline: one walk of our own (not the shared poll's schedule), then success or timeout."""
 
         async def walk() -> list[BrowserSession]:
-            if plan.reads_suffice():
+            if plan.can_skip_running_walk():
                 return []  # one id left: reading it is the whole check
             return [s async for s in hook.aiter_sessions(plan.running_query)]
 

@@ -117,13 +117,13 @@ def test_sessions_ending_while_paging_the_running_list_cannot_open_a_gate_early(
     # The drift really skipped some (if paging ever stops skipping, this page of the docs is out of date).
     assert skipped
 
-    reads = {sid: hook.get_session(sid) for sid in plan.ids_to_read(listed)}
+    reads = {sid: hook.get_session(sid) for sid in plan.record_running_and_ids_to_read(listed)}
     outcome = plan.evaluate(running, reads)
     assert not outcome.done
     assert skipped <= set(reads)  # every skipped one was read...
     assert still_running <= set(outcome.running)  # ...and counts as running: nothing still running is lost
     assert set(outcome.running) | {r["session_id"] for r in outcome.records} == set(watched)
-    drain.ids_to_read(listed)
+    drain.record_running_and_ids_to_read(listed)
     assert not drain.evaluate(running, {}).done  # a drain opens only on an empty first page
 
 

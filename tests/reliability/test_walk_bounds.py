@@ -287,7 +287,7 @@ def test_a_wait_on_a_session_of_unknown_status_does_not_end(emulator):
     hook = BrightDataBrowserHook(retry=NO_RETRY)
     plan = WaitPlan(query=SessionQuery(), session_ids=(odd,))
     running = list(hook.iter_sessions(plan.running_query))  # the server's status=running list
-    reads = {sid: hook.get_session(sid) for sid in plan.ids_to_read(s.session_id for s in running)}
+    reads = {sid: hook.get_session(sid) for sid in plan.record_running_and_ids_to_read(s.session_id for s in running)}
     outcome = plan.evaluate(running, reads)
     assert not outcome.done
     assert odd in outcome.running

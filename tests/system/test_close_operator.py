@@ -142,5 +142,6 @@ def test_the_close_operator_takes_every_filter_it_claims():
     }
     assert set(RUNNING_FILTERS) <= set(CLOSE_FILTERS) <= set(FILTER_NAMES)
     assert set(CLOSE_FILTERS) <= params
+    assert params & set(FILTER_NAMES) == set(CLOSE_FILTERS)  # no filter keyword it does not claim
     assert set(CloseBrowserSessionsOperator.template_fields) <= params
     assert set(re.findall(r":param (\w+):", CloseBrowserSessionsOperator.__doc__ or "")) == params

@@ -298,12 +298,12 @@ def test_error_text_is_shortened():
 def test_walk_dedupes_caps_and_reports_truncation():
     walk = SessionWalk(BD, SessionQuery.build(status="finished"), max_results=3, page_size=2)
     request = walk.next_request()
-    first = walk.feed(
+    first = walk.consume_page(
         request, page([bd_record(session_id="a"), bd_record(session_id="b")], limit=2, has_more=True, total=9)
     )
     request = walk.next_request()
     # "b" shifted onto the second page because a session started while paging.
-    second = walk.feed(
+    second = walk.consume_page(
         request,
         page(
             [bd_record(session_id="b"), bd_record(session_id="c"), bd_record(session_id="d")],
@@ -322,7 +322,9 @@ def test_walk_dedupes_caps_and_reports_truncation():
 
 def test_walk_applies_unpushed_filters_locally():
     walk = SessionWalk(BD, SessionQuery.build(min_bandwidth=1000), page_size=100)
-    got = walk.feed(walk.next_request(), page([bd_record(session_id="a", bandwidth=10), bd_record(session_id="b")]))
+    got = walk.consume_page(
+        walk.next_request(), page([bd_record(session_id="a", bandwidth=10), bd_record(session_id="b")])
+    )
     assert [s.session_id for s in got] == ["b"]
     assert "applied locally only [min_bandwidth]" in walk.describe()
 
@@ -334,11 +336,11 @@ def test_walk_rejects_a_filter_the_platform_cannot_honour():
 
 def test_walk_sorts_cloudflare_locally_after_the_last_page():
     walk = SessionWalk(CF, SessionQuery.build(sort="timestamp", order="asc"), page_size=2)
-    held = walk.feed(
+    held = walk.consume_page(
         walk.next_request(), [cf_record(sessionId="b", startTime=2000), cf_record(sessionId="a", startTime=3000)]
     )
     assert held == []
-    last = walk.feed(walk.next_request(), [cf_record(sessionId="c", startTime=1000)])
+    last = walk.consume_page(walk.next_request(), [cf_record(sessionId="c", startTime=1000)])
     assert [s.session_id for s in last] == ["c", "b", "a"]
 
 

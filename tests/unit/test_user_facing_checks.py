@@ -12,7 +12,13 @@ from airflow_provider_browsersessions.exceptions import InvalidQueryError, Serve
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
 from airflow_provider_browsersessions.operators.sessions import ListBrowserSessionsOperator
 from airflow_provider_browsersessions.sensors.sessions import WAIT_FILTERS, BrowserSessionsSensor
-from airflow_provider_browsersessions.sessions import FILTER_NAMES, SessionQuery, is_literal, parse_datetime
+from airflow_provider_browsersessions.sessions import (
+    FILTER_NAMES,
+    RUNNING_FILTERS,
+    SessionQuery,
+    is_literal,
+    parse_datetime,
+)
 from airflow_provider_browsersessions.summary import SessionSummary
 
 
@@ -86,6 +92,9 @@ def test_the_sensor_takes_every_filter_it_claims():
     params = _init_params(BrowserSessionsSensor)
     assert set(WAIT_FILTERS) <= set(FILTER_NAMES)
     assert set(WAIT_FILTERS) <= params
+    # No keyword is a filter the sensor does not claim, and every running filter is one it claims.
+    assert params & set(FILTER_NAMES) == set(WAIT_FILTERS)
+    assert set(RUNNING_FILTERS) <= set(WAIT_FILTERS)
     assert set(BrowserSessionsSensor.template_fields) <= params
     assert _documented_params(BrowserSessionsSensor) == params
 

@@ -25,7 +25,7 @@ def test_running_query_asks_only_for_running_sessions_with_the_filters():
 
 def test_only_ids_that_left_the_running_set_are_read():
     p = plan(ids=("a", "b", "c"))
-    assert p.ids_to_read(["a", "x"]) == ["b", "c"]
+    assert p.record_running_and_ids_to_read(["a", "x"]) == ["b", "c"]
 
 
 def test_waiting_while_any_watched_session_runs():
@@ -39,7 +39,7 @@ def test_waiting_while_any_watched_session_runs():
 def test_done_when_none_runs_and_final_states_are_reported():
     p = plan()
     p.evaluate([session("a")], {"b": session("b", "finished")})
-    assert p.ids_to_read([]) == ["a"]  # b's final state is remembered, not read again
+    assert p.record_running_and_ids_to_read([]) == ["a"]  # b's final state is remembered, not read again
     outcome = p.evaluate([], {"a": session("a", "failed", error_code="timeout", error_message="Too slow")})
     assert outcome.done
     assert [r["session_id"] for r in outcome.records] == ["a", "b"]
@@ -65,18 +65,18 @@ def test_missing_policy(policy, done, failed):
 def test_wait_policy_asks_again_for_a_missing_id():
     p = plan(ids=("gone",), missing="wait")
     p.evaluate([], {"gone": None})
-    assert p.ids_to_read([]) == ["gone"]
+    assert p.record_running_and_ids_to_read([]) == ["gone"]
     assert p.evaluate([], {"gone": session("gone", "finished")}).done
 
 
 def test_drain_mode_waits_until_nothing_matching_runs_and_reports_what_it_saw():
     p = plan(ids=None)
-    assert p.ids_to_read(["a", "b"]) == []
+    assert p.record_running_and_ids_to_read(["a", "b"]) == []
     assert not p.evaluate([session("a"), session("b")], {}).done
-    assert p.ids_to_read(["b"]) == ["a"]
+    assert p.record_running_and_ids_to_read(["b"]) == ["a"]
     outcome = p.evaluate([session("b")], {"a": session("a", "finished")})
     assert not outcome.done
-    assert p.ids_to_read([]) == ["b"]
+    assert p.record_running_and_ids_to_read([]) == ["b"]
     outcome = p.evaluate([], {"b": session("b", "finished")})
     assert outcome.done
     assert {r["session_id"] for r in outcome.records} == {"a", "b"}
@@ -117,10 +117,10 @@ def test_bad_session_ids_are_rejected(value):
 
 def test_a_last_watched_id_is_read_rather_than_walking_the_running_list():
     p = plan(ids=("a", "b"))
-    assert not p.reads_suffice()  # two ids: one list page may answer both
+    assert not p.can_skip_running_walk()  # two ids: one list page may answer both
     p.evaluate([session("b")], {"a": session("a", "finished")})
-    assert p.reads_suffice()  # only "b" is left: one read is never dearer than a walk
-    assert not plan(ids=None).reads_suffice()  # drain mode must walk the list
+    assert p.can_skip_running_walk()  # only "b" is left: one read is never dearer than a walk
+    assert not plan(ids=None).can_skip_running_walk()  # drain mode must walk the list
 
 
 # -- issue #19, #21, #25: running filters, deadlines' helpers, memory as JSON ---------------------------------
@@ -150,7 +150,7 @@ def test_ids_are_named_five_at_a_time_then_counted():
 
 def test_a_timeout_message_names_the_drain_and_what_still_runs():
     p = plan(ids=None, api_name="zone")
-    p.ids_to_read(["a", "b"])  # a poll: the walk saw both running
+    p.record_running_and_ids_to_read(["a", "b"])  # a poll: the walk saw both running
     outcome = p.evaluate([session("a"), session("b")], {})
     message = p.timeout_message(outcome)
     assert "drain of the running sessions where api_name=zone" in message
@@ -200,7 +200,7 @@ def test_a_drains_memory_survives_a_json_round_trip_and_refuses_another_wait():
     import json
 
     first = plan(ids=None, api_name="zone")
-    first.ids_to_read(["a", "b"])
+    first.record_running_and_ids_to_read(["a", "b"])
     first.evaluate([session("b")], {"a": session("a", "failed", error_code="boom")})
     state = json.loads(json.dumps(first.to_state()))
     again = plan(ids=None, api_name="zone")
@@ -217,6 +217,6 @@ def test_a_wait_remembers_a_bounded_number_of_sessions():
     from airflow_provider_browsersessions.waiting import MAX_REMEMBERED_SESSIONS
 
     p = plan(ids=None)
-    p.ids_to_read([str(i) for i in range(MAX_REMEMBERED_SESSIONS + 1)])
+    p.record_running_and_ids_to_read([str(i) for i in range(MAX_REMEMBERED_SESSIONS + 1)])
     with pytest.raises(BrowserSessionsError, match=f"more than the {MAX_REMEMBERED_SESSIONS} it can remember"):
         p.to_state()

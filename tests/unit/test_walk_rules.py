@@ -62,7 +62,7 @@ def walk_pages(walk, pages):
     """Feed pages in order; return the ids handed out."""
     handed_out = []
     for payload in pages:
-        handed_out += [s.session_id for s in walk.feed(walk.next_request(), payload)]
+        handed_out += [s.session_id for s in walk.consume_page(walk.next_request(), payload)]
     return handed_out
 
 
@@ -72,9 +72,9 @@ def walk_pages(walk, pages):
 def test_bright_data_answering_the_same_page_with_advancing_offsets_ends_at_the_second_page():
     walk = SessionWalk(BD, SessionQuery(), page_size=3)
     same = [bd(0), bd(1), bd(2)]
-    walk.feed(walk.next_request(), bd_page(same, offset=0, limit=3))
+    walk.consume_page(walk.next_request(), bd_page(same, offset=0, limit=3))
     with pytest.raises(MalformedResponseError) as raised:
-        walk.feed(walk.next_request(), bd_page(same, offset=3, limit=3))
+        walk.consume_page(walk.next_request(), bd_page(same, offset=3, limit=3))
     message = str(raised.value)
     assert "Bright Data" in message
     assert "pagination repeats itself" in message
@@ -85,16 +85,16 @@ def test_bright_data_answering_the_same_page_with_advancing_offsets_ends_at_the_
 
 def test_cloudflare_answering_the_same_full_page_forever_ends_at_the_second_page():
     walk = SessionWalk(CF, SessionQuery(), page_size=2)
-    walk.feed(walk.next_request(), [cf(0), cf(1)])
+    walk.consume_page(walk.next_request(), [cf(0), cf(1)])
     with pytest.raises(MalformedResponseError, match=r"Cloudflare Browser Rendering.*pagination repeats itself"):
-        walk.feed(walk.next_request(), [cf(0), cf(1)])
+        walk.consume_page(walk.next_request(), [cf(0), cf(1)])
 
 
 def test_a_second_page_in_a_row_of_only_sessions_already_handed_out_ends_the_walk():
     walk = SessionWalk(CF, SessionQuery(), page_size=2)
     walk_pages(walk, [[cf(0), cf(1)], [cf(2), cf(3)], [cf(3), cf(0)]])  # one such page: could be drift
     with pytest.raises(MalformedResponseError, match=r"already had \(2\), for the second page in a row"):
-        walk.feed(walk.next_request(), [cf(1), cf(2)])
+        walk.consume_page(walk.next_request(), [cf(1), cf(2)])
     assert walk.stats.pages == 4
 
 
@@ -102,9 +102,9 @@ def test_a_server_cycling_between_two_pages_is_stopped_at_the_second_repeated_pa
     walk = SessionWalk(BD, SessionQuery(), page_size=2)
     first, second = [bd(0), bd(1)], [bd(2), bd(3)]
     walk_pages(walk, [bd_page(first, offset=0, limit=2), bd_page(second, offset=2, limit=2)])
-    walk.feed(walk.next_request(), bd_page(first, offset=4, limit=2))
+    walk.consume_page(walk.next_request(), bd_page(first, offset=4, limit=2))
     with pytest.raises(MalformedResponseError, match="second page in a row"):
-        walk.feed(walk.next_request(), bd_page(second, offset=6, limit=2))
+        walk.consume_page(walk.next_request(), bd_page(second, offset=6, limit=2))
 
 
 def test_a_whole_page_shift_then_progress_is_drift_not_a_repeat():
@@ -172,10 +172,10 @@ def test_ties_at_the_newest_start_are_told_apart_by_id():
     )
     assert got == ["a", "b", "c"]  # "b" again with a new tie: partial drift, not an error
     tie = [bd(0, timestamp=same_time, session_id=sid) for sid in ("c", "b")]
-    walk.feed(walk.next_request(), bd_page(tie, offset=4, limit=2))  # known at the tie: once may be drift
+    walk.consume_page(walk.next_request(), bd_page(tie, offset=4, limit=2))  # known at the tie: once may be drift
     again = [bd(0, timestamp=same_time, session_id=sid) for sid in ("a", "b")]
     with pytest.raises(MalformedResponseError, match="second page in a row"):
-        walk.feed(walk.next_request(), bd_page(again, offset=6, limit=2))
+        walk.consume_page(walk.next_request(), bd_page(again, offset=6, limit=2))
 
 
 # -- the page bound ------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_ties_at_the_newest_start_are_told_apart_by_id():
 def test_a_walk_fetches_at_most_max_pages_then_names_the_bound_and_the_extra():
     walk = SessionWalk(CF, SessionQuery(), page_size=2, max_pages=3)
     for page in range(3):
-        walk.feed(walk.next_request(), [cf(2 * page), cf(2 * page + 1)])
+        walk.consume_page(walk.next_request(), [cf(2 * page), cf(2 * page + 1)])
     with pytest.raises(WalkLimitError) as raised:
         walk.next_request()  # a fourth page is never asked for
     message = str(raised.value)

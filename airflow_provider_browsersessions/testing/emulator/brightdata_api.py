@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_browsersessions.testing.emulator.responses import Reply
+from airflow_provider_browsersessions.testing.emulator.routes import ApiCall, PlatformApi
 from airflow_provider_browsersessions.testing.emulator.store import StoredSession, brightdata_record
 
 if TYPE_CHECKING:
-    from airflow_provider_browsersessions.testing.emulator.server import Emulator
+    from airflow_provider_browsersessions.testing.emulator.routes import EmulatorState
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _ENUMS = {
@@ -44,7 +46,7 @@ def _int(value: str, name: str, low: int, high: int | None) -> int | Reply:
     return number
 
 
-def authorize(emulator: Emulator, headers: Any) -> Reply | None:
+def authorize(emulator: EmulatorState, headers: Any) -> Reply | None:
     """401 in Bright Data's shape unless the Bearer key is right."""
     auth = headers.get("Authorization")
     if not auth:
@@ -54,19 +56,19 @@ def authorize(emulator: Emulator, headers: Any) -> Reply | None:
     return None
 
 
-def handle(emulator: Emulator, method: str, segments: list[str], query: dict[str, list[str]], headers: Any) -> Reply:
+def handle(emulator: EmulatorState, call: ApiCall) -> Reply:
     """Serve ``GET /browser_sessions`` and ``GET /browser_sessions/{id}``."""
-    denied = authorize(emulator, headers)
+    denied = authorize(emulator, call.headers)
     if denied:
         return denied
-    if method != "GET":
+    if call.method != "GET":
         return Reply(405, {"error": "Method not allowed"})
-    if len(segments) == 2:
-        return _get_one(emulator, segments[1])
-    return _list(emulator, {k: v[-1] for k, v in query.items()})
+    if len(call.segments) == 2:
+        return _get_one(emulator, call.segments[1])
+    return _list(emulator, call.params())
 
 
-def _get_one(emulator: Emulator, session_id: str) -> Reply:
+def _get_one(emulator: EmulatorState, session_id: str) -> Reply:
     if not _ID.match(session_id):
         return Reply(400, {"error": "Invalid session_id format"})
     session = emulator.store.get("brightdata", session_id)
@@ -75,7 +77,7 @@ def _get_one(emulator: Emulator, session_id: str) -> Reply:
     return Reply(200, {"session": brightdata_record(session, emulator.now())})
 
 
-def _list(emulator: Emulator, params: dict[str, str]) -> Reply:
+def _list(emulator: EmulatorState, params: dict[str, str]) -> Reply:
     limit = _int(params.get("limit", "50"), "limit", 1, 100)
     offset = _int(params.get("offset", "0"), "offset", 0, None)
     for bad in (limit, offset):
@@ -159,15 +161,30 @@ def rate_limited(retry_after: str) -> Reply:
     return Reply(429, {"error": "Too many requests"}, {**RATE_LIMIT_REASON_HEADERS, "Retry-After": retry_after})
 
 
-def repeated_page(emulator: Emulator, query: dict[str, list[str]], headers: Any) -> Reply:
+def repeated_page(emulator: EmulatorState, call: ApiCall) -> Reply:
     """
     The ``repeat_page`` fault: the first page again, whatever the offset, its pagination still advancing
     (``has_more: true``, ``next_offset`` = offset + limit), as a broken cache or proxy in front of the API would.
     """
-    params = {k: v[-1] for k, v in query.items()}
-    reply = handle(emulator, "GET", ["browser_sessions"], {**query, "offset": ["0"]}, headers)
+    params = call.params()
+    first = dataclasses.replace(
+        call, method="GET", segments=["browser_sessions"], query={**call.query, "offset": ["0"]}
+    )
+    reply = handle(emulator, first)
     if reply.status != 200:
         return reply
     offset, limit = int(params.get("offset", "0") or 0), int(params.get("limit", "50") or 50)
     reply.body["pagination"] = {"offset": offset, "limit": limit, "has_more": True, "next_offset": offset + limit}
     return reply
+
+
+API = PlatformApi(
+    name="brightdata",
+    owns=lambda segments: segments[0] == "browser_sessions",
+    handle=handle,
+    is_list=lambda call: call.method == "GET" and call.segments[-1] == "browser_sessions",
+    repeated_page=repeated_page,
+    rate_limited=rate_limited,
+    # A 429 from a front end in the raw form: no reason headers, only its body (the server adds Retry-After).
+    raw_rate_limited=lambda: Reply(429, {"error": "Too many requests"}),
+)

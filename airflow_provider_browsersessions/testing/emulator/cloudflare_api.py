@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_browsersessions.testing.emulator.responses import Reply
+from airflow_provider_browsersessions.testing.emulator.routes import ApiCall, PlatformApi
 from airflow_provider_browsersessions.testing.emulator.store import (
     StoredSession,
     cloudflare_fields,
@@ -13,7 +15,7 @@ from airflow_provider_browsersessions.testing.emulator.store import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_browsersessions.testing.emulator.server import Emulator
+    from airflow_provider_browsersessions.testing.emulator.routes import EmulatorState
 
 
 def error(status: int, code: int, message: str) -> Reply:
@@ -23,7 +25,7 @@ def error(status: int, code: int, message: str) -> Reply:
     )
 
 
-def authorize(emulator: Emulator, headers: Any) -> Reply | None:
+def authorize(emulator: EmulatorState, headers: Any) -> Reply | None:
     """Bearer token, or the legacy X-Auth-Email + X-Auth-Key pair; else 401 code 10000."""
     if headers.get("Authorization") == f"Bearer {emulator.cloudflare_api_token}":
         return None
@@ -35,17 +37,16 @@ def authorize(emulator: Emulator, headers: Any) -> Reply | None:
     return error(401, 10000, "Authentication error")
 
 
-def _ok(emulator: Emulator, body: Any) -> Reply:
+def _ok(emulator: EmulatorState, body: Any) -> Reply:
     if emulator.options["cloudflare_envelope"]:
         body = {"success": True, "errors": [], "messages": [], "result": body}
     return Reply(200, body)
 
 
-def handle(
-    emulator: Emulator, method: str, segments: list[str], query: dict[str, list[str]], headers: Any, raw_path: str
-) -> Reply:
+def handle(emulator: EmulatorState, call: ApiCall) -> Reply:
     """Serve ``/client/v4/accounts/{account}/browser-rendering/devtools/...``."""
-    denied = authorize(emulator, headers)
+    method, segments, raw_path = call.method, call.segments, call.raw_path
+    denied = authorize(emulator, call.headers)
     if denied:
         return denied
     # segments: client, v4, accounts, {account}, browser-rendering, devtools, (session|browser), [id]
@@ -54,7 +55,7 @@ def handle(
     if segments[3] != emulator.cloudflare_account_id:
         return error(404, 7003, f"Could not route to {raw_path}, perhaps your object identifier is invalid?")
     kind, rest = segments[6], segments[7:]
-    params = {k: v[-1] for k, v in query.items()}
+    params = call.params()
     if kind == "session" and method == "GET":
         return _get_one(emulator, rest[0]) if rest else _list(emulator, params)
     if kind == "browser" and method == "POST" and not rest:
@@ -64,7 +65,7 @@ def handle(
     return error(405, 10405, "Method not allowed")
 
 
-def _list(emulator: Emulator, params: dict[str, str]) -> Reply:
+def _list(emulator: EmulatorState, params: dict[str, str]) -> Reply:
     try:
         limit = int(params.get("limit", "50"))
         offset = int(params.get("offset", "0"))
@@ -84,14 +85,14 @@ def _list(emulator: Emulator, params: dict[str, str]) -> Reply:
     return _ok(emulator, [cloudflare_record(s, now, emulator.url) for s in active[offset : offset + limit]])
 
 
-def _readable(emulator: Emulator, session: StoredSession | None, now: float) -> bool:
+def _readable(emulator: EmulatorState, session: StoredSession | None, now: float) -> bool:
     if session is None:
         return False
     end = session.end_time()
     return end is None or now < end + emulator.cloudflare_retention
 
 
-def _get_one(emulator: Emulator, session_id: str) -> Reply:
+def _get_one(emulator: EmulatorState, session_id: str) -> Reply:
     now = emulator.now()
     session = emulator.store.get("cloudflare", session_id)
     if not _readable(emulator, session, now):
@@ -102,7 +103,7 @@ def _get_one(emulator: Emulator, session_id: str) -> Reply:
     return _ok(emulator, cloudflare_record(session, now, emulator.url))
 
 
-def _acquire(emulator: Emulator, params: dict[str, str]) -> Reply:
+def _acquire(emulator: EmulatorState, params: dict[str, str]) -> Reply:
     try:
         keep_alive_ms = int(params.get("keep_alive", "60000"))
     except ValueError:
@@ -119,7 +120,7 @@ def _acquire(emulator: Emulator, params: dict[str, str]) -> Reply:
     return _ok(emulator, {"sessionId": session.session_id, "webSocketDebuggerUrl": record["webSocketDebuggerUrl"]})
 
 
-def _close(emulator: Emulator, session_id: str) -> Reply:
+def _close(emulator: EmulatorState, session_id: str) -> Reply:
     now = emulator.now()
     session = emulator.store.get("cloudflare", session_id)
     if not _readable(emulator, session, now):
@@ -129,3 +130,37 @@ def _close(emulator: Emulator, session_id: str) -> Reply:
         return _ok(emulator, {"status": "closed"})
     emulator.store.end("cloudflare", session_id, "finished", now, {"closeReasonText": "NormalClosure"})
     return _ok(emulator, {"status": "closing"})
+
+
+def _repeated_page(emulator: EmulatorState, call: ApiCall) -> Reply:
+    # Cloudflare pages by a full page meaning "more": the same full page at every offset never ends.
+    return handle(emulator, dataclasses.replace(call, method="GET", query={**call.query, "offset": ["0"]}))
+
+
+def _rate_limited(retry_after: str) -> Reply:
+    reply = _too_many_requests()
+    reply.headers["Retry-After"] = retry_after
+    return reply
+
+
+def _too_many_requests() -> Reply:
+    return error(429, 971, "Please wait and consider throttling your request speed")
+
+
+def _server_error(status: int) -> Reply | None:
+    # Cloudflare's 500 is code 2000 in its envelope (shared/api notes, "Codes seen"); its 503 body is
+    # undocumented (only "no browser available"), so the server's generic {"error": ...} stands in.
+    return error(500, 2000, "Internal server error") if status == 500 else None
+
+
+API = PlatformApi(
+    name="cloudflare",
+    owns=lambda segments: segments[:3] == ["client", "v4", "accounts"],
+    handle=handle,
+    is_list=lambda call: call.method == "GET" and call.segments[-1] == "session",
+    repeated_page=_repeated_page,
+    rate_limited=_rate_limited,
+    raw_rate_limited=_too_many_requests,
+    server_error=_server_error,
+    sends_rate_budget=True,
+)

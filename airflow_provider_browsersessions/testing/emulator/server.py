@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, unquote
 from airflow_provider_browsersessions.testing.emulator import brightdata_api, cloudflare_api
 from airflow_provider_browsersessions.testing.emulator.faults import FaultPlan
 from airflow_provider_browsersessions.testing.emulator.responses import Reply
+from airflow_provider_browsersessions.testing.emulator.routes import ApiCall, PlatformApi
 from airflow_provider_browsersessions.testing.emulator.store import (
     PLATFORMS,
     Clock,
@@ -36,6 +37,10 @@ DEFAULT_CLOUDFLARE_API_TOKEN = "emulator-cloudflare-token"
 DEFAULT_CLOUDFLARE_EMAIL = "emulator@example.com"
 DEFAULT_CLOUDFLARE_GLOBAL_KEY = "emulator-global-key"
 DEFAULT_CLOUDFLARE_ACCOUNT_ID = "emulator-account"
+
+#: The routing table: every platform API the server serves, tried in order; the first whose ``owns``
+#: accepts a request's path serves it. A platform joins with one line here and its own ``API``.
+PLATFORM_APIS: tuple[PlatformApi, ...] = (brightdata_api.API, cloudflare_api.API)
 
 _BRIGHTDATA_FIELDS = ("api_name", "target_url", "end_url", "navigations", "captcha", "bandwidth", "error")
 
@@ -446,13 +451,15 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = Reply(400, {"error": str(err)})
             self._write(reply)
             return
-        platform = "brightdata" if segments[0] == "browser_sessions" else "cloudflare"
-        if platform == "cloudflare" and segments[:3] != ["client", "v4", "accounts"]:
+        api = next((api for api in PLATFORM_APIS if api.owns(segments)), None)
+        if api is None:
             self._write(Reply(404, {"error": "Not found"}))
             return
+        platform = api.name
         fault = self.emulator.faults.decide(platform, method, raw_path)
-        reply, cut = self._reply(platform, method, segments, query, raw_path, fault)
-        if platform == "cloudflare":  # every Cloudflare answer carries its rate budget
+        call = ApiCall(method=method, segments=segments, query=query, headers=self.headers, raw_path=raw_path)
+        reply, cut = self._reply(api, call, fault)
+        if api.sends_rate_budget:
             reply.headers = {**self.emulator.faults.ratelimit_headers(), **reply.headers}
         stalled = fault is not None and fault["kind"] == "stall_headers"
         body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
@@ -509,35 +516,23 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             return  # the client gave up
 
-    def _reply(
-        self,
-        platform: str,
-        method: str,
-        segments: list[str],
-        query: dict[str, list[str]],
-        raw_path: str,
-        fault: dict[str, Any] | None,
-    ) -> tuple[Reply, bool]:
+    def _reply(self, api: PlatformApi, call: ApiCall, fault: dict[str, Any] | None) -> tuple[Reply, bool]:
         kind = None if fault is None else fault["kind"]
-        network = _network_reply(platform, fault)
+        network = _network_reply(api, fault)
         if network is not None:
             return network, False
         if fault is not None and kind == "429":
-            if platform == "cloudflare":
-                reply = cloudflare_api.error(429, 971, "Please wait and consider throttling your request speed")
-                reply.headers["Retry-After"] = _number(fault.get("retry_after", 1))
-            else:
-                reply = brightdata_api.rate_limited(_number(fault.get("retry_after", 1)))
-            return reply, False
-        if kind == "repeat_page" and method == "GET" and segments[-1] in ("browser_sessions", "session"):
-            return self._repeated_page(platform, segments, query, raw_path), False
-        if kind == "500" and platform == "cloudflare":
-            # Cloudflare's 500 is code 2000 in its envelope (shared/api notes, "Codes seen").
-            return cloudflare_api.error(500, 2000, "Internal server error"), False
+            return api.rate_limited(_number(fault.get("retry_after", 1))), False
+        if kind == "repeat_page" and api.is_list(call):
+            return api.repeated_page(self.emulator, call), False
         if kind in ("500", "503"):
-            # Cloudflare's 503 body is undocumented (only "no browser available"): the {"error": ...} fallback.
+            status = int(str(kind))
+            own = api.server_error(status)
+            if own is not None:
+                return own, False
+            # No body of the API's own for this status (Bright Data; Cloudflare's 503): the {"error": ...} fallback.
             message = "Internal server error" if kind == "500" else "Service unavailable"
-            return Reply(int(str(kind)), {"error": message}), False
+            return Reply(status, {"error": message}), False
         if fault is not None and kind == "body":
             # Any status and raw body: wrong types, missing fields, null lists, huge or truncated bodies.
             headers = {"Content-Type": str(fault.get("content_type", "application/json"))}
@@ -547,21 +542,11 @@ class _Handler(BaseHTTPRequestHandler):
             return Reply(502, page, {"Content-Type": "text/html"}), False
         if fault is not None and kind == "latency":
             time.sleep(float(fault.get("seconds", 0.05)))
-        if platform == "brightdata":
-            reply = brightdata_api.handle(self.emulator, method, segments, query, self.headers)
-        else:
-            reply = cloudflare_api.handle(self.emulator, method, segments, query, self.headers, raw_path)
+        reply = api.handle(self.emulator, call)
         if kind == "malformed_json":
             body = json.dumps(reply.body).encode()
             return Reply(200, body[: max(1, len(body) // 2)]), False
         return reply, kind == "close_mid_body"
-
-    def _repeated_page(self, platform: str, segments: list[str], query: dict[str, list[str]], raw_path: str) -> Reply:
-        """The ``repeat_page`` fault on a list request: the first page again, whatever the offset."""
-        if platform == "brightdata":
-            return brightdata_api.repeated_page(self.emulator, query, self.headers)
-        # Cloudflare pages by a full page meaning "more": the same full page at every offset never ends.
-        return cloudflare_api.handle(self.emulator, "GET", segments, {**query, "offset": ["0"]}, self.headers, raw_path)
 
     def _send_head(self, reply: Reply, length: int) -> None:
         """Status line and headers of an answer whose body has ``length`` bytes."""
@@ -586,16 +571,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def _network_reply(platform: str, fault: dict[str, Any] | None) -> Reply | None:
+def _network_reply(api: PlatformApi, fault: dict[str, Any] | None) -> Reply | None:
     """The hostile-network faults answered without the API: a raw Retry-After, a redirect, a gzip bomb."""
     kind = None if fault is None else fault["kind"]
     if fault is None or kind not in ("429_raw", "redirect", "gzip_bomb"):
         return None
     if kind == "429_raw":
-        if platform == "cloudflare":
-            reply = cloudflare_api.error(429, 971, "Please wait and consider throttling your request speed")
-        else:
-            reply = Reply(429, {"error": "Too many requests"})
+        reply = api.raw_rate_limited()
         reply.headers["Retry-After"] = str(fault["retry_after"])
         return reply
     if kind == "redirect":

@@ -1,0 +1,277 @@
+"""The sessions client of one connection: list, read and close, sync and async, over one walk per listing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_browsersessions.exceptions import InvalidQueryError, NotFoundError
+from airflow_provider_browsersessions.paging import aiter_walk, iter_walk
+from airflow_provider_browsersessions.platforms.base import ApiRequest, ResponseShapeError, SessionWalk, shape_error
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
+from airflow_provider_browsersessions.transport import AsyncTransport, SyncTransport
+
+if TYPE_CHECKING:
+    from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
+
+__all__ = ["BrowserSessionsClient", "SessionIterator"]
+
+_PROGRESS_EVERY_PAGES = 10
+
+
+class SessionIterator(Iterator[BrowserSession]):
+    """
+    Sessions, lazily, one page fetched at a time; ``walk`` tells what was fetched and filtered.
+
+    :param walk: The walk being driven (its ``stats`` and ``describe()`` are live).
+    :param sessions: The generator that drives it.
+    """
+
+    def __init__(self, walk: SessionWalk, sessions: Iterator[BrowserSession]) -> None:
+        self.walk = walk
+        self._sessions = sessions
+
+    def __iter__(self) -> SessionIterator:
+        return self
+
+    def __next__(self) -> BrowserSession:
+        return next(self._sessions)
+
+
+def build_query(query: SessionQuery | None, filters: Mapping[str, Any]) -> SessionQuery:
+    """Accept either a ready ``SessionQuery`` or filters by name, never both."""
+    if query is not None and filters:
+        raise InvalidQueryError("query", "either a SessionQuery or filters by name, not both")
+    return query if query is not None else SessionQuery.build(**filters)
+
+
+def _check_session_id(session_id: Any) -> str:
+    """Validate a session id before it goes into a path (it is quoted there, never trusted)."""
+    if not isinstance(session_id, str) or not session_id.strip():
+        raise InvalidQueryError("session_id", f"a non-empty string, not {session_id!r}")
+    return session_id
+
+
+class BrowserSessionsClient:
+    """
+    Lists, reads and closes the sessions of one connection: the sync calls tasks make and their async twins.
+
+    The hook resolves the connection (settings, the platform's wire logic, what a 404 means, how to explain
+    an error); this client owns the transports built from it and drives the platform's ``SessionWalk``:
+    the sync side through pooled ``SyncTransport`` objects (one per page in flight for a pipelined
+    listing), the async side through one ``AsyncTransport`` for the triggerer.
+    Get it as ``hook.client``; the hook's listing methods delegate to it.
+
+    :param hook: The hook whose connection this client speaks for.
+    """
+
+    def __init__(self, hook: BrowserSessionsHook) -> None:
+        self.hook = hook
+        self._transport: SyncTransport | None = None
+        self._async_transport: AsyncTransport | None = None
+        # More sync transports for pipelined listings: one per page in flight, each used by one thread at a time.
+        self._page_transports: list[SyncTransport] = []
+        self._calls_end: float | None = None
+
+    # -- transports ---------------------------------------------------------------------------------------
+
+    def get_conn(self) -> SyncTransport:
+        """The one pooled sync transport."""
+        if self._transport is None:
+            self._transport = SyncTransport(platform=self.hook.platform, settings=self.hook.settings)
+        self._transport.calls_end = self._calls_end
+        return self._transport
+
+    def _page_fetchers(self, count: int) -> list[Any]:
+        """``count`` sync fetchers for a pipelined walk: the pooled transport and pooled extras (kept for reuse)."""
+        while len(self._page_transports) < count - 1:
+            self._page_transports.append(SyncTransport(platform=self.hook.platform, settings=self.hook.settings))
+        for transport in self._page_transports:
+            transport.calls_end = self._calls_end
+        return [self.get_conn().fetch_json, *(t.fetch_json for t in self._page_transports[: count - 1])]
+
+    @contextmanager
+    def calls_within(self, seconds: float | None) -> Iterator[None]:
+        """
+        The sync calls made inside end their retry and pacing sleeps within ``seconds``: a wait's deadline.
+
+        A poke-mode sensor's retries would otherwise honour a ``Retry-After`` (or back off) past its
+        ``timeout``; with this, a call that would have to sleep past it gives up with its last error, which
+        skips that poke. Each attempt itself stays bounded by ``request_deadline``.
+
+        :param seconds: Seconds from now; None leaves the calls unbounded (only the retry policy's own bounds).
+        """
+        previous = self._calls_end
+        self._calls_end = None if seconds is None else time.monotonic() + max(0.0, seconds)
+        try:
+            yield
+        finally:
+            self._calls_end = previous
+
+    def get_async_conn(self) -> AsyncTransport:
+        """The one async transport (create it inside the event loop that will use it)."""
+        if self._async_transport is None:
+            self._async_transport = AsyncTransport(platform=self.hook.platform, settings=self.hook.settings)
+        return self._async_transport
+
+    def close(self) -> None:
+        """Release the sync transports' connections."""
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        for transport in self._page_transports:
+            transport.close()
+        self._page_transports = []
+
+    async def aclose(self) -> None:
+        """Release the async transport's connections."""
+        if self._async_transport is not None:
+            await self._async_transport.aclose()
+            self._async_transport = None
+
+    # -- sessions -----------------------------------------------------------------------------------------
+
+    def plan_walk(
+        self,
+        query: SessionQuery | None = None,
+        *,
+        max_results: int | None = None,
+        page_size: int | None = None,
+        **filters: Any,
+    ) -> SessionWalk:
+        """Validate everything and plan the listing; no request is sent."""
+        return SessionWalk(
+            self.hook.platform,
+            build_query(query, filters),
+            max_results=max_results,
+            page_size=page_size or self.hook.page_size,
+            max_pages=self.hook.max_pages,
+            log=self.hook.log,
+        )
+
+    def iter_sessions(
+        self,
+        query: SessionQuery | None = None,
+        *,
+        max_results: int | None = None,
+        page_size: int | None = None,
+        read_ahead: bool = False,
+        **filters: Any,
+    ) -> SessionIterator:
+        """
+        Yield matching sessions lazily, fetching the next page only when needed.
+
+        :param query: A ready ``SessionQuery``; or give the filters by name instead.
+        :param max_results: Stop after this many sessions.
+        :param page_size: Page size (default: the API maximum).
+        :param read_ahead: The caller reads to the end (or stops only on an error): fetch the pages the walk
+            is sure to need ahead, up to the extra ``pages_in_flight`` at once. Without it nothing is fetched
+            before the caller asks past the page in hand, so stopping early never leaves a request unused.
+        :raises InvalidQueryError: before any request, for a value that is not allowed.
+        """
+        walk = self.plan_walk(query, max_results=max_results, page_size=page_size, **filters)
+        return SessionIterator(
+            walk, self._sessions_from_walk(walk, in_flight=self.hook.pages_in_flight if read_ahead else 1)
+        )
+
+    def _sessions_from_walk(self, walk: SessionWalk, *, in_flight: int = 1) -> Iterator[BrowserSession]:
+        """Fetch the walk's pages (up to ``in_flight`` at once) and yield its sessions, logging progress."""
+        with self.hook.explained_errors():
+            for sessions in iter_walk(walk, self._page_fetchers(in_flight), in_flight=in_flight):
+                yield from sessions
+                stats = walk.stats
+                if stats.pages % _PROGRESS_EVERY_PAGES == 0:
+                    self.hook.log.info(
+                        "%s: listing in progress: %d pages, %d sessions scanned, %d matched so far",
+                        self.hook.platform.display_name,
+                        stats.pages,
+                        stats.scanned,
+                        stats.matched,
+                    )
+
+    def list_sessions(
+        self,
+        query: SessionQuery | None = None,
+        *,
+        max_results: int | None = None,
+        page_size: int | None = None,
+        **filters: Any,
+    ) -> list[BrowserSession]:
+        """Return matching sessions as a list (see :meth:`iter_sessions`)."""
+        return list(self.iter_sessions(query, max_results=max_results, page_size=page_size, read_ahead=True, **filters))
+
+    def get_session(self, session_id: str) -> BrowserSession | None:
+        """
+        Read one session; None when the platform does not know it (404 or a ``null`` body).
+
+        :param session_id: The platform's session id (quoted into the path).
+        """
+        request = self.hook.platform.get_request(_check_session_id(session_id))
+        with self.hook.explained_errors():
+            try:
+                payload = self.get_conn().fetch_json(request)
+            except NotFoundError as err:
+                if self.hook.is_unknown_session(err):
+                    return None
+                raise
+            return self._parse_session(request, payload)
+
+    async def aiter_sessions(
+        self, query: SessionQuery, *, max_results: int | None = None, read_ahead: bool = False
+    ) -> AsyncIterator[BrowserSession]:
+        """The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx."""
+        await self.hook.aload_connection()
+        walk = self.plan_walk(query, max_results=max_results)
+        in_flight = self.hook.pages_in_flight if read_ahead else 1
+        pages = aiter_walk(walk, self.get_async_conn().fetch_json, in_flight=in_flight)
+        try:
+            async for sessions in pages:
+                for session in sessions:
+                    yield session
+        finally:
+            await pages.aclose()
+
+    async def aget_session(self, session_id: str) -> BrowserSession | None:
+        """The async twin of :meth:`get_session`."""
+        await self.hook.aload_connection()
+        request = self.hook.platform.get_request(_check_session_id(session_id))
+        try:
+            payload = await self.get_async_conn().fetch_json(request)
+        except NotFoundError as err:
+            if self.hook.is_unknown_session(err):
+                return None
+            raise
+        return self._parse_session(request, payload)
+
+    def close_session(self, session_id: str) -> str:
+        """
+        Close a session (Cloudflare: ``DELETE .../devtools/browser/{id}``).
+
+        :param session_id: The session to close (quoted into the path).
+        :return: The API's answer, e.g. ``"closing"`` or ``"closed"``.
+        :raises NotSupportedError: before any request, when the platform's API cannot close sessions.
+        :raises NotFoundError: when the platform does not know the session (see the hook's ``is_unknown_session``).
+        """
+        request = self.hook.platform.close_request(_check_session_id(session_id))
+        with self.hook.explained_errors():
+            return self._parse_close(request, self.get_conn().fetch_json(request))
+
+    async def aclose_session(self, session_id: str) -> str:
+        """The async twin of :meth:`close_session`."""
+        await self.hook.aload_connection()
+        request = self.hook.platform.close_request(_check_session_id(session_id))
+        return self._parse_close(request, await self.get_async_conn().fetch_json(request))
+
+    def _parse_close(self, request: ApiRequest, payload: Any) -> str:
+        try:
+            return self.hook.platform.parse_close_body(payload)
+        except ResponseShapeError as err:
+            raise shape_error(self.hook.platform, request, err) from None
+
+    def _parse_session(self, request: ApiRequest, payload: Any) -> BrowserSession | None:
+        try:
+            return self.hook.platform.parse_session_body(payload)
+        except ResponseShapeError as err:
+            raise shape_error(self.hook.platform, request, err) from None
