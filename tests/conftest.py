@@ -47,6 +47,14 @@ def airflow_db() -> Path:
     return AIRFLOW_HOME
 
 
+@pytest.fixture
+def frozen_emulator(browsersessions_connections):  # type: ignore[no-untyped-def]
+    """The session's emulator with its clock stopped: sessions end only when a test ends them."""
+    emulator = browsersessions_connections.emulator
+    emulator.set_speed(0)
+    return emulator
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Long trials (``@pytest.mark.slow``) run only when ``BROWSERSESSIONS_LONG=1``; CI runs the quick set."""
     if os.environ.get("BROWSERSESSIONS_LONG") == "1":

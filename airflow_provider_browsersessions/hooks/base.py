@@ -336,13 +336,8 @@ class BrowserSessionsHook(BaseHook):
         """
         Yield matching sessions lazily, fetching the next page only when needed.
 
-        :param query: A ready ``SessionQuery``; or give the filters by name instead.
-        :param max_results: Stop after this many sessions.
-        :param page_size: Page size (default: the API maximum).
-        :param read_ahead: The caller reads to the end (or stops only on an error): fetch the pages the walk
-            is sure to need ahead, up to the extra ``pages_in_flight`` at once. Without it nothing is fetched
-            before the caller asks past the page in hand, so stopping early never leaves a request unused.
-        :raises InvalidQueryError: before any request, for a value that is not allowed.
+        The parameters are those of
+        :meth:`~airflow_provider_browsersessions.client.BrowserSessionsClient.iter_sessions`.
         """
         return self.client.iter_sessions(
             query, max_results=max_results, page_size=page_size, read_ahead=read_ahead, **filters

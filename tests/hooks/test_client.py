@@ -14,10 +14,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def emulator(browsersessions_connections):
-    emulator = browsersessions_connections.emulator
-    emulator.set_speed(0)  # a frozen clock: the hook and its client see the same sessions
-    return emulator
+def emulator(frozen_emulator):
+    return frozen_emulator  # a frozen clock: the hook and its client see the same sessions
 
 
 def test_the_hook_has_one_client_bound_to_it(emulator):

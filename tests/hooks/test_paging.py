@@ -19,10 +19,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def emulator(browsersessions_connections):
-    emulator = browsersessions_connections.emulator
-    emulator.set_speed(0)  # a frozen clock: both runs of a comparison see the same sessions
-    return emulator
+def emulator(frozen_emulator):
+    return frozen_emulator  # a frozen clock: both runs of a comparison see the same sessions
 
 
 def with_pages_in_flight(emulator, monkeypatch, in_flight: int, platform: str = "brightdata") -> str:
