@@ -50,8 +50,8 @@ def child(count: int, interval: float, zones: int) -> dict[str, float]:
                 return
 
         tasks = [asyncio.create_task(consume(t)) for t in triggers]
-        # Setting up 10,000 waits (a connection read and a hook each) takes longer than an interval on a slow
-        # machine: the CPU window opens only once every wait is subscribed and has seen a poll.
+        # Setting up 10,000 waits (a task, a parsed plan and a subscription each) can take longer than an interval
+        # on a slow machine: the CPU window opens only once every wait is subscribed and has seen a poll.
         while sum(poll.subscribers for poll in _state().polls.values()) < count:
             await asyncio.sleep(0.1)
         await asyncio.sleep(interval * 1.5)

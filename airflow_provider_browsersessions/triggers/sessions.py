@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
-from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, aget_browser_sessions_hook
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
+from airflow_provider_browsersessions.triggers.shared_hook import HookLease
 from airflow_provider_browsersessions.triggers.shared_poll import shared_read, subscribe
 from airflow_provider_browsersessions.waiting import (
     FINAL_CHECK_SECONDS,
@@ -21,7 +21,30 @@ from airflow_provider_browsersessions.waiting import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+    from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
+
+#: Distinct queries kept by ``_shared_query``; past it the table starts over (equal queries are then two objects).
+_SHARED_QUERIES_MAX = 1024
+_shared_queries: dict[SessionQuery, SessionQuery] = {}
+
+
+def _shared_query(query: SessionQuery) -> SessionQuery:
+    """
+    One object for equal queries across the waits of a process (a query is frozen, so sharing it is safe).
+
+    10,000 waits on a few zones parse a few distinct filter sets: keeping one ``SessionQuery`` (and its
+    frozensets) per distinct set, not two per wait, saves about half a kilobyte a wait.
+    """
+    if query.where is not None:  # compared out of equality: never shared
+        return query
+    shared = _shared_queries.get(query)
+    if shared is None:
+        if len(_shared_queries) >= _SHARED_QUERIES_MAX:
+            _shared_queries.clear()
+        shared = _shared_queries[query] = query
+    return shared
 
 
 __all__ = ["BrowserSessionsTrigger"]
@@ -72,6 +95,10 @@ class BrowserSessionsTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.end_time = end_time
         self.seen_running = list(seen_running or [])
+        # The class's logger (same name, so the same lines), not one of its own per wait: the triggerer routes
+        # a line to its trigger's log by context variables (trigger_id), and under Airflow 3 a logger per
+        # wait costs about 1 KB, 10 MB for 10,000 waits.
+        self._log = type(self).logger()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and exactly the constructor's arguments (a connection id, never a secret)."""
@@ -91,12 +118,14 @@ class BrowserSessionsTrigger(BaseTrigger):
 
     def _plan(self) -> WaitPlan:
         session_ids = None if self.session_ids is None else tuple(self.session_ids)
-        return WaitPlan(
-            query=SessionQuery.build(**self.filters),
+        plan = WaitPlan(
+            query=_shared_query(SessionQuery.build(**self.filters)),
             session_ids=session_ids,
             missing=self.missing,
             seen_running=self.seen_running,
         )
+        plan.running_query = _shared_query(plan.running_query)
+        return plan
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """
@@ -107,35 +136,32 @@ class BrowserSessionsTrigger(BaseTrigger):
         it makes one final check of its own (bounded by ``FINAL_CHECK_SECONDS``), so a session that ended
         since the last poll still gives ``success``; otherwise the ``timeout`` event names what still runs.
         """
-        hook: BrowserSessionsHook | None = None
         try:
             plan = self._plan()
-            hook = await aget_browser_sessions_hook(self.conn_id)
-            last: WaitOutcome | None = None
-            async with subscribe(
-                conn_id=self.conn_id, running_query=plan.running_query, interval=self.poll_interval
-            ) as subscription:
-                while (remaining := self._remaining()) is None or remaining > 0:
-                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that arrives as
-                    # the poll completes, and the triggerer's cancel (task cleared, trigger moved) is lost.
-                    try:
-                        async with asyncio.timeout(remaining):
-                            outcome = await self._poll(plan, hook, subscription.next)
-                    except TimeoutError:
-                        break  # the deadline came first
-                    if outcome is None:
-                        continue
-                    last = outcome
-                    event = self._decide(plan, outcome)
-                    if event is not None:
-                        yield event
-                        return
-            yield await self._final_check(plan, hook, last)
+            # The loop's one hook for this connection, shared with every other wait on it (shared_hook).
+            async with HookLease(conn_id=self.conn_id) as hook:
+                last: WaitOutcome | None = None
+                async with subscribe(
+                    conn_id=self.conn_id, running_query=plan.running_query, interval=self.poll_interval
+                ) as subscription:
+                    while (remaining := self._remaining()) is None or remaining > 0:
+                        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancel that arrives as
+                        # the poll completes, and the triggerer's cancel (task cleared, trigger moved) is lost.
+                        try:
+                            async with asyncio.timeout(remaining):
+                                outcome = await self._poll(plan, hook, subscription.next)
+                        except TimeoutError:
+                            break  # the deadline came first
+                        if outcome is None:
+                            continue
+                        last = outcome
+                        event = self._decide(plan, outcome)
+                        if event is not None:
+                            yield event
+                            return
+                yield await self._final_check(plan, hook, last)
         except BrowserSessionsError as err:
             yield TriggerEvent({"status": "error", "message": str(err), "sessions": []})
-        finally:
-            if hook is not None:
-                await hook.aclose()
 
     def _remaining(self) -> float | None:
         return None if self.end_time is None else self.end_time - time.time()
@@ -144,7 +170,7 @@ class BrowserSessionsTrigger(BaseTrigger):
         self,
         plan: WaitPlan,
         hook: BrowserSessionsHook,
-        running_sessions: Callable[[], Awaitable[list[BrowserSession]]],
+        running_sessions: Callable[[], Awaitable[Sequence[BrowserSession]]],
     ) -> WaitOutcome | None:
         """One poll: the running sessions, then reads of the ids that left them. None: the poll was skipped."""
         try:
@@ -170,7 +196,7 @@ class BrowserSessionsTrigger(BaseTrigger):
     async def _final_check(self, plan: WaitPlan, hook: BrowserSessionsHook, last: WaitOutcome | None) -> TriggerEvent:
         """At the deadline: one walk of our own (not the shared poll's schedule), then success or timeout."""
 
-        async def walk() -> list[BrowserSession]:
+        async def walk() -> Sequence[BrowserSession]:
             if plan.can_skip_running_walk():
                 return []  # one id left: reading it is the whole check
             return [s async for s in hook.aiter_sessions(plan.running_query)]

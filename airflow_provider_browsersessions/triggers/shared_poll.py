@@ -2,8 +2,10 @@
 
 K deferred sensors watching the same connection and filters would otherwise each walk the running
 list every interval: K requests where one answers them all. Triggers here subscribe to a
-``SharedRunningPoll`` keyed by (connection, running-query, interval); the poll owns its own hook,
-fetches once per interval while it has subscribers, and hands every subscriber the same snapshot.
+``SharedRunningPoll`` keyed by (connection, running-query, interval); the poll leases the loop's hook of
+its connection (``shared_hook``), fetches once per interval while it has subscribers, and hands every
+subscriber the same snapshot: one immutable tuple, never a copy per subscriber (10,000 waits are 10,000
+subscribers).
 State lives per event loop (a ``WeakKeyDictionary`` keyed by the running loop), so nothing crosses
 loops or threads. Terminal session states are immutable, so reads of ended sessions are shared too.
 """
@@ -18,12 +20,13 @@ import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, aget_browser_sessions_hook
+from airflow_provider_browsersessions.triggers.shared_hook import HookLease
 from airflow_provider_browsersessions.waiting import next_poll_delay
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
     from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
 
 log = logging.getLogger(__name__)
@@ -54,11 +57,12 @@ class SharedRunningPoll:
         self.interval = interval
         self.subscribers = 0
         self.version = 0
-        self._snapshot: list[BrowserSession] = []
-        self._error: BaseException | None = None
-        self._changed = asyncio.Condition()
+        self.snapshot: tuple[BrowserSession, ...] = ()
+        self.error: BaseException | None = None
+        # One future per waiting subscriber, resolved together when a snapshot is published. Not a Condition:
+        # its lock makes every one of 10,000 woken waiters take it in turn, each with a coroutine frame more.
+        self._waiters: set[asyncio.Future[None]] = set()
         self._task: asyncio.Task[None] | None = None
-        self._hook: BrowserSessionsHook | None = None
 
     def start(self) -> None:
         """Start the loop if it is not running."""
@@ -66,38 +70,40 @@ class SharedRunningPoll:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"shared-poll:{self.conn_id}")
 
     async def _run(self) -> None:
-        try:
+        async with contextlib.AsyncExitStack() as leases:
+            hook: BrowserSessionsHook | None = None
             while self.subscribers > 0:
                 try:
-                    if self._hook is None:
-                        self._hook = await aget_browser_sessions_hook(self.conn_id)
-                    snapshot = [s async for s in self._hook.aiter_sessions(self.running_query, read_ahead=True)]
+                    if hook is None:
+                        hook = await leases.enter_async_context(HookLease(conn_id=self.conn_id))
+                    snapshot = tuple([s async for s in hook.aiter_sessions(self.running_query, read_ahead=True)])
                     error: BaseException | None = None
                 except Exception as err:
-                    snapshot, error = [], err
+                    snapshot, error = (), err
                 # Retry-After is honoured but capped: a server asking for days must not park the poll (and
                 # each trigger's own deadline wakes it regardless, see BrowserSessionsTrigger.run). No
                 # doubling here: the transport already backed off within the poll, and waits have deadlines.
                 delay = next_poll_delay(self.interval, error, failures=1 if error else 0)
-                async with self._changed:
-                    self.version += 1
-                    self._snapshot, self._error = snapshot, error
-                    self._changed.notify_all()
+                self._publish(snapshot, error)
                 await asyncio.sleep(delay)
-        finally:
-            if self._hook is not None:
-                await self._hook.aclose()
-                self._hook = None
 
-    async def next_snapshot(self, after_version: int) -> tuple[int, list[BrowserSession], BaseException | None]:
-        """
-        Wait for a snapshot newer than ``after_version``.
+    def _publish(self, snapshot: tuple[BrowserSession, ...], error: BaseException | None) -> None:
+        self.version += 1
+        self.snapshot, self.error = snapshot, error
+        waiters, self._waiters = self._waiters, set()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
-        :return: (version, running sessions, the poll's error or None).
-        """
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.version > after_version)
-            return self.version, list(self._snapshot), self._error
+    def add_waiter(self) -> asyncio.Future[None]:
+        """A future resolved when the next snapshot is published; hand it back to ``discard_waiter`` after."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        return waiter
+
+    def discard_waiter(self, waiter: asyncio.Future[None]) -> None:
+        """Forget a waiter (woken, or its subscriber cancelled)."""
+        self._waiters.discard(waiter)
 
     async def stop(self) -> None:
         """Cancel the loop (called when the last subscriber leaves)."""
@@ -132,17 +138,27 @@ class Subscription:
     :param poll: The shared poll.
     """
 
+    __slots__ = ("_version", "poll")
+
     def __init__(self, poll: SharedRunningPoll) -> None:
         self.poll = poll
         self._version = poll.version
 
-    async def next(self) -> list[BrowserSession]:
-        """The next snapshot of running sessions (raises the poll's ``ApiError`` if that poll failed)."""
+    async def next(self) -> tuple[BrowserSession, ...]:
+        """The next snapshot of running sessions, shared (raises the poll's ``ApiError`` if that poll failed)."""
+        poll = self.poll
+        # The wait is inline, not in a coroutine of the poll's: one frame less for each of thousands of waits.
+        while poll.version <= self._version:
+            waiter = poll.add_waiter()
+            try:
+                await waiter
+            finally:
+                poll.discard_waiter(waiter)
         # The version moves on even when the poll failed, so the next call waits for the next poll.
-        self._version, snapshot, error = await self.poll.next_snapshot(self._version)
-        if error is not None:
-            raise error
-        return snapshot
+        self._version = poll.version
+        if poll.error is not None:
+            raise poll.error
+        return poll.snapshot
 
     async def __aenter__(self) -> Subscription:
         return self

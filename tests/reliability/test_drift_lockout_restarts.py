@@ -180,10 +180,15 @@ def test_a_poking_sensor_survives_a_lockout_longer_than_its_retry_budget(emulato
     assert [s["session_id"] for s in result.xcom_value] == [session["sessionId"]]
 
 
-def test_a_trigger_survives_the_lockout_and_fires_once_it_ends(emulator):
+def test_a_trigger_survives_the_lockout_and_fires_once_it_ends(emulator, monkeypatch):
     session = emulator.add_session("cloudflare", duration=None)
+    # Without pacing: the poll and the read share the connection's one hook (triggers/shared_hook.py), whose
+    # pacer would wait for the next window instead of knocking, and the lockout would never be met.
+    connection = json.loads(emulator.connection_env()["AIRFLOW_CONN_CLOUDFLARE_BROWSER_RENDERING_DEFAULT"])
+    connection["extra"]["pace"] = False
+    monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_UNPACED", json.dumps(connection))
     trigger = BrowserSessionsTrigger(
-        conn_id="cloudflare_browser_rendering_default",
+        conn_id="cloudflare_unpaced",
         session_ids=[session["sessionId"]],
         filters=SessionQuery().to_dict(),
         poll_interval=0.1,
@@ -203,9 +208,9 @@ def test_a_trigger_survives_the_lockout_and_fires_once_it_ends(emulator):
     locked = [e for e in log if e["fault"] == "lockout"]
     answered = [e for e in log if e["fault"] is None]
     # The budget (1 per window) locks it out again and again. A window's first request is answered, so
-    # `answered` counts the windows. Two clients knock here (the shared list poll, and the read of the ended
-    # session); each honours the locked answer's Retry-After (the time left in the window), so each knocks at
-    # most once per window. Blind polling every 0.1 s would knock 7 times per window.
+    # `answered` counts the windows. Two callers knock here (the shared list poll, and the read of the ended
+    # session, through one shared hook); each honours the locked answer's Retry-After (the time left in the
+    # window), so each knocks at most once per window. Blind polling every 0.1 s would knock 7 times per window.
     assert locked
     assert max(locked_runs(log)) <= 2
     assert len(locked) <= 2 * len(answered)
