@@ -1,4 +1,4 @@
-"""``browsersessions-emulator``: run the emulator of both APIs on loopback until Ctrl-C."""
+"""``browsersessions-emulator``: run the emulator of every platform API on loopback until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -37,20 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     emulator = Emulator(host=args.host, port=args.port, seed=args.seed, sessions=args.sessions, speed=args.speed)
     with emulator:
         budget = None if args.no_cloudflare_budget else args.cloudflare_budget
-        emulator.set_lockout(budget=budget, window=args.cloudflare_window)
+        emulator.set_lockout(budget=budget, window=args.cloudflare_window, platform="cloudflare")
         env = emulator.connection_env()
-        print(f"Bright Data base URL: {emulator.brightdata_base_url}")
-        print(f"Cloudflare base URL:  {emulator.cloudflare_base_url}")
-        print(f"Control API:          {emulator.url}/_emulator/")
+        base_urls = {f"{name}_base_url": emulator.base_url(name) for name in emulator.apis}
+        for name, api in emulator.apis.items():
+            print(f"{api.title + ' base URL:':<22}{base_urls[f'{name}_base_url']}")
+        print(f"{'Control API:':<22}{emulator.url}/_emulator/")
         for name, value in env.items():
             print(f"export {name}='{value}'")
         if args.ready_file:
-            ready = {
-                "url": emulator.url,
-                "brightdata_base_url": emulator.brightdata_base_url,
-                "cloudflare_base_url": emulator.cloudflare_base_url,
-                "env": env,
-            }
+            ready = {"url": emulator.url, **base_urls, "env": env}
             # Written whole, then renamed: a script polling for the file never reads it half-written.
             partial = args.ready_file.with_name(args.ready_file.name + ".partial")
             partial.write_text(json.dumps(ready))

@@ -1,18 +1,41 @@
-"""Bright Data's Browser Sessions API as the emulator serves it (``/browser_sessions``)."""
+"""Bright Data's Browser Sessions API as the emulator serves it (``/browser_sessions``): routes, records, data."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_browsersessions.testing.emulator.responses import Reply
 from airflow_provider_browsersessions.testing.emulator.routes import ApiCall, PlatformApi
-from airflow_provider_browsersessions.testing.emulator.store import StoredSession, brightdata_record
 
 if TYPE_CHECKING:
+    import random
+    from collections.abc import Mapping
+
     from airflow_provider_browsersessions.testing.emulator.routes import EmulatorState
+    from airflow_provider_browsersessions.testing.emulator.store import StoredSession
+
+DEFAULT_BRIGHTDATA_API_KEY = "emulator-brightdata-key"
+
+ZONES = ("scraping_browser1", "scraping_browser2", "checkout_monitor")
+DOMAINS = (
+    "www.example.com", "shop.example.org", "news.example.net", "www.amazon.com", "www.linkedin.com",
+    "www.booking.com", "www.zillow.com", "www.walmart.com", "www.ebay.com", "www.indeed.com",
+    "www.target.com", "www.homedepot.com", "www.bestbuy.com", "www.etsy.com", "www.airbnb.com",
+    "www.tripadvisor.com", "www.yelp.com", "www.expedia.com", "www.costco.com", "www.instacart.com",
+)  # fmt: skip
+PATHS = ("/", "/search?q=shoes", "/product/12345", "/jobs/view/987", "/category/electronics", "/deals")
+CAPTCHA_WEIGHTS = (("none", 70), ("solved", 20), ("detected", 5), ("failed", 5))
+ERRORS = (
+    ("unknown", "Error"),
+    ("timeout", "Navigation timeout of 30000 ms exceeded"),
+    ("navigation_failed", "net::ERR_CONNECTION_RESET"),
+    ("proxy_error", "Proxy connection failed"),
+    ("captcha_failed", "Captcha could not be solved"),
+)
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _ENUMS = {
@@ -51,7 +74,7 @@ def authorize(emulator: EmulatorState, headers: Any) -> Reply | None:
     auth = headers.get("Authorization")
     if not auth:
         return Reply(401, {"error": "Credentials are missing"})
-    if auth != f"Bearer {emulator.brightdata_api_key}":
+    if auth != f"Bearer {emulator.settings['brightdata_api_key']}":
         return Reply(401, {"error": "Invalid credentials"})
     return None
 
@@ -178,8 +201,95 @@ def repeated_page(emulator: EmulatorState, call: ApiCall) -> Reply:
     return reply
 
 
+def iso(epoch: float) -> str:
+    """ISO-8601 UTC with ``Z``, whole seconds, as Bright Data sends ``timestamp``."""
+    return datetime.fromtimestamp(math.floor(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def brightdata_record(session: StoredSession, now: float) -> dict[str, Any]:
+    """
+    The Bright Data wire record of a session at ``now``.
+
+    A session added with ``wire={...}`` has those fields replaced as sent (e.g. a status the API might
+    add one day, or a bandwidth of the wrong type), whatever its state: clients meet odd values this way.
+    """
+    record = _state_record(session, now)
+    wire = session.fields.get("wire")
+    return {**record, **wire} if isinstance(wire, dict) else record
+
+
+def _state_record(session: StoredSession, now: float) -> dict[str, Any]:
+    status = session.status_at(now)
+    f = session.fields
+    if status == "running":
+        return {
+            "session_id": session.session_id,
+            "api_name": f["api_name"],
+            "status": "running",
+            "target_url": None,
+            "end_url": None,
+            "navigations": 0,
+            "timestamp": iso(session.start),
+            "duration": None,
+            "captcha": "none",
+            "bandwidth": 0,
+            "error": None,
+        }
+    end = session.end_time() or now
+    error = f.get("error")
+    if status == "failed" and error is None:
+        error = {"code": "unknown", "message": "Error"}
+    return {
+        "session_id": session.session_id,
+        "api_name": f["api_name"],
+        "status": status,
+        "target_url": f["target_url"],
+        "end_url": f["end_url"],
+        "navigations": f["navigations"],
+        "timestamp": iso(session.start),
+        "duration": round(max(0.0, end - session.start), 3),
+        "captcha": f["captcha"],
+        "bandwidth": f["bandwidth"],
+        "error": error if status == "failed" else None,
+    }
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
+    return rng.choices([w[0] for w in weighted], weights=[w[1] for w in weighted])[0]
+
+
+def brightdata_fields(rng: random.Random, outcome: str) -> dict[str, Any]:
+    """Realistic planned fields of one Bright Data session (an ``error`` only if it fails)."""
+    domain = rng.choice(DOMAINS)
+    navigations = rng.randint(1, 25)
+    error = None
+    if outcome == "failed":
+        code, message = rng.choice(ERRORS)
+        error = {"code": code, "message": message}
+    return {
+        "api_name": rng.choice(ZONES),
+        "target_url": f"https://{domain}",
+        "end_url": f"https://{domain}{rng.choice(PATHS)}",
+        "navigations": navigations,
+        "captcha": _pick(rng, CAPTCHA_WEIGHTS),
+        "bandwidth": min(200_000_000, int(10_000 * navigations * rng.lognormvariate(3.0, 1.2))),
+        "error": error,
+    }
+
+
+def ended_fields(status: str, *, error: dict[str, str] | None = None) -> dict[str, Any]:
+    """What ``end_session`` sets: the ``error`` of a failed session (``{"code", "message"}``), else none."""
+    return {"error": error if status == "failed" else None}
+
+
+def connection(base_url: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``brightdata`` connection to the emulator: its Host is the base URL, its Password the key."""
+    return {"conn_type": "brightdata", "host": base_url, "password": settings["brightdata_api_key"]}
+
+
 API = PlatformApi(
     name="brightdata",
+    title="Bright Data",
     owns=lambda segments: segments[0] == "browser_sessions",
     handle=handle,
     is_list=lambda call: call.method == "GET" and call.segments[-1] == "browser_sessions",
@@ -187,4 +297,11 @@ API = PlatformApi(
     rate_limited=rate_limited,
     # A 429 from a front end in the raw form: no reason headers, only its body (the server adds Retry-After).
     raw_rate_limited=lambda: Reply(429, {"error": "Too many requests"}),
+    record=lambda session, now, server_url: brightdata_record(session, now),
+    new_fields=brightdata_fields,
+    ended_fields=ended_fields,
+    history=7 * 86400,  # sessions of the last seven days
+    connection=connection,
+    default_conn_id="brightdata_default",
+    settings={"brightdata_api_key": DEFAULT_BRIGHTDATA_API_KEY},
 )

@@ -1,4 +1,4 @@
-"""Fault injection: scripted per-request faults, seeded random faults and Cloudflare's rate-limit lockout."""
+"""Fault injection: scripted per-request faults, seeded random faults and each platform's rate-budget lockout."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import math
 import random
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 FAULT_KINDS = (
     "429",
@@ -31,9 +34,59 @@ FAULT_KINDS = (
     "repeat_page",
 )
 
-#: Cloudflare's published budget: 1,200 requests per 5 minutes per user; past it, every call is refused for 5 minutes.
-CLOUDFLARE_BUDGET = 1200
-CLOUDFLARE_WINDOW = 300.0
+
+@dataclasses.dataclass(frozen=True)
+class RateBudget:
+    """
+    A platform's published request budget, on by default: past ``requests`` in ``window`` real seconds,
+    every call is refused (429) for ``window`` seconds, and every answer carries ``Ratelimit`` headers.
+
+    :param requests: Requests allowed per window.
+    :param window: Seconds of one window (and of the lockout).
+    """
+
+    requests: int
+    window: float
+
+
+class _BudgetCount:
+    """One platform's budget as it stands: its settings, the current window's count, a lockout if one runs."""
+
+    def __init__(self, *, budget: int | None, window: float, lockout: float) -> None:
+        self.budget, self.window, self.lockout = budget, window, lockout
+        self.window_start, self.window_count = time.monotonic(), 0
+        self.locked_until: float | None = None
+
+    def count(self, now: float) -> dict[str, Any] | None:
+        """Count one request; the lockout's 429 fault when it is over the budget (or locked out already)."""
+        # A user past the budget is locked out for the whole lockout period, whatever the window; a new
+        # window starts when the lockout ends.
+        if self.locked_until is not None:
+            if now < self.locked_until:
+                return {"kind": "429", "retry_after": math.ceil((self.locked_until - now) * 100) / 100, "lockout": True}
+            self.locked_until, self.window_start, self.window_count = None, now, 0
+        if now - self.window_start >= self.window:
+            self.window_start, self.window_count = now, 0
+        self.window_count += 1
+        if self.budget is not None and self.window_count > self.budget:
+            self.locked_until = now + self.lockout
+            return {"kind": "429", "retry_after": math.ceil(self.lockout * 100) / 100, "lockout": True}
+        return None
+
+    def headers(self, now: float) -> dict[str, str]:
+        """``Ratelimit``/``Ratelimit-Policy`` for the budget as it stands (IETF draft form), none without a budget."""
+        if self.budget is None:
+            return {}
+        if self.locked_until is not None and now < self.locked_until:
+            remaining, reset = 0, self.locked_until - now
+        else:
+            remaining = max(0, self.budget - self.window_count)
+            reset = max(0.0, self.window_start + self.window - now)
+        window = int(self.window) if self.window.is_integer() else self.window
+        return {
+            "Ratelimit": f'"default";r={remaining};t={math.ceil(reset)}',
+            "Ratelimit-Policy": f'"default";q={self.budget};w={window}',
+        }
 
 
 @dataclasses.dataclass
@@ -93,14 +146,19 @@ def _check_network_fault(fault: dict[str, Any]) -> None:
 
 
 class FaultPlan:
-    """Decides, per API request, whether it fails and how."""
+    """
+    Decides, per API request, whether it fails and how.
 
-    def __init__(self) -> None:
+    :param budgets: Each rate-limited platform's published budget, by platform name (see ``PlatformApi.rate_budget``).
+    """
+
+    def __init__(self, budgets: Mapping[str, RateBudget] | None = None) -> None:
         self._lock = threading.Lock()
+        self._published = dict(budgets or {})
         self.clear()
 
     def clear(self) -> None:
-        """No faults of any kind."""
+        """No faults of any kind; each platform's budget back to its published one."""
         with self._lock:
             self._scripts: list[_Script] = []
             self._rate = 0.0
@@ -109,12 +167,10 @@ class FaultPlan:
             self._retry_after = 0.05
             self._latency = 0.05
             self._random_platform: str | None = None
-            self._budget: int | None = CLOUDFLARE_BUDGET
-            self._window = CLOUDFLARE_WINDOW
-            self._lockout = CLOUDFLARE_WINDOW
-            self._window_start = time.monotonic()
-            self._window_count = 0
-            self._locked_until: float | None = None
+            self._budgets = {
+                name: _BudgetCount(budget=published.requests, window=published.window, lockout=published.window)
+                for name, published in self._published.items()
+            }
 
     def script(
         self, faults: list[dict[str, Any]], *, platform: str | None, method: str | None, path_contains: str | None
@@ -136,63 +192,39 @@ class FaultPlan:
             self._rate, self._kinds, self._rng = float(rate), list(kinds), random.Random(seed)
             self._retry_after, self._latency, self._random_platform = retry_after, latency, platform
 
-    def set_lockout(self, *, budget: int | None, window: float, lockout: float | None = None) -> None:
+    def set_lockout(
+        self, *, budget: int | None, window: float, lockout: float | None = None, platform: str | None = None
+    ) -> None:
         """
-        Cloudflare's budget: past ``budget`` requests in a ``window`` of real seconds, every call answers 429
+        A platform's budget: past ``budget`` requests in a ``window`` of real seconds, every call answers 429
         for ``lockout`` seconds (default: ``window``); ``budget=None`` turns the budget and its headers off.
+        ``platform`` names one rate-limited platform; None sets every one.
         """
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
             raise ValueError(f"budget is a whole number of requests (0 or more) or null, got {budget!r}")
         if not float(window) > 0 or (lockout is not None and not float(lockout) > 0):
             raise ValueError("window and lockout are seconds above 0")
+        if platform is not None and platform not in self._published:
+            limited = ", ".join(self._published) or "none"
+            raise ValueError(f"platform must be one with a rate budget ({limited}), not {platform!r}")
         with self._lock:
-            self._budget, self._window = budget, float(window)
-            self._lockout = float(window if lockout is None else lockout)
-            self._window_start, self._window_count, self._locked_until = time.monotonic(), 0, None
+            for name in self._published if platform is None else (platform,):
+                self._budgets[name] = _BudgetCount(
+                    budget=budget, window=float(window), lockout=float(window if lockout is None else lockout)
+                )
 
-    def _count_cloudflare(self, now: float) -> dict[str, Any] | None:
-        # Called with the lock held. A user past the budget is locked out for the whole lockout period,
-        # whatever the window; a new window starts when the lockout ends.
-        if self._locked_until is not None:
-            if now < self._locked_until:
-                return {
-                    "kind": "429",
-                    "retry_after": math.ceil((self._locked_until - now) * 100) / 100,
-                    "lockout": True,
-                }
-            self._locked_until, self._window_start, self._window_count = None, now, 0
-        if now - self._window_start >= self._window:
-            self._window_start, self._window_count = now, 0
-        self._window_count += 1
-        if self._budget is not None and self._window_count > self._budget:
-            self._locked_until = now + self._lockout
-            return {"kind": "429", "retry_after": math.ceil(self._lockout * 100) / 100, "lockout": True}
-        return None
-
-    def ratelimit_headers(self) -> dict[str, str]:
-        """Cloudflare's ``Ratelimit``/``Ratelimit-Policy`` headers for the budget as it stands now (IETF draft form)."""
+    def ratelimit_headers(self, platform: str) -> dict[str, str]:
+        """The platform's ``Ratelimit``/``Ratelimit-Policy`` headers now; none for a platform without a budget."""
         with self._lock:
-            if self._budget is None:
-                return {}
-            now = time.monotonic()
-            if self._locked_until is not None and now < self._locked_until:
-                remaining, reset = 0, self._locked_until - now
-            else:
-                remaining = max(0, self._budget - self._window_count)
-                reset = max(0.0, self._window_start + self._window - now)
-            window = int(self._window) if self._window.is_integer() else self._window
-        return {
-            "Ratelimit": f'"default";r={remaining};t={math.ceil(reset)}',
-            "Ratelimit-Policy": f'"default";q={self._budget};w={window}',
-        }
+            count = self._budgets.get(platform)
+            return {} if count is None else count.headers(time.monotonic())
 
     def decide(self, platform: str, method: str, path: str) -> dict[str, Any] | None:
         """The fault for this request, or None to serve it normally."""
         with self._lock:
-            if platform == "cloudflare":
-                locked = self._count_cloudflare(time.monotonic())
-                if locked is not None:
-                    return locked
+            count = self._budgets.get(platform)
+            if count is not None and (locked := count.count(time.monotonic())) is not None:
+                return locked
             for script in self._scripts:
                 if script.faults and script.matches(platform, method, path):
                     fault = script.faults.popleft()

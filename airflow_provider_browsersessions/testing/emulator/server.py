@@ -1,9 +1,10 @@
-"""The emulator's HTTP server: both platform APIs and the ``/_emulator/`` control API on one loopback port."""
+"""The emulator's HTTP server: every platform API and the ``/_emulator/`` control API on one loopback port."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import random
 import select
@@ -12,43 +13,32 @@ import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 from airflow_provider_browsersessions.testing.emulator import brightdata_api, cloudflare_api
 from airflow_provider_browsersessions.testing.emulator.faults import FaultPlan
 from airflow_provider_browsersessions.testing.emulator.responses import Reply
 from airflow_provider_browsersessions.testing.emulator.routes import ApiCall, PlatformApi
-from airflow_provider_browsersessions.testing.emulator.store import (
-    PLATFORMS,
-    Clock,
-    SessionStore,
-    StoredSession,
-    brightdata_fields,
-    brightdata_record,
-    cloudflare_fields,
-    cloudflare_record,
-    generate,
-    new_id,
-)
+from airflow_provider_browsersessions.testing.emulator.store import Clock, SessionStore, StoredSession, generate, new_id
 
-DEFAULT_BRIGHTDATA_API_KEY = "emulator-brightdata-key"
-DEFAULT_CLOUDFLARE_API_TOKEN = "emulator-cloudflare-token"
-DEFAULT_CLOUDFLARE_EMAIL = "emulator@example.com"
-DEFAULT_CLOUDFLARE_GLOBAL_KEY = "emulator-global-key"
-DEFAULT_CLOUDFLARE_ACCOUNT_ID = "emulator-account"
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: The routing table: every platform API the server serves, tried in order; the first whose ``owns``
-#: accepts a request's path serves it. A platform joins with one line here and its own ``API``.
+#: accepts a request's path serves it. A platform joins with one line here and its own module's ``API``.
 PLATFORM_APIS: tuple[PlatformApi, ...] = (brightdata_api.API, cloudflare_api.API)
 
-_BRIGHTDATA_FIELDS = ("api_name", "target_url", "end_url", "navigations", "captcha", "bandwidth", "error")
 
-
-def _check_platform(platform: str) -> str:
-    if platform not in PLATFORMS:
-        raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}, not {platform!r}")
-    return platform
+def _declared_settings(apis: Sequence[PlatformApi]) -> dict[str, Any]:
+    """Every platform's settings with their defaults; a name two platforms declare is an error."""
+    declared: dict[str, Any] = {}
+    for api in apis:
+        shared = sorted(declared.keys() & api.settings.keys())
+        if shared:
+            raise ValueError(f"platform {api.name!r} declares settings another platform has: {', '.join(shared)}")
+        declared.update(api.settings)
+    return declared
 
 
 class Emulator:
@@ -56,15 +46,22 @@ class Emulator:
     A faithful emulator of Bright Data's Browser Sessions API and Cloudflare's devtools session API.
 
     Python methods and the HTTP control API (``/_emulator/...``) share one implementation. Sessions
-    follow an emulator clock (``speed``, ``advance``); faults can be scripted, random or Cloudflare's
+    follow an emulator clock (``speed``, ``advance``); faults can be scripted, random or a platform's
     lockout; every API request is logged (never a credential).
+
+    Each platform adds its settings as keyword arguments (declared by its API, ``PlatformApi.settings``),
+    readable as attributes of the same names: ``brightdata_api_key``, ``cloudflare_api_token``,
+    ``cloudflare_email``, ``cloudflare_global_key``, ``cloudflare_account_id`` (the only credentials and
+    account it accepts, by default the ``DEFAULT_*`` constants) and ``cloudflare_retention`` (emulator
+    seconds a closed Cloudflare session stays readable, default 3600).
 
     :param host: Loopback address to bind.
     :param port: Port (0: a free one).
     :param seed: Seed of the data generator.
     :param sessions: Sessions to seed on each platform at start.
     :param speed: Emulator seconds per real second (0 freezes the clock).
-    :param cloudflare_retention: Emulator seconds a closed Cloudflare session stays readable.
+    :param apis: The platform APIs it serves (default ``PLATFORM_APIS``), tried in order.
+    :param settings: Platform settings, by name (see above).
     """
 
     def __init__(
@@ -75,29 +72,42 @@ class Emulator:
         seed: int = 0,
         sessions: int = 0,
         speed: float = 1.0,
-        brightdata_api_key: str = DEFAULT_BRIGHTDATA_API_KEY,
-        cloudflare_api_token: str = DEFAULT_CLOUDFLARE_API_TOKEN,
-        cloudflare_email: str = DEFAULT_CLOUDFLARE_EMAIL,
-        cloudflare_global_key: str = DEFAULT_CLOUDFLARE_GLOBAL_KEY,
-        cloudflare_account_id: str = DEFAULT_CLOUDFLARE_ACCOUNT_ID,
-        cloudflare_retention: float = 3600.0,
+        apis: Sequence[PlatformApi] = PLATFORM_APIS,
+        **settings: Any,
     ) -> None:
         self.host, self._port = host, port
         self.seed, self.initial_sessions = seed, sessions
-        self.brightdata_api_key = brightdata_api_key
-        self.cloudflare_api_token = cloudflare_api_token
-        self.cloudflare_email = cloudflare_email
-        self.cloudflare_global_key = cloudflare_global_key
-        self.cloudflare_account_id = cloudflare_account_id
-        self.cloudflare_retention = cloudflare_retention
+        self.apis = {api.name: api for api in apis}
+        if len(self.apis) != len(apis):
+            raise ValueError(f"each platform API needs its own name, got {[api.name for api in apis]}")
+        declared = _declared_settings(apis)
+        unknown = sorted(settings.keys() - declared.keys())
+        if unknown:
+            raise TypeError(
+                f"Emulator() got unexpected keyword arguments {', '.join(unknown)}; "
+                f"its platforms' settings are {', '.join(declared)}"
+            )
+        self.settings: dict[str, Any] = {**declared, **settings}
+        self._default_options = dict.fromkeys((name for api in apis for name in api.options), False)
         self.clock = Clock(speed)
-        self.store = SessionStore(self.clock)
-        self.faults = FaultPlan()
-        self.options: dict[str, bool] = {"cloudflare_envelope": False, "cloudflare_null_for_missing": False}
+        self.store = SessionStore(self.clock, self.apis)
+        self.faults = FaultPlan({api.name: api.rate_budget for api in apis if api.rate_budget is not None})
+        self.options: dict[str, bool] = dict(self._default_options)
         self._log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names not found otherwise: a platform's settings (``cloudflare_account_id``) and
+        # its connection's base URL (``cloudflare_base_url``) read as attributes.
+        settings = self.__dict__.get("settings", {})
+        if name in settings:
+            return settings[name]
+        platform = name.removesuffix("_base_url")
+        if platform != name and platform in self.__dict__.get("apis", {}):
+            return self.base_url(platform)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -147,34 +157,25 @@ class Emulator:
         """``http://host:port``."""
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def brightdata_base_url(self) -> str:
-        """Base URL for a Bright Data connection's Host."""
-        return self.url
+    def base_url(self, platform: str) -> str:
+        """Base URL for a platform's connection Host (also ``<platform>_base_url``, e.g. ``cloudflare_base_url``)."""
+        return f"{self.url}{self._api(platform).base_path}"
 
-    @property
-    def cloudflare_base_url(self) -> str:
-        """Base URL for a Cloudflare connection's Host."""
-        return f"{self.url}/client/v4"
+    def connection_env(self, **conn_ids: str) -> dict[str, str]:
+        """
+        ``AIRFLOW_CONN_*`` variables (JSON form) wiring each platform's connection type to this emulator.
 
-    def connection_env(
-        self,
-        *,
-        brightdata_conn_id: str = "brightdata_default",
-        cloudflare_conn_id: str = "cloudflare_browser_rendering_default",
-    ) -> dict[str, str]:
-        """``AIRFLOW_CONN_*`` variables (JSON form) wiring both connection types to this emulator."""
-        brightdata = {"conn_type": "brightdata", "host": self.brightdata_base_url, "password": self.brightdata_api_key}
-        cloudflare = {
-            "conn_type": "cloudflare_browser_rendering",
-            "host": self.cloudflare_base_url,
-            "password": self.cloudflare_api_token,
-            "extra": {"account_id": self.cloudflare_account_id},
-        }
-        return {
-            f"AIRFLOW_CONN_{brightdata_conn_id.upper()}": json.dumps(brightdata),
-            f"AIRFLOW_CONN_{cloudflare_conn_id.upper()}": json.dumps(cloudflare),
-        }
+        :param conn_ids: ``<platform>_conn_id=`` (``brightdata_conn_id``, ``cloudflare_conn_id``) for a
+            connection id other than the platform's default.
+        """
+        unknown = sorted(conn_ids.keys() - {f"{name}_conn_id" for name in self.apis})
+        if unknown:
+            raise TypeError(f"connection_env() takes <platform>_conn_id for {', '.join(self.apis)}, not {unknown}")
+        env: dict[str, str] = {}
+        for name, api in self.apis.items():
+            conn_id = conn_ids.get(f"{name}_conn_id", api.default_conn_id)
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(api.connection(self.base_url(name), self.settings))
+        return env
 
     # -- clock -------------------------------------------------------------------------------------
 
@@ -195,13 +196,21 @@ class Emulator:
 
     def seed_sessions(self, *, platform: str = "both", count: int, seed: int | None = None) -> list[str]:
         """Add ``count`` generated sessions on a platform (or on each with ``"both"``); return their ids."""
-        platforms = PLATFORMS if platform == "both" else (_check_platform(platform),)
+        apis = list(self.apis.values()) if platform == "both" else [self._api(platform)]
         ids: list[str] = []
-        for index, name in enumerate(platforms):
-            made = generate(name, count=int(count), seed=None if seed is None else seed + index, now=self.now())
+        for index, api in enumerate(apis):
+            made = generate(
+                api.name,
+                count=int(count),
+                seed=None if seed is None else seed + index,
+                now=self.now(),
+                new_fields=api.new_fields,
+                history=api.history,
+                max_running=api.max_running,
+            )
             with self.store.lock:
                 for session in made:
-                    self.store.sessions[name][session.session_id] = session
+                    self.store.sessions[api.name][session.session_id] = session
                 self.store.changed()
             ids += [s.session_id for s in made]
         return ids
@@ -217,13 +226,11 @@ class Emulator:
         **fields: Any,
     ) -> dict[str, Any]:
         """Start a session (now, or at ``started_at``) that ends with ``outcome`` after ``duration``."""
-        _check_platform(platform)
+        api = self._api(platform)
         if outcome not in ("finished", "failed"):
             raise ValueError("outcome must be finished or failed")
         rng = random.Random()
-        planned = brightdata_fields(rng, outcome) if platform == "brightdata" else cloudflare_fields(rng, outcome)
-        if platform == "brightdata" and outcome == "finished":
-            planned["error"] = None
+        planned = api.new_fields(rng, outcome)
         planned.update(fields)
         start = self.now() if started_at is None else float(started_at)
         session = StoredSession(platform, session_id or new_id(rng), start, duration, outcome, planned)
@@ -231,57 +238,64 @@ class Emulator:
         return self._record(session)
 
     def end_session(
-        self,
-        platform: str,
-        session_id: str,
-        *,
-        status: str = "finished",
-        error: dict[str, str] | None = None,
-        close_reason: str | None = None,
+        self, platform: str, session_id: str, *, status: str = "finished", **details: Any
     ) -> dict[str, Any]:
-        """End a session now."""
-        _check_platform(platform)
+        """
+        End a session now.
+
+        :param details: The platform's own: ``error={"code", "message"}`` on Bright Data, ``close_reason=``
+            on Cloudflare.
+        """
+        api = self._api(platform)
         if status not in ("finished", "failed"):
             raise ValueError("status must be finished or failed")
-        fields: dict[str, Any] = {}
-        if platform == "brightdata":
-            fields["error"] = error if status == "failed" else None
-        else:
-            fields["closeReasonText"] = close_reason or ("NormalClosure" if status == "finished" else "ChromiumCrashed")
+        # None is every detail's default: a generic client may send each platform's names, unused ones null.
+        details = {name: value for name, value in details.items() if value is not None}
+        try:
+            inspect.signature(api.ended_fields).bind(status, **details)
+        except TypeError as err:
+            raise TypeError(f"end_session on {platform}: {err}") from None
+        fields = api.ended_fields(status, **details)
         if self.store.get(platform, session_id) is None:
             raise KeyError(f"no {platform} session {session_id!r}")
         return self._record(self.store.end(platform, session_id, status, self.now(), fields))
 
+    def _api(self, platform: str) -> PlatformApi:
+        api = self.apis.get(platform)
+        if api is None:
+            raise ValueError(f"platform must be one of {', '.join(self.apis)}, not {platform!r}")
+        return api
+
     def _record(self, session: StoredSession) -> dict[str, Any]:
-        if session.platform == "brightdata":
-            return brightdata_record(session, self.now())
-        return cloudflare_record(session, self.now(), self.url if self._server else "http://127.0.0.1")
+        server_url = self.url if self._server else "http://127.0.0.1"
+        return self.apis[session.platform].record(session, self.now(), server_url)
 
     def get_record(self, platform: str, session_id: str) -> dict[str, Any] | None:
         """The wire record as the platform's GET would return it now (ignoring retention)."""
-        session = self.store.get(_check_platform(platform), session_id)
+        session = self.store.get(self._api(platform).name, session_id)
         return None if session is None else self._record(session)
 
     def sessions(self, platform: str) -> list[dict[str, Any]]:
         """Every stored wire record of a platform, now."""
         with self.store.lock:
-            stored = list(self.store.sessions[_check_platform(platform)].values())
+            stored = list(self.store.sessions[self._api(platform).name].values())
         return [self._record(s) for s in stored]
 
-    def set_options(
-        self, *, cloudflare_envelope: bool | None = None, cloudflare_null_for_missing: bool | None = None
-    ) -> None:
-        """Switch Cloudflare's optional body shapes."""
-        if cloudflare_envelope is not None:
-            self.options["cloudflare_envelope"] = bool(cloudflare_envelope)
-        if cloudflare_null_for_missing is not None:
-            self.options["cloudflare_null_for_missing"] = bool(cloudflare_null_for_missing)
+    def set_options(self, **options: bool | None) -> None:
+        """
+        Switch a platform's optional body shapes (``PlatformApi.options``), each ``True`` or ``False``
+        (``None`` leaves it): Cloudflare's ``cloudflare_envelope`` and ``cloudflare_null_for_missing``.
+        """
+        unknown = sorted(options.keys() - self._default_options.keys())
+        if unknown:
+            raise TypeError(f"set_options() takes {', '.join(self._default_options) or 'no options'}, not {unknown}")
+        self.options.update({name: bool(value) for name, value in options.items() if value is not None})
 
     def reset(self) -> None:
         """Forget sessions, faults, options and the log."""
         self.store.clear()
         self.faults.clear()
-        self.options.update(cloudflare_envelope=False, cloudflare_null_for_missing=False)
+        self.options.update(self._default_options)
         self.clear_log()
 
     # -- faults ------------------------------------------------------------------------------------
@@ -315,13 +329,16 @@ class Emulator:
             rate=rate, kinds=kinds, seed=seed, retry_after=retry_after, latency=latency, platform=platform
         )
 
-    def set_lockout(self, *, budget: int | None, window: float = 300.0, lockout: float | None = None) -> None:
+    def set_lockout(
+        self, *, budget: int | None, window: float = 300.0, lockout: float | None = None, platform: str | None = None
+    ) -> None:
         """
-        Cloudflare's budget (on by default: 1,200 per 300 s): past ``budget`` requests in ``window`` real
-        seconds, every call is a 429 for ``lockout`` seconds (default: ``window``). Every Cloudflare answer
-        carries ``Ratelimit``/``Ratelimit-Policy`` for it; ``budget=None`` turns budget and headers off.
+        A platform's rate budget (``PlatformApi.rate_budget``; Cloudflare's is on by default: 1,200 per 300 s):
+        past ``budget`` requests in ``window`` real seconds, every call is a 429 for ``lockout`` seconds
+        (default: ``window``). Every answer of that platform carries ``Ratelimit``/``Ratelimit-Policy`` for it;
+        ``budget=None`` turns budget and headers off. ``platform`` names one; None sets every rate-limited one.
         """
-        self.faults.set_lockout(budget=budget, window=window, lockout=lockout)
+        self.faults.set_lockout(budget=budget, window=window, lockout=lockout, platform=platform)
 
     def clear_faults(self) -> None:
         """No faults."""
@@ -451,7 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = Reply(400, {"error": str(err)})
             self._write(reply)
             return
-        api = next((api for api in PLATFORM_APIS if api.owns(segments)), None)
+        api = next((api for api in self.emulator.apis.values() if api.owns(segments)), None)
         if api is None:
             self._write(Reply(404, {"error": "Not found"}))
             return
@@ -459,8 +476,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.emulator.faults.decide(platform, method, raw_path)
         call = ApiCall(method=method, segments=segments, query=query, headers=self.headers, raw_path=raw_path)
         reply, cut = self._reply(api, call, fault)
-        if api.sends_rate_budget:
-            reply.headers = {**self.emulator.faults.ratelimit_headers(), **reply.headers}
+        reply.headers = {**self.emulator.faults.ratelimit_headers(platform), **reply.headers}
         stalled = fault is not None and fault["kind"] == "stall_headers"
         body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         # Logged before the reply is written: a client that got its answer finds its request in the log.
