@@ -42,7 +42,9 @@ async def first_event(trigger: BrowserSessionsTrigger) -> dict:
 
 def live_hooks() -> int:
     gc.collect()
-    return sum(isinstance(o, BrowserSessionsHook) for o in gc.get_objects())
+    # type(), not isinstance(): isinstance asks an object's __class__, and some of Airflow's lazy proxies
+    # import a module on that question (the standard provider's, once loaded, wants cloudpickle).
+    return sum(issubclass(type(o), BrowserSessionsHook) for o in gc.get_objects())
 
 
 async def until(condition, what: str, seconds: float = 30.0) -> None:
