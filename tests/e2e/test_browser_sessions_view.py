@@ -167,7 +167,9 @@ def test_cloudflare_is_shown_with_its_active_sessions_only_note(browser, live, l
     open_view(browser, live)
     Select(browser.find_element(By.ID, "conn_id")).select_by_value(deploy.CLOUDFLARE_CONN_ID)
     browser.find_element(By.XPATH, "//button[normalize-space()='Show']").click()
-    WebDriverWait(browser, 60).until(lambda _: browser.find_element(By.ID, "conn").text == deploy.CLOUDFLARE_CONN_ID)
+    # The click replaces the document: an element found in the old one goes stale while it is read.
+    replaced = WebDriverWait(browser, 60, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    replaced.until(lambda _: browser.find_element(By.ID, "conn").text == deploy.CLOUDFLARE_CONN_ID)
     refreshed_until(browser, lambda: row(browser, "running", live_id).is_displayed(), "the Cloudflare session")
     assert "lists only active sessions" in browser.find_element(By.ID, "no-history").text
 
