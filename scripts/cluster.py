@@ -326,18 +326,12 @@ def main(argv: list[str] | None = None) -> int:
     except deploy.DeploymentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(
-        f"Ready in {time.monotonic() - started:.0f} s.\n"
-        f"  Airflow UI:   {deployment.api_url}   (user {deploy.USERNAME!r}, password {deployment.password!r})\n"
-        f"  Emulator:     {deployment.emulator_url}   (control API under /_emulator/)\n"
-        f"  Connections:  {deploy.BRIGHTDATA_CONN_ID}, {deploy.CLOUDFLARE_CONN_ID} (stored in the metadata DB)\n"
-        f"  PostgreSQL:   127.0.0.1:{ports.postgres} (database {DATABASE!r}; the URL is in airflow.env)\n"
-        f"  Redis:        127.0.0.1:{ports.redis} (the Celery broker)\n"
-        f"  Workers:      {', '.join(WORKERS)}; triggerers: {', '.join(TRIGGERERS)}\n"
-        f"  Logs:         {deployment.home / 'logs'}/\n"
-        f"  Airflow CLI:  source {deployment.home / 'airflow.env'}\n"
-        "Stop everything with `make down`."
-    )
+    services = [
+        f"  PostgreSQL:   127.0.0.1:{ports.postgres} (database {DATABASE!r}; the URL is in airflow.env)",
+        f"  Redis:        127.0.0.1:{ports.redis} (the Celery broker)",
+        f"  Workers:      {', '.join(WORKERS)}; triggerers: {', '.join(TRIGGERERS)}",
+    ]
+    print(deploy.ready_message(deployment, seconds=time.monotonic() - started, services=services))
     return 0
 
 

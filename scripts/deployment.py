@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = ROOT / ".deploy"
@@ -646,6 +646,28 @@ def _remove_scratch(deployment: Deployment) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def ready_message(deployment: Deployment, *, seconds: float, services: Sequence[str] = ()) -> str:
+    """
+    What ``make up`` and ``make up-cluster`` print once ready: the addresses, the login, logs, how to stop.
+
+    :param deployment: The running deployment.
+    :param seconds: How long the start took.
+    :param services: More lines about what runs (the cluster's database, broker, workers), already indented.
+    """
+    return "\n".join(
+        [
+            f"Ready in {seconds:.0f} s.",
+            f"  Airflow UI:   {deployment.api_url}   (user {USERNAME!r}, password {deployment.password!r})",
+            f"  Emulator:     {deployment.emulator_url}   (control API under /_emulator/)",
+            f"  Connections:  {BRIGHTDATA_CONN_ID}, {CLOUDFLARE_CONN_ID} (stored in the metadata DB)",
+            *services,
+            f"  Logs:         {deployment.home / 'logs'}/",
+            f"  Airflow CLI:  source {deployment.home / 'airflow.env'}",
+            "Stop everything with `make down`.",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="deployment.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -684,15 +706,7 @@ def main(argv: list[str] | None = None) -> int:
     except DeploymentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(
-        f"Ready in {time.monotonic() - started:.0f} s.\n"
-        f"  Airflow UI:   {deployment.api_url}   (user {USERNAME!r}, password {deployment.password!r})\n"
-        f"  Emulator:     {deployment.emulator_url}   (control API under /_emulator/)\n"
-        f"  Connections:  {BRIGHTDATA_CONN_ID}, {CLOUDFLARE_CONN_ID} (stored in the metadata DB)\n"
-        f"  Logs:         {deployment.home / 'logs'}/\n"
-        f"  Airflow CLI:  source {deployment.home / 'airflow.env'}\n"
-        "Stop everything with `make down`."
-    )
+    print(ready_message(deployment, seconds=time.monotonic() - started))
     return 0
 
 
