@@ -92,14 +92,17 @@ def _wait_for_triage_run(api, session_id: str, *, intervals: int) -> None:
         time.sleep(2)
 
 
-def _polls(log: list[dict]) -> list[float]:
-    """Times of the watchers' polls: each starts with the first page of the unfiltered running list."""
+def _polls(log: list[dict], *, api_name: str | None = None) -> list[float]:
+    """
+    Times of the Bright Data running-list polls (first pages only) of one zone, or (no ``api_name``) of the
+    unfiltered list, where each poll of the watchers starts.
+    """
     return [
         entry["time"]
         for entry in log
         if entry["path"] == "/browser_sessions"
         and entry["query"].get("status") == ["running"]
-        and "api_name" not in entry["query"]
+        and entry["query"].get("api_name") == (None if api_name is None else [api_name])
         and entry["query"].get("offset", ["0"]) == ["0"]
     ]
 

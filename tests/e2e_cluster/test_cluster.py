@@ -126,14 +126,7 @@ def test_a_lost_worker_s_tasks_are_retried_and_the_run_succeeds(api, live, live_
 
 def _zone_polls(log: list[dict]) -> list[float]:
     """Times of the running-list polls for the waits' zone (first pages only)."""
-    return [
-        entry["time"]
-        for entry in log
-        if entry["path"] == "/browser_sessions"
-        and entry["query"].get("status") == ["running"]
-        and entry["query"].get("api_name") == [waits.ZONE]
-        and entry["query"].get("offset", ["0"]) == ["0"]
-    ]
+    return single_node._polls(log, api_name=waits.ZONE)
 
 
 def test_200_deferred_waits_share_a_poll_per_triggerer_and_survive_the_loss_of_one(api, live, live_emulator, metadata):
