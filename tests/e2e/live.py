@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from typing import TYPE_CHECKING
 
 import deployment as deploy
@@ -39,3 +40,13 @@ def api_client(live: deploy.Deployment) -> AirflowApi:
 def emulator_client(live: deploy.Deployment) -> EmulatorClient:
     """The client of the deployment's emulator (its control API: add, end, fail sessions; request log)."""
     return EmulatorClient(live.emulator_url)
+
+
+@contextlib.contextmanager
+def port_taken(port: int) -> Iterator[None]:
+    """Another program listening on ``port`` of 127.0.0.1 while the block runs."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        yield

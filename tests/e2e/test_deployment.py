@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 
 import deployment as deploy
 import pytest
+from live import port_taken
 
 
 def assert_nothing_left(home, ports: deploy.Ports) -> None:
@@ -35,12 +35,11 @@ def own_processes_under(home) -> list[int]:
 
 def test_a_port_in_use_is_named_before_anything_starts(tmp_path):
     ports = deploy.Ports.free()
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", ports.api))
-        squatter.listen()
-        with pytest.raises(deploy.DeploymentError, match=rf"already in use on 127\.0\.0\.1: api port {ports.api}\."):
-            deploy.up(home=tmp_path / "d", ports=ports)
+    with (
+        port_taken(ports.api),
+        pytest.raises(deploy.DeploymentError, match=rf"already in use on 127\.0\.0\.1: api port {ports.api}\."),
+    ):
+        deploy.up(home=tmp_path / "d", ports=ports)
     assert not (tmp_path / "d").exists()  # refused before touching anything
 
 

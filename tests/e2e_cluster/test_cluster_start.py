@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import cluster
 import deployment as deploy
 import pytest
+from live import port_taken
 from test_deployment import assert_nothing_left, own_processes_under  # the single-node suite's checks
 
 
@@ -19,14 +19,13 @@ def _postgres_scratch() -> set[Path]:
 
 def test_a_port_in_use_is_named_before_anything_starts(tmp_path):
     ports = cluster.ClusterPorts.free()
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", ports.postgres))
-        squatter.listen()
-        with pytest.raises(
+    with (
+        port_taken(ports.postgres),
+        pytest.raises(
             deploy.DeploymentError, match=rf"already in use on 127\.0\.0\.1: postgres port {ports.postgres}\."
-        ):
-            cluster.up(home=tmp_path / "d", ports=ports)
+        ),
+    ):
+        cluster.up(home=tmp_path / "d", ports=ports)
     assert not (tmp_path / "d").exists()  # refused before touching anything
 
 
