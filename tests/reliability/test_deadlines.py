@@ -25,10 +25,8 @@ MARGIN = 5.0  # seconds past a deadline an event may take on a loaded machine; t
 
 
 @pytest.fixture
-def emulator(browsersessions_connections):
-    emulator = browsersessions_connections.emulator
-    emulator.set_speed(0)  # frozen: sessions end only when a test ends them
-    return emulator
+def emulator(frozen_emulator):
+    return frozen_emulator  # frozen: sessions end only when a test ends them
 
 
 def wait_trigger(session_ids, *, deadline_in, poll_interval=30.0, filters=None):

@@ -35,10 +35,8 @@ async def first_event(trigger):
 
 
 @pytest.fixture
-def emulator(browsersessions_connections):
-    emulator = browsersessions_connections.emulator
-    emulator.set_speed(0)
-    return emulator
+def emulator(frozen_emulator):
+    return frozen_emulator
 
 
 # -- pagination drift ------------------------------------------------------------------------------

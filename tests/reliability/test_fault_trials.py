@@ -28,10 +28,8 @@ EXHAUSTED = "Bright Data API GET /browser_sessions failed: HTTP 503: Service una
 
 
 @pytest.fixture
-def emulator(browsersessions_connections):
-    emulator = browsersessions_connections.emulator
-    emulator.set_speed(0)  # the data set holds still; only the faults vary
-    return emulator
+def emulator(frozen_emulator):
+    return frozen_emulator  # the data set holds still; only the faults vary
 
 
 def brightdata_connection(emulator, monkeypatch, conn_id: str, **extra) -> str:

@@ -41,10 +41,8 @@ NAMES = {"brightdata": "Bright Data", "cloudflare": "Cloudflare Browser Renderin
 
 
 @pytest.fixture
-def emulator(browsersessions_connections):
-    emulator = browsersessions_connections.emulator
-    emulator.set_speed(0)
-    return emulator
+def emulator(frozen_emulator):
+    return frozen_emulator
 
 
 def with_extra(emulator, monkeypatch, platform: str, conn_id: str, **extra) -> str:
