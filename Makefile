@@ -10,11 +10,16 @@ TOOLS := .venv-tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 VENV2 := .venv-airflow2
+VENV_LATEST := .venv-latest
+VENV_LATEST2 := .venv-latest-airflow2
+UV_VERSION ?= 0.13.9
+LOCK3 := constraints/airflow-$(AIRFLOW3_VERSION)
+LOCK2 := constraints/airflow-$(AIRFLOW2_VERSION)
 
 API_PORT ?= 8080
 EMULATOR_PORT ?= 8790
 
-.PHONY: help demo test test-both lint test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
+.PHONY: help demo test test-both lint lock test-latest dist test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
@@ -33,30 +38,58 @@ help:
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet uv
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
-# A stamp per environment: reinstalled when pyproject.toml changes, otherwise free.
-$(VENV)/.installed: pyproject.toml | $(UV)
+# Each test environment is exactly its lock file (constraints/airflow-<version>.txt, written by `make lock`), plus
+# this package in editable mode: an upstream release cannot change what `make test` installs. A stamp per
+# environment: reinstalled when its lock or pyproject.toml changes, otherwise free.
+$(VENV)/.installed: $(LOCK3).txt pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV)
-	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs,bench]" "apache-airflow==$(AIRFLOW3_VERSION)"
+	$(UV) pip sync --quiet --python $(VENV)/bin/python $(LOCK3).txt
+	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps --build-constraint constraints/build.txt -e .
 	touch $@
 
-# The e2e extra (selenium). Debian's Chromium and its driver are checked by every e2e run instead (a no-op
-# when both are there), so a machine that lost them gets them back.
-$(VENV)/.installed-e2e: $(VENV)/.installed
-	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs,bench,e2e]" "apache-airflow==$(AIRFLOW3_VERSION)"
-	touch $@
-
-# The cluster extra (Celery and PostgreSQL providers). Debian's postgresql and redis-server are checked by
-# every make up-cluster / e2e-cluster instead (a no-op when both are there).
-$(VENV)/.installed-cluster: $(VENV)/.installed
-	$(UV) pip install --quiet --python $(VENV)/bin/python -e ".[dev,docs,bench,cluster]" "apache-airflow==$(AIRFLOW3_VERSION)"
-	touch $@
-
-$(VENV2)/.installed: pyproject.toml | $(UV)
+$(VENV2)/.installed: $(LOCK2).txt pyproject.toml | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV2)
-	$(UV) pip install --quiet --python $(VENV2)/bin/python -e ".[dev,bench]" "apache-airflow==$(AIRFLOW2_VERSION)"
+	$(UV) pip sync --quiet --python $(VENV2)/bin/python $(LOCK2).txt
+	$(UV) pip install --quiet --python $(VENV2)/bin/python --no-deps --build-constraint constraints/build.txt -e .
 	touch $@
+
+# Re-resolve both locks from constraints/*.in and pyproject.toml (docs/development.md says when). The Airflow 3 lock
+# holds every extra the Makefile's targets use; the 2.11 lock the ones its suite uses.
+LOCK_FLAGS = --quiet --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-emit-package airflow-provider-browsersessions \
+	--custom-compile-command "make lock"
+lock: | $(UV)
+	$(UV) pip compile $(LOCK_FLAGS) --upgrade constraints/build.in -o constraints/build.txt
+	$(UV) pip compile $(LOCK_FLAGS) --upgrade pyproject.toml $(LOCK3).in --extra dev --extra docs --extra bench --extra e2e --extra cluster -o $(LOCK3).txt
+	$(UV) pip compile $(LOCK_FLAGS) --upgrade pyproject.toml $(LOCK2).in --extra dev --extra bench -o $(LOCK2).txt
+
+# The release artifacts: uv builds the sdist, then the wheel from that sdist alone (hatchling pinned by
+# constraints/build.txt); twine checks both files' metadata. docs/release.md says how a release is cut.
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(UV) build --quiet --build-constraint constraints/build.txt --out-dir dist
+	$(VENV)/bin/twine check --strict dist/*
+
+# A user's install of that wheel, in a clean virtualenv (Airflow $(AIRFLOW3_VERSION), locked; no source tree on the
+# path): `airflow providers list` shows it, and the README's first DAG runs against the installed emulator.
+test-dist: dist
+	@echo "== the built wheel, installed as a user installs it =="
+	BROWSERSESSIONS_DIST=$(CURDIR)/dist $(VENV)/bin/python -m pytest tests/packaging $(PYTEST_ARGS)
+
+# Drift, found on purpose (not part of make test): the newest releases the package's ranges allow, resolved today,
+# in throwaway environments, then the Airflow 3 and Airflow 2.11 suites. Green: `make lock` may move the locks.
+test-latest: | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV_LATEST)
+	$(UV) pip install --quiet --refresh --upgrade --python $(VENV_LATEST)/bin/python -e ".[dev,bench]" "apache-airflow>=3"
+	$(UV) venv --quiet --allow-existing --python $(PYTHON) $(VENV_LATEST2)
+	$(UV) pip install --quiet --refresh --upgrade --python $(VENV_LATEST2)/bin/python -e ".[dev,bench]" "apache-airflow>=2.11,<3"
+	@rc=0; \
+	echo "== pytest on the newest Airflow 3 and its newest dependencies =="; \
+	$(VENV_LATEST)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || rc=1; \
+	echo "== pytest on the newest Airflow 2.11 and its newest dependencies =="; \
+	$(VENV_LATEST2)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || rc=1; \
+	exit $$rc
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/python scripts/demo.py
@@ -78,24 +111,24 @@ test-airflow2: $(VENV2)/.installed
 up: $(VENV)/.installed
 	$(VENV)/bin/python scripts/deployment.py up --api-port $(API_PORT) --emulator-port $(EMULATOR_PORT)
 
-up-cluster: $(VENV)/.installed-cluster
+up-cluster: $(VENV)/.installed
 	bash scripts/install_cluster_services.sh
 	$(VENV)/bin/python scripts/cluster.py up
 
 down:
 	@if [ -x $(VENV)/bin/python ]; then $(VENV)/bin/python scripts/deployment.py down; else echo "Nothing to stop."; fi
 
-e2e: $(VENV)/.installed-e2e
+e2e: $(VENV)/.installed
 	@echo "== end-to-end suite on a live Airflow $(AIRFLOW3_VERSION) =="
 	bash scripts/install_chromium.sh
 	BROWSERSESSIONS_E2E=1 $(VENV)/bin/python -m pytest tests/e2e $(PYTEST_ARGS)
 
-e2e-cluster: $(VENV)/.installed-cluster
+e2e-cluster: $(VENV)/.installed
 	@echo "== cluster end-to-end suite on a distributed Airflow $(AIRFLOW3_VERSION) =="
 	bash scripts/install_cluster_services.sh
 	BROWSERSESSIONS_E2E_CLUSTER=1 $(VENV)/bin/python -m pytest tests/e2e_cluster $(PYTEST_ARGS)
 
-screenshots: $(VENV)/.installed-e2e
+screenshots: $(VENV)/.installed
 	bash scripts/install_chromium.sh
 	BROWSERSESSIONS_E2E=1 BROWSERSESSIONS_SCREENSHOTS=$(CURDIR)/docs/_static/screenshots \
 		$(VENV)/bin/python -m pytest tests/e2e/test_connection_forms.py tests/e2e/test_browser_sessions_view.py $(PYTEST_ARGS)
@@ -121,8 +154,8 @@ test-both: $(VENV)/.installed $(VENV2)/.installed
 	wait $$p3 || rc=1; wait $$p2 || rc=1; \
 	cat .test-airflow3.log .test-airflow2.log; exit $$rc
 
-test: lint docs test-both e2e e2e-cluster
+test: lint docs test-both test-dist e2e e2e-cluster
 
 clean:
 	@if [ -f .deploy/state.json ]; then $(MAKE) down; fi
-	rm -rf $(TOOLS) $(VENV) $(VENV2) .test-airflow3.log .test-airflow2.log .demo .deploy build dist docs/_build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(TOOLS) $(VENV) $(VENV2) $(VENV_LATEST) $(VENV_LATEST2) .test-airflow3.log .test-airflow2.log .demo .deploy build dist docs/_build .mypy_cache .ruff_cache .pytest_cache
