@@ -23,7 +23,7 @@ EMULATOR_PORT ?= 8790
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
-	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION) and $(AIRFLOW2_VERSION) side by side, the e2e and cluster suites"
+	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION) and $(AIRFLOW2_VERSION) side by side, the built wheel, the e2e and cluster suites"
 	@echo "make lint           ruff check, ruff format --check, mypy"
 	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 8 minutes); bench-smoke: tiny sizes (under a minute)"
@@ -34,6 +34,10 @@ help:
 	@echo "make e2e            the end-to-end suite: its own deployment, REST API v2, a browser on the UI"
 	@echo "make e2e-cluster    the cluster end-to-end suite: its own up-cluster, 200 deferred waits, triggerer and worker loss"
 	@echo "make screenshots    refresh the docs' screenshots (connection forms, Browser sessions view: the e2e browser tests)"
+	@echo "make lock           re-resolve the locked test environments (constraints/*.txt) from pyproject.toml and constraints/*.in"
+	@echo "make test-latest    the suites on the newest releases the package allows (drift, on purpose; not in make test)"
+	@echo "make dist           build the sdist and the wheel into dist/ and check their metadata"
+	@echo "make test-dist      install the built wheel into a clean virtualenv and run the README's first DAG from it"
 	@echo "make clean          remove the virtualenvs and build output"
 
 $(UV):

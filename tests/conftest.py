@@ -36,6 +36,9 @@ collect_ignore = [] if os.environ.get("BROWSERSESSIONS_E2E") == "1" else ["e2e"]
 # The distributed one (PostgreSQL, Redis, Celery, two triggerers) too: `make e2e-cluster` sets this.
 if os.environ.get("BROWSERSESSIONS_E2E_CLUSTER") != "1":
     collect_ignore.append("e2e_cluster")
+# The clean-install check of the built wheel: `make test-dist` builds it first and says where.
+if not os.environ.get("BROWSERSESSIONS_DIST"):
+    collect_ignore.append("packaging")
 
 
 @pytest.fixture(scope="session")
