@@ -19,11 +19,12 @@ LOCK2 := constraints/airflow-$(AIRFLOW2_VERSION)
 API_PORT ?= 8080
 EMULATOR_PORT ?= 8790
 
-.PHONY: help demo test test-both lint lock test-latest dist test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
+.PHONY: help demo test test-both check lint lock test-latest dist test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
 	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION) and $(AIRFLOW2_VERSION) side by side, the built wheel, the e2e and cluster suites"
+	@echo "make check          the inner loop: lint, then the unit, hook, trigger and emulator tests on Airflow $(AIRFLOW3_VERSION)"
 	@echo "make lint           ruff check, ruff format --check, mypy"
 	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make bench          benchmarks against the HTTP provider on the emulator (about 8 minutes); bench-smoke: tiny sizes (under a minute)"
@@ -103,6 +104,12 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# The inner loop: lint, then the unit, hook, trigger and emulator tiers on Airflow 3 (tests are marked by folder:
+# tests/conftest.py). make test stays complete.
+check: lint
+	@echo "== the inner loop: unit, hook, trigger and emulator tests on Airflow $(AIRFLOW3_VERSION) =="
+	$(VENV)/bin/python -m pytest -p no:cacheprovider -m "unit or hook or trigger or emulator" $(PYTEST_ARGS)
 
 test-airflow3: $(VENV)/.installed
 	@echo "== pytest on Airflow $(AIRFLOW3_VERSION) =="

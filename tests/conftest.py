@@ -58,8 +58,28 @@ def frozen_emulator(browsersessions_connections):  # type: ignore[no-untyped-def
     return emulator
 
 
+# Each test folder is a tier, marked by where the test lives, so a run can select tiers (`make check`: the inner loop).
+TIERS = {
+    "unit": "unit",
+    "hooks": "hook",
+    "triggers": "trigger",
+    "testing": "emulator",
+    "system": "system",
+    "plugins": "system",
+    "reliability": "reliability",
+    "docs": "docs",
+    "bench": "bench",
+    "packaging": "packaging",
+}
+_TESTS = Path(__file__).resolve().parent
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Long trials (``@pytest.mark.slow``) run only when ``BROWSERSESSIONS_LONG=1``; CI runs the quick set."""
+    """Mark each test with its tier (its folder); run long trials (``slow``) only if ``BROWSERSESSIONS_LONG=1``."""
+    for item in items:
+        folder = Path(item.path).resolve().relative_to(_TESTS).parts[0]
+        if folder in TIERS:
+            item.add_marker(TIERS[folder])
     if os.environ.get("BROWSERSESSIONS_LONG") == "1":
         return
     skip = pytest.mark.skip(reason="long trial: set BROWSERSESSIONS_LONG=1 to run it")
