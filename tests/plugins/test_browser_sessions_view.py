@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -294,8 +295,8 @@ def test_many_open_browsers_cost_one_poll_per_connection_within_the_cache_time(c
     for _ in range(10):
         assert client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).status_code == 200
         client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["admin"]))
-    # One snapshot: one list call for the running sessions, one for the last day's ended ones.
-    assert emulator.request_count(platform="brightdata") == 2
+    # One snapshot: one list call for the running sessions, one per ending (finished, failed) for the ended ones.
+    assert emulator.request_count(platform="brightdata") == 3
     assert view_state().snapshots.loads >= 1
 
 
@@ -384,3 +385,126 @@ def test_a_task_of_another_operator_has_nothing_to_show(client, tokens, linked_r
     assert page.status_code == 200
     assert 'id="not-ours"' in page.text
     assert client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["op"])).status_code == 404
+
+
+def _concurrently(count: int, call) -> list:
+    """``call()`` from ``count`` threads released together; their results in any order."""
+    barrier = threading.Barrier(count)
+    results: list = []
+
+    def one() -> None:
+        barrier.wait(10)
+        results.append(call())
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_viewers_of_a_failing_platform_share_one_attempt_and_its_failure(client, tokens, emulator, fresh):
+    emulator.clear_log()
+    emulator.script_faults([{"kind": "503"}] * 50, platform="brightdata")
+    try:
+        answers = _concurrently(
+            4,
+            lambda: client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])),
+        )
+        again = client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+    finally:
+        emulator.clear_faults()
+    assert [answer.status_code for answer in answers] == [502] * 4
+    assert all("503" in answer.json()["detail"] for answer in answers)
+    assert again.status_code == 502  # the failure is served for a few seconds, not asked for again
+    # One load with its two retries for every viewer; before: each viewer queued and ran it again (12 requests).
+    assert emulator.request_count(platform="brightdata") <= 4
+
+
+def test_a_platform_that_does_not_answer_gets_a_504_at_the_pages_deadline(client, tokens, emulator, fresh):
+    state = view_state()
+    emulator.clear_log()
+    emulator.script_faults([{"kind": "stall_headers", "seconds": 3}], platform="brightdata")
+    state.deadline = 0.5
+    try:
+        answer = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+        page = client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+    finally:
+        state.deadline = 10.0
+        emulator.clear_faults()
+    assert answer.status_code == 504
+    assert answer.json()["detail"].startswith("The platform did not answer within 0.5 s")
+    assert page.status_code == 504
+    assert 'id="error"' in page.text
+    assert emulator.request_count(platform="brightdata") == 1  # the page's deadline ended it, nothing retried
+
+
+def test_the_ended_listing_asks_one_status_per_request_whatever_runs(client, tokens, airflow_db, monkeypatch):
+    from airflow_provider_browsersessions.testing.emulator import Emulator
+
+    with Emulator(sessions=0, speed=0) as busy:
+        for _ in range(1_500):  # old code: 15 pages of running sessions walked to find the ended ones
+            busy.add_session("brightdata", duration=None, started_at=busy.now() - 3600)
+        ended = busy.add_session("brightdata", duration=5, outcome="failed", started_at=busy.now() - 600)
+        monkeypatch.setenv("AIRFLOW_CONN_BD_BUSY", _env_by_id(busy)[BRIGHTDATA])
+        answer = client.get("/browser-sessions/api/sessions?conn_id=bd_busy", headers=auth(tokens["admin"]))
+        log = busy.request_log(platform="brightdata")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [s["session_id"] for s in body["ended"]] == [ended["session_id"]]
+    assert len(body["running"]) == 200
+    assert body["truncated"] == ["running"]
+    statuses = [entry["query"]["status"] for entry in log]
+    assert all(len(values) == 1 for values in statuses)  # one status per request, pushed down
+    assert sorted({values[0] for values in statuses}) == ["failed", "finished", "running"]
+    assert len(log) <= 20
+
+
+def test_error_answers_and_the_stylesheet_carry_the_security_headers(client, tokens, fresh):
+    answers = {
+        "401": client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}"),
+        "404": client.get("/browser-sessions/api/sessions?conn_id=nope", headers=auth(tokens["op"])),
+        "422": client.get("/browser-sessions/api/sessions", headers=auth(tokens["op"])),
+        "css": client.get("/browser-sessions/static/style.css"),
+    }
+    assert [answers[code].status_code for code in ("401", "404", "422")] == [401, 404, 422]
+    for name, answer in answers.items():
+        assert answer.headers["x-content-type-options"] == "nosniff", name
+        assert "default-src 'none'" in answer.headers["content-security-policy"], name
+    for name in ("401", "404", "422"):
+        assert answers[name].headers["cache-control"] == "no-store"
+    assert answers["css"].headers["cache-control"] == "max-age=300"
+    assert answers["css"].headers["content-type"].startswith("text/css")
+
+
+def test_a_404_names_a_plain_connection_id_and_never_echoes_another(client, tokens, fresh):
+    plain = client.get("/browser-sessions/api/sessions?conn_id=nope_2", headers=auth(tokens["op"]))
+    assert plain.json()["detail"] == "No connection 'nope_2'."
+    hostile = '<script>alert("x")</script>'
+    answer = client.get("/browser-sessions/api/sessions", params={"conn_id": hostile}, headers=auth(tokens["op"]))
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == "No connection of that id."
+    assert "script" not in answer.text
+
+
+def test_a_snapshot_keeps_no_raw_record(client, tokens, emulator, fresh):
+    emulator.add_session("brightdata", duration=None)
+    assert client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).is_success
+    shot = view_state().snapshots.get(BRIGHTDATA, lambda: pytest.fail("the snapshot should be cached"))
+    assert shot.running
+    assert all(session.raw == {} for session in (*shot.running, *shot.ended))
+
+
+def test_the_runs_index_skips_an_xcom_value_above_its_bound_unread(client, tokens, linked_run, fresh, monkeypatch):
+    from airflow_provider_browsersessions.plugins import runs
+
+    monkeypatch.setattr(runs, "MAX_XCOM_CHARS", 10)  # every value of the linked run is larger
+    body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+    assert body["runs"] == {}
+    assert view_state().runs_index.skipped >= 2
+    monkeypatch.setattr(runs, "MAX_XCOM_CHARS", 2_000_000)
+    view_state().runs_index.clear()
+    body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+    assert linked_run["failed"][0] in body["runs"]
+    assert view_state().runs_index.skipped == 0
