@@ -9,6 +9,7 @@ import html
 import json
 import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -508,3 +509,116 @@ def test_the_runs_index_skips_an_xcom_value_above_its_bound_unread(client, token
     body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
     assert linked_run["failed"][0] in body["runs"]
     assert view_state().runs_index.skipped == 0
+
+
+# -- Figures for docs/reliability.md ("Poison input"): long trials, printed with -s; they assert counts and
+# -- memory, never times.
+
+
+def _timed_views(client, token: str, count: int, path: str) -> list[tuple[int, float]]:
+    def one() -> tuple[int, float]:
+        started = time.monotonic()
+        status = client.get(path, headers=auth(token)).status_code
+        return status, time.monotonic() - started
+
+    return sorted(_concurrently(count, one), key=lambda answer: answer[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", [{"kind": "503"}, {"kind": "stall_headers", "seconds": 120}], ids=["503", "stall"])
+def test_figures_four_viewers_of_a_failing_platform(client, tokens, emulator, fresh, fault):
+    emulator.clear_log()
+    emulator.script_faults([fault] * 50, platform="brightdata")
+    try:
+        answers = _timed_views(client, tokens["op"], 4, f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}")
+        requests_made = emulator.request_count(platform="brightdata")
+    finally:
+        emulator.clear_faults()
+    times = "/".join(f"{seconds:.1f}" for _, seconds in answers)
+    print(
+        f"\n4 viewers, every request {fault['kind']}: answers {[s for s, _ in answers]} in {times} s, "
+        f"{requests_made} platform request(s)"
+    )
+    assert requests_made <= 4
+    assert {status for status, _ in answers} <= {502, 504}
+
+
+@pytest.mark.slow
+def test_figures_twenty_thousand_running_bright_data_sessions(client, tokens, airflow_db, monkeypatch):
+    from airflow_provider_browsersessions.testing.emulator import Emulator
+
+    with Emulator(sessions=0, speed=0) as busy:
+        for _ in range(20_000):
+            busy.add_session("brightdata", duration=None, started_at=busy.now() - 3600)
+        for _ in range(30):
+            busy.add_session("brightdata", duration=5, outcome="failed", started_at=busy.now() - 600)
+        monkeypatch.setenv("AIRFLOW_CONN_BD_HUGE", _env_by_id(busy)[BRIGHTDATA])
+        started = time.monotonic()
+        answer = client.get("/browser-sessions/api/sessions?conn_id=bd_huge", headers=auth(tokens["admin"]))
+        seconds = time.monotonic() - started
+        made = busy.request_count(platform="brightdata")
+    print(f"\n20,000 running Bright Data sessions: one view in {seconds:.1f} s, {made} platform requests")
+    assert answer.status_code == 200
+    assert len(answer.json()["ended"]) == 30
+    assert made <= 20
+
+
+def _rss_peak_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.slow
+def test_figures_two_hundred_thousand_record_xcom_results_and_the_runs_index(linked_run, fresh):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    from airflow_provider_browsersessions.plugins import runs
+
+    where = (XComModel.dag_id == "ui_links", XComModel.run_id == linked_run["run_id"], XComModel.key == "return_value")
+    with create_session() as session:
+        saved = session.execute(select(XComModel.task_id, XComModel.value).where(*where)).all()
+    record = {
+        "provider": "brightdata",
+        "session_id": "",
+        "status": "finished",
+        "started_at": "2026-12-01T00:00:00Z",
+        "ended_at": "2026-12-01T00:01:00Z",
+        "duration": 60.0,
+        "api_name": "zone",
+        "target_url": "https://example.com/a",
+        "end_url": "https://example.com/b",
+        "bandwidth": 123456,
+        "error_code": None,
+        "error_message": None,
+    }
+    try:
+        with create_session() as session:
+            for task_id, _ in saved:
+                big = [{**record, "session_id": f"{task_id}-{n:06d}"} for n in range(100_000)]
+                session.execute(
+                    update(XComModel).where(*where, XComModel.task_id == task_id).values(value=json.dumps(big))
+                )
+                del big
+        figures = {}
+        for label, bound in (("bounded", runs.MAX_XCOM_CHARS), ("unbounded", 10**12)):
+            index = runs.RunsIndex(read_rows=lambda bound=bound: runs._recent_rows(max_chars=bound))
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")  # VmHWM from here on
+            before = _rss_mb()
+            found = index.tasks_naming(["wait-000001"], dag_ids=lambda dags: dags)
+            figures[label] = (_rss_peak_mb() - before, len(found), index.skipped)
+            del index, found
+        print(f"\ntwo 100,000-record XCom results, one runs-index build: {figures}")
+        assert figures["bounded"][0] < 150
+        assert figures["bounded"][2] == 2
+    finally:
+        with create_session() as session:
+            for task_id, value in saved:
+                session.execute(update(XComModel).where(*where, XComModel.task_id == task_id).values(value=value))
