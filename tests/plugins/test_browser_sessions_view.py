@@ -388,6 +388,39 @@ def test_a_task_of_another_operator_has_nothing_to_show(client, tokens, linked_r
     assert client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["op"])).status_code == 404
 
 
+def test_a_task_tab_whose_session_reads_fail_shows_the_xcom_states_and_says_why(
+    client, tokens, emulator, linked_run, fresh
+):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    where = (
+        XComModel.dag_id == "ui_links",
+        XComModel.run_id == linked_run["run_id"],
+        XComModel.task_id == "wait",
+        XComModel.key == "return_value",
+    )
+    with create_session() as session:
+        saved = session.execute(select(XComModel.value).where(*where)).scalar()
+        ghosts = [{"session_id": f"ghost-{n}", "status": "running"} for n in range(3)]
+        session.execute(update(XComModel).where(*where).values(value=json.dumps(ghosts)))
+    emulator.clear_log()
+    emulator.script_faults([{"kind": "503"}] * 30, platform="brightdata", path_contains="/browser_sessions/ghost")
+    try:
+        query = f"dag_id=ui_links&run_id={_quoted(linked_run['run_id'])}&task_id=wait"
+        answer = client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["op"]))
+    finally:
+        emulator.clear_faults()
+        with create_session() as session:
+            session.execute(update(XComModel).where(*where).values(value=saved))
+    assert answer.status_code == 200, answer.text  # before: the read's error escaped as a 500
+    body = answer.json()
+    assert body["note"].startswith("A session could not be read (Bright Data API GET /browser_sessions/ghost-0")
+    assert {row["session_id"]: row["now"] for row in body["sessions"]} == {f"ghost-{n}": "running" for n in range(3)}
+    assert emulator.request_count(platform="brightdata", path_contains="/ghost") == 3  # the first read only
+
+
 def _concurrently(count: int, call) -> list:
     """``call()`` from ``count`` threads released together; their results in any order."""
     barrier = threading.Barrier(count)
