@@ -361,12 +361,20 @@ def create_app(*, state: ViewState | None = None) -> FastAPI:
 
     def _task_data(
         user: BaseUser, dag_id: str, run_id: str, task_id: str, map_index: int
-    ) -> tuple[runs.TaskRef | None, list[dict[str, Any]], str | None, str | None, int]:
+    ) -> tuple[runs.TaskRef | None, list[dict[str, Any]], str | None, str | None, int | None]:
+        # The total is None when the XCom was too large to read.
         ends_at = time.monotonic() + state.deadline
         access.require_dag_read(user, dag_id)
-        ref, records, conn_id = runs.task_instance_sessions(
+        ref, records, conn_id, oversized = runs.task_instance_sessions(
             dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index
         )
+        if oversized is not None:
+            # Parsing it would cost hundreds of MB per view, every refresh: say so instead.
+            too_large = (
+                f"The task's XCom holds {oversized:,} characters, more than the {runs.MAX_XCOM_CHARS:,} this tab "
+                "reads: its sessions are not shown here."
+            )
+            return ref, [], conn_id, too_large, None
         rows, note = _task_rows(state, user, conn_id, records[:MAX_TASK_SESSIONS], ends_at=ends_at)
         return ref, rows, conn_id, note, len(records)
 
@@ -384,7 +392,7 @@ def create_app(*, state: ViewState | None = None) -> FastAPI:
             conn_id=conn_id,
             note=note,
             total=total,
-            truncated=total > len(rows),
+            truncated=total is not None and total > len(rows),
             refresh_seconds=render.REFRESH_SECONDS,
             static_path=f"{own}/static",
             sessions_path=f"{own}/?{urlencode({'conn_id': conn_id or ''})}",

@@ -105,6 +105,19 @@ def session_ids(value: Any) -> list[str]:
     ]
 
 
+def _value_within(max_chars: int) -> tuple[Any, Any]:
+    """
+    Columns ``(XCom value if its JSON text has at most max_chars characters else NULL, that length)``.
+
+    The length is the database's: a large value never travels to the API server, let alone gets parsed.
+    """
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import Text, case, cast, func, type_coerce
+
+    length = func.length(cast(XComModel.value, Text))
+    return type_coerce(case((length <= max_chars, XComModel.value), else_=None), XComModel.value.type), length
+
+
 def _recent_rows(
     *, limit: int = MAX_TASK_INSTANCES, days: int = RECENT_DAYS, max_chars: int | None = None
 ) -> Iterator[tuple[TaskRef, Any]]:
@@ -117,14 +130,10 @@ def _recent_rows(
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-    from sqlalchemy import Text, and_, case, cast, func, select, type_coerce
+    from sqlalchemy import and_, select
 
     since = datetime.now(UTC) - timedelta(days=days)
-    # The length is the database's: a large value never travels to the API server, let alone gets parsed.
-    small_value = type_coerce(
-        case((func.length(cast(XComModel.value, Text)) <= max_chars, XComModel.value), else_=None),
-        XComModel.value.type,
-    )
+    small_value, _ = _value_within(max_chars)
     statement = (
         select(
             TaskInstance.dag_id,
@@ -242,26 +251,28 @@ class RunsIndex:
 
 def task_instance_sessions(
     *, dag_id: str, run_id: str, task_id: str, map_index: int
-) -> tuple[TaskRef | None, list[dict[str, Any]], str | None]:
+) -> tuple[TaskRef | None, list[dict[str, Any]], str | None, int | None]:
     """
     One task instance, the session records of its XCom ``return_value``, and its rendered ``conn_id``.
 
-    :return: ``(None, [], None)`` when there is no such task instance of our operator or sensor.
+    :return: ``(task, records, conn_id, oversized)``: ``oversized`` is the XCom's length in characters when
+        it is above ``MAX_XCOM_CHARS`` (then left unread, and ``records`` empty), else None;
+        ``(None, [], None, None)`` when there is no such task instance of our operator or sensor.
     """
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.models.taskinstance import TaskInstance
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     key = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
+    small_value, length = _value_within(MAX_XCOM_CHARS)
     with create_session() as session:
         ti = session.execute(
             select(TaskInstance.operator, TaskInstance.state, TaskInstance.start_date).filter_by(**key)
         ).first()
         if ti is None or ti[0] not in OPERATOR_NAMES:
-            return None, [], None
-        value = session.execute(select(XComModel.value).filter_by(**key, key="return_value")).scalar()
+            return None, [], None, None
+        xcom = session.execute(select(small_value, length).filter_by(**key, key="return_value")).first()
         rendered = session.execute(select(RenderedTaskInstanceFields.rendered_fields).filter_by(**key)).scalar()
     ref = TaskRef(
         dag_id=dag_id,
@@ -273,4 +284,6 @@ def task_instance_sessions(
         start_date=ti[2],
     )
     conn_id = rendered.get("conn_id") if isinstance(rendered, Mapping) else None
-    return ref, session_records(value), conn_id if isinstance(conn_id, str) else None
+    value, chars = (None, None) if xcom is None else xcom
+    oversized = int(chars) if value is None and chars is not None and chars > MAX_XCOM_CHARS else None
+    return ref, session_records(value), conn_id if isinstance(conn_id, str) else None, oversized

@@ -530,13 +530,22 @@ def test_a_snapshot_keeps_no_raw_record(client, tokens, emulator, fresh):
     assert all(session.raw == {} for session in (*shot.running, *shot.ended))
 
 
-def test_the_runs_index_skips_an_xcom_value_above_its_bound_unread(client, tokens, linked_run, fresh, monkeypatch):
+def test_the_runs_index_and_the_task_tab_leave_an_xcom_value_above_the_bound_unread(
+    client, tokens, linked_run, fresh, monkeypatch
+):
     from airflow_provider_browsersessions.plugins import runs
 
     monkeypatch.setattr(runs, "MAX_XCOM_CHARS", 10)  # every value of the linked run is larger
     body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
     assert body["runs"] == {}
     assert view_state().runs_index.skipped >= 2
+    query = f"dag_id=ui_links&run_id={_quoted(linked_run['run_id'])}&task_id=wait"
+    task = client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["op"])).json()
+    assert (task["sessions"], task["total"]) == ([], None)
+    assert re.fullmatch(r"The task's XCom holds [\d,]+ characters, more than the 10 this tab reads: .*", task["note"])
+    page = client.get(f"/browser-sessions/task?{query}", headers=auth(tokens["op"])).text
+    assert "more than the 10 this tab reads" in page
+    assert "names no session" not in page
     monkeypatch.setattr(runs, "MAX_XCOM_CHARS", 2_000_000)
     view_state().runs_index.clear()
     body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
