@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -11,13 +13,15 @@ from urllib.parse import urlencode
 from airflow.api_fastapi.core_api.security import GetUserDep  # noqa: TC002
 from fastapi import FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.datastructures import MutableHeaders
 
 from airflow_provider_browsersessions.plugins import access, charts, render, runs, snapshot
-from airflow_provider_browsersessions.plugins.cache import TtlCache
+from airflow_provider_browsersessions.plugins.cache import DeadlineExceeded, TtlCache
 from airflow_provider_browsersessions.transport import RetryPolicy
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
     from airflow_provider_browsersessions.sessions import BrowserSession
@@ -31,6 +35,11 @@ MAX_TASK_SESSIONS = 200
 MAX_SESSION_READS = 20
 #: A person is waiting on the page: two quick retries, never the minutes of backoff a task may afford.
 VIEW_RETRY = RetryPolicy(max_retries=2, max_wait=10.0)
+#: Seconds a page view waits at most for the platform (all its requests, retries and pacing together); past
+#: it the page says so, and the platform's answer, if it comes later, serves the next view.
+VIEW_DEADLINE_SECONDS = 10.0
+#: A connection id echoed in an error only when it is this plain (Airflow's own characters, a sane length).
+_PLAIN_CONN_ID = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 @dataclasses.dataclass
@@ -41,6 +50,7 @@ class ViewState:
     :param snapshots: Sessions snapshots by connection id.
     :param reads: Single-session reads by ``(conn_id, session_id)``.
     :param runs_index: Which task instances named which sessions.
+    :param deadline: Seconds a page view waits for the platform (``VIEW_DEADLINE_SECONDS``; tests lower it).
     """
 
     snapshots: TtlCache[str, snapshot.SessionsSnapshot] = dataclasses.field(
@@ -50,6 +60,7 @@ class ViewState:
         default_factory=lambda: TtlCache(ttl=snapshot.CACHE_TTL_SECONDS, max_keys=2000)
     )
     runs_index: runs.RunsIndex = dataclasses.field(default_factory=runs.RunsIndex)
+    deadline: float = VIEW_DEADLINE_SECONDS
 
 
 def ui_base_path() -> str:
@@ -103,21 +114,38 @@ def server_hook(conn_id: str) -> BrowserSessionsHook:
     return hook_for_connection(conn_id, connection, retry=VIEW_RETRY)  # type: ignore[arg-type]
 
 
-def _load_snapshot(state: ViewState, conn_id: str) -> snapshot.SessionsSnapshot:
-    """The connection's snapshot through the cache; HTTP errors a person can act on."""
+def _named(conn_id: str) -> str:
+    """The connection id for an error text: quoted when plain, else left out (never echoed as sent)."""
+    return repr(conn_id) if _PLAIN_CONN_ID.fullmatch(conn_id) else "of that id"
+
+
+def _load_snapshot(state: ViewState, conn_id: str, *, ends_at: float) -> snapshot.SessionsSnapshot:
+    """
+    The connection's snapshot through the cache, by ``ends_at`` (``time.monotonic()``); HTTP errors a person
+    can act on. A failure is cached briefly too, so viewers of a failing platform share one attempt.
+    """
     from airflow.exceptions import AirflowNotFoundException
 
     from airflow_provider_browsersessions.exceptions import BrowserSessionsError, InvalidQueryError
 
     def load() -> snapshot.SessionsSnapshot:
-        return snapshot.take_snapshot(server_hook(conn_id))
+        hook = server_hook(conn_id)
+        # The load's own bound, from when it starts: no retry or pacing sleep and no new page past it.
+        with hook.calls_within(state.deadline):
+            return snapshot.take_snapshot(hook, ends_at=time.monotonic() + state.deadline)
 
     try:
-        return state.snapshots.get(conn_id, load)
+        return state.snapshots.get(conn_id, load, timeout=max(0.0, ends_at - time.monotonic()))
     except AirflowNotFoundException:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No connection {conn_id!r}.") from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No connection {_named(conn_id)}.") from None
     except InvalidQueryError as err:  # a connection of another type
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(err)) from None
+    except DeadlineExceeded:
+        log.warning("Browser sessions view: connection %r: no answer within %g s", conn_id, state.deadline)
+        raise HTTPException(
+            status.HTTP_504_GATEWAY_TIMEOUT,
+            f"The platform did not answer within {state.deadline:g} s; the page asks again when it reloads.",
+        ) from None
     except BrowserSessionsError as err:
         log.warning("Browser sessions view: connection %r: %s", conn_id, err)
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, _error_text(err)) from None
@@ -138,7 +166,7 @@ def _charts(shot: snapshot.SessionsSnapshot) -> dict[str, charts.Chart]:
 
 
 def _task_rows(
-    state: ViewState, user: BaseUser, conn_id: str | None, records: list[dict[str, Any]]
+    state: ViewState, user: BaseUser, conn_id: str | None, records: list[dict[str, Any]], *, ends_at: float
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Each XCom record with the session's state now, when the user may read its connection."""
 
@@ -147,12 +175,13 @@ def _task_rows(
     if conn_id is None:
         note = "The task's connection is unknown (no rendered fields): states are those in its XCom."
     elif not access.can_read_connection(user, conn_id):
-        note = f"You may not read connection {conn_id!r}: states are those in the task's XCom."
+        note = f"You may not read connection {_named(conn_id)}: states are those in the task's XCom."
     else:
         try:
-            shot = _load_snapshot(state, conn_id)
+            shot = _load_snapshot(state, conn_id, ends_at=ends_at)
             current = {s.session_id: s for s in (*shot.running, *shot.ended)}
-            current.update(_read_missing(state, conn_id, records, current))
+            found, note = _read_missing(state, conn_id, records, current, ends_at=ends_at)
+            current.update(found)
         except HTTPException as err:
             note = f"The connection could not be read ({err.detail}): states are those in the task's XCom."
     rows = []
@@ -177,27 +206,66 @@ def _task_rows(
 
 
 def _read_missing(
-    state: ViewState, conn_id: str, records: list[dict[str, Any]], known: dict[str, BrowserSession]
-) -> dict[str, BrowserSession]:
-    """Read, one by one and bounded, sessions the XCom saw running that the connection's list no longer shows."""
+    state: ViewState,
+    conn_id: str,
+    records: list[dict[str, Any]],
+    known: dict[str, BrowserSession],
+    *,
+    ends_at: float,
+) -> tuple[dict[str, BrowserSession], str | None]:
+    """
+    Read, one by one and bounded, sessions the XCom saw running that the connection's list no longer shows.
+
+    The reads stop at the first failure or at the page's deadline: the rest show their XCom state, and the
+    note says why.
+    """
+    from airflow_provider_browsersessions.exceptions import BrowserSessionsError
+
     missing = [r["session_id"] for r in records if r["session_id"] not in known and r.get("status") == "running"]
     found: dict[str, BrowserSession] = {}
-    hook = None
-    try:
-        for session_id in missing[:MAX_SESSION_READS]:
+    for session_id in missing[:MAX_SESSION_READS]:
 
-            def read(session_id: str = session_id) -> BrowserSession | None:
-                nonlocal hook
-                hook = hook or server_hook(conn_id)
-                return hook.get_session(session_id)
+        def read(session_id: str = session_id) -> BrowserSession | None:
+            hook = server_hook(conn_id)
+            try:
+                with hook.calls_within(state.deadline):
+                    return hook.get_session(session_id)
+            finally:
+                hook.close()
 
-            session = state.reads.get((conn_id, session_id), read)
-            if session is not None:
-                found[session_id] = session
-    finally:
-        if hook is not None:
-            hook.close()
-    return found
+        try:
+            session = state.reads.get((conn_id, session_id), read, timeout=max(0.0, ends_at - time.monotonic()))
+        except DeadlineExceeded:
+            return (
+                found,
+                f"Reading sessions one by one took more than {state.deadline:g} s: the rest show their XCom state.",
+            )
+        except BrowserSessionsError as err:
+            return found, f"A session could not be read ({_error_text(err)}): the rest show their XCom state."
+        if session is not None:
+            found[session_id] = session
+    return found, None
+
+
+class _SecurityHeaders:
+    """Every answer of the app carries the security headers, errors included (a route may set its own)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in render.SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(*, state: ViewState | None = None) -> FastAPI:
@@ -218,10 +286,22 @@ def create_app(*, state: ViewState | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.view = state
+    app.add_middleware(_SecurityHeaders)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        # Starlette answers an unexpected error outside every middleware: this answer carries the headers itself.
+        log.exception("Browser sessions view: %s %s failed", request.method, request.url.path)
+        return _json({"detail": "Internal error (see the API server's log)."}, status_code=500)
 
     @app.get("/static/style.css", include_in_schema=False)
     def style() -> Response:
-        return Response(render.stylesheet(), media_type="text/css", headers={"Cache-Control": "max-age=300"})
+        # Served by us, so the policy needs no inline style; cacheable (no data in it), never sniffed.
+        return Response(
+            render.stylesheet(),
+            media_type="text/css",
+            headers={**render.SECURITY_HEADERS, "Cache-Control": "max-age=300"},
+        )
 
     @app.get("/", response_class=HTMLResponse)
     def sessions_page(request: Request, user: GetUserDep, conn_id: str | None = None) -> HTMLResponse:
@@ -234,7 +314,7 @@ def create_app(*, state: ViewState | None = None) -> FastAPI:
             conn_id = connections[0][0]
         access.require_connection_read(user, conn_id)
         try:
-            shot = _load_snapshot(state, conn_id)
+            shot = _load_snapshot(state, conn_id, ends_at=time.monotonic() + state.deadline)
         except HTTPException as err:
             return _page(request, connections=connections, error=str(err.detail), status_code=err.status_code)
         return _page(request, connections=connections, shot=shot, task_runs=_runs_for(state, user, shot))
@@ -269,7 +349,7 @@ def create_app(*, state: ViewState | None = None) -> FastAPI:
     @app.get("/api/sessions")
     def sessions_json(user: GetUserDep, conn_id: str = Query(min_length=1)) -> JSONResponse:
         access.require_connection_read(user, conn_id)
-        shot = _load_snapshot(state, conn_id)
+        shot = _load_snapshot(state, conn_id, ends_at=time.monotonic() + state.deadline)
         task_runs = _runs_for(state, user, shot)
         base = ui_base_path()
         return _json(
@@ -281,12 +361,21 @@ def create_app(*, state: ViewState | None = None) -> FastAPI:
 
     def _task_data(
         user: BaseUser, dag_id: str, run_id: str, task_id: str, map_index: int
-    ) -> tuple[runs.TaskRef | None, list[dict[str, Any]], str | None, str | None, int]:
+    ) -> tuple[runs.TaskRef | None, list[dict[str, Any]], str | None, str | None, int | None]:
+        # The total is None when the XCom was too large to read.
+        ends_at = time.monotonic() + state.deadline
         access.require_dag_read(user, dag_id)
-        ref, records, conn_id = runs.task_instance_sessions(
+        ref, records, conn_id, oversized = runs.task_instance_sessions(
             dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index
         )
-        rows, note = _task_rows(state, user, conn_id, records[:MAX_TASK_SESSIONS])
+        if oversized is not None:
+            # Parsing it would cost hundreds of MB per view, every refresh: say so instead.
+            too_large = (
+                f"The task's XCom holds {oversized:,} characters, more than the {runs.MAX_XCOM_CHARS:,} this tab "
+                "reads: its sessions are not shown here."
+            )
+            return ref, [], conn_id, too_large, None
+        rows, note = _task_rows(state, user, conn_id, records[:MAX_TASK_SESSIONS], ends_at=ends_at)
         return ref, rows, conn_id, note, len(records)
 
     @app.get("/task", response_class=HTMLResponse)
@@ -303,7 +392,7 @@ def create_app(*, state: ViewState | None = None) -> FastAPI:
             conn_id=conn_id,
             note=note,
             total=total,
-            truncated=total > len(rows),
+            truncated=total is not None and total > len(rows),
             refresh_seconds=render.REFRESH_SECONDS,
             static_path=f"{own}/static",
             sessions_path=f"{own}/?{urlencode({'conn_id': conn_id or ''})}",

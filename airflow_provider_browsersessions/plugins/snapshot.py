@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import pendulum
 
+from airflow_provider_browsersessions.plugins.cache import DeadlineExceeded
+from airflow_provider_browsersessions.plugins.charts import amount
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionStatus
 
 if TYPE_CHECKING:
@@ -16,11 +19,13 @@ if TYPE_CHECKING:
 
     from pendulum import DateTime
 
+    from airflow_provider_browsersessions.client import SessionIterator
     from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
 #: The window of ended sessions and of the hourly chart.
 HISTORY_HOURS = 24
-#: Sessions read per listing: a bound on requests (one or two pages) and on the page's size.
+#: Sessions read per listing (the ended ones: per ending, finished and failed): a bound on requests and on
+#: the page's size. Each listing also stops at the pages these need at the API's page size (see ``_read``).
 MAX_RUNNING = 200
 MAX_ENDED = 500
 #: Seconds a snapshot is reused: many open browsers and refreshes cost one poll per connection per TTL.
@@ -92,7 +97,7 @@ class SessionsSnapshot:
             hour = session.started_at.in_timezone("UTC").start_of("hour")
             if hour in counts:
                 counts[hour][session.status.value] += 1
-                bandwidth[hour] += session.bandwidth or 0
+                bandwidth[hour] += _bytes(session)
         return [
             HourBucket(
                 start=start,
@@ -104,12 +109,13 @@ class SessionsSnapshot:
 
     def durations(self) -> dict[str, float | None]:
         """Nearest-rank p50 and p95 of the ended sessions' durations, in seconds (None without durations)."""
-        values = sorted(s.duration for s in self.ended if s.duration is not None)
+        # A NaN would make the order (and so every percentile) arbitrary; negatives and infinities mean nothing.
+        values = sorted(value for s in self.ended if (value := amount(s.duration)) is not None)
         return {"p50": percentile(values, 0.50), "p95": percentile(values, 0.95)}
 
     def bandwidth(self) -> int:
         """Billable bytes of the ended sessions (Bright Data reports it; Cloudflare does not)."""
-        return sum(session.bandwidth or 0 for session in self.ended)
+        return sum(_bytes(session) for session in self.ended)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON endpoint's body: the page's data, JSON-safe; session records as in XCom."""
@@ -133,6 +139,12 @@ class SessionsSnapshot:
         }
 
 
+def _bytes(session: BrowserSession) -> int:
+    # Whole bytes, summed exactly (an int never overflows to infinity); an odd value counts as none.
+    value = amount(session.bandwidth)
+    return 0 if value is None else int(value)
+
+
 def percentile(ordered: list[float], fraction: float) -> float | None:
     """Nearest-rank percentile of sorted values (a value that was observed), None for no values."""
     if not ordered:
@@ -144,38 +156,79 @@ def _iso(value: DateTime) -> str:
     return value.in_timezone("UTC").isoformat().replace("+00:00", "Z")
 
 
-def take_snapshot(hook: BrowserSessionsHook, *, now: DateTime | None = None) -> SessionsSnapshot:
+def _read(listing: SessionIterator, *, max_pages: int, ends_at: float | None) -> tuple[list[BrowserSession], bool]:
     """
-    Ask the platform, through the connection's hook: at most two bounded listings.
+    A listing's sessions (without their raw records) and whether it was cut, asking no page past the bounds.
+
+    A listing whose filters the platform applies ends within the pages its ``max_results`` needs; one that
+    pages on (a filter the server ignored, a proxy that drops it) is cut at ``max_pages``, not walked through
+    the account. No page is asked past ``ends_at`` (``time.monotonic()``).
+
+    :raises DeadlineExceeded: when a page would start past ``ends_at``.
+    """
+    walk = listing.walk
+    sessions: list[BrowserSession] = []
+    while True:
+        # Everything handed out so far was read, and the walk goes on: the next step asks for a page.
+        if len(sessions) == walk.stats.returned and walk.next_request() is not None:
+            if walk.stats.pages >= max_pages:
+                return sessions, True
+            if ends_at is not None and time.monotonic() >= ends_at:
+                raise DeadlineExceeded(0.0)
+        try:
+            session = next(listing)
+        except StopIteration:
+            return sessions, walk.stats.truncated
+        # The view shows the parsed fields: the API's whole record is not kept for 15 s per connection.
+        sessions.append(dataclasses.replace(session, raw={}))
+
+
+def take_snapshot(
+    hook: BrowserSessionsHook, *, now: DateTime | None = None, ends_at: float | None = None
+) -> SessionsSnapshot:
+    """
+    Ask the platform, through the connection's hook: at most three bounded listings.
 
     :param hook: The connection's hook (``hooks.base.get_browser_sessions_hook``).
     :param now: The moment of the snapshot (default: now, UTC).
+    :param ends_at: ``time.monotonic()`` past which no page is asked (None: no deadline).
+    :raises DeadlineExceeded: when a page would start past ``ends_at``.
     """
     now = now or pendulum.now("UTC")
     has_history = hook.platform.lists_ended_sessions
     truncated: list[str] = []
+    page_size = hook.page_size or hook.platform.max_page_size
+
+    def pages(max_results: int) -> int:
+        return -(-max_results // page_size)
+
     try:
         if has_history:
             listing = hook.iter_sessions(status="running", sort="timestamp", order="desc", max_results=MAX_RUNNING)
-            running = list(listing)
-            if listing.walk.stats.truncated:
+            running, cut = _read(listing, max_pages=pages(MAX_RUNNING), ends_at=ends_at)
+            if cut:
                 truncated.append("running")
-            # A session that ended in the window started before it: one day more of starts covers any session
-            # shorter than a day; longer ones are rare and left out (docs/ui.md says so).
-            ended_listing = hook.iter_sessions(
-                status=["finished", "failed"],
-                started_after=now.subtract(hours=2 * HISTORY_HOURS),
-                sort="timestamp",
-                order="desc",
-                max_results=MAX_ENDED,
-            )
-            ended = list(ended_listing)
-            if ended_listing.walk.stats.truncated:
-                truncated.append("ended")
+            # One status per listing: Bright Data's API takes one, and two would be filtered here over every
+            # session of the window (20,000 running ones: 200 pages). A session that ended in the window
+            # started before it: one day more of starts covers any session shorter than a day; longer ones
+            # are rare and left out (docs/ui.md says so).
+            ended: list[BrowserSession] = []
+            for ending in (SessionStatus.FINISHED, SessionStatus.FAILED):
+                ended_listing = hook.iter_sessions(
+                    status=ending.value,
+                    started_after=now.subtract(hours=2 * HISTORY_HOURS),
+                    sort="timestamp",
+                    order="desc",
+                    max_results=MAX_ENDED,
+                )
+                some, cut = _read(ended_listing, max_pages=pages(MAX_ENDED), ends_at=ends_at)
+                ended += some
+                if cut and "ended" not in truncated:
+                    truncated.append("ended")
         else:
             listing = hook.iter_sessions(max_results=MAX_RUNNING)
-            everything = list(listing)
-            if listing.walk.stats.truncated:
+            everything, cut = _read(listing, max_pages=pages(MAX_RUNNING), ends_at=ends_at)
+            if cut:
                 truncated.append("running")
             running = [s for s in everything if s.status is SessionStatus.RUNNING]
             ended = [s for s in everything if s.status is not SessionStatus.RUNNING]

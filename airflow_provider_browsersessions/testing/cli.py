@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -49,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             ready = {"url": emulator.url, **base_urls, "env": env}
             # Written whole, then renamed: a script polling for the file never reads it half-written.
             partial = args.ready_file.with_name(args.ready_file.name + ".partial")
-            partial.write_text(json.dumps(ready))
+            # It holds the emulator's credentials: readable by its owner only (0600), from its creation on.
+            partial.unlink(missing_ok=True)
+            with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+                out.write(json.dumps(ready))
             partial.replace(args.ready_file)
         print("Serving; press Ctrl-C to stop.", flush=True)
         stop.wait()

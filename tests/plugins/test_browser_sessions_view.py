@@ -8,6 +8,8 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -294,8 +296,8 @@ def test_many_open_browsers_cost_one_poll_per_connection_within_the_cache_time(c
     for _ in range(10):
         assert client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).status_code == 200
         client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["admin"]))
-    # One snapshot: one list call for the running sessions, one for the last day's ended ones.
-    assert emulator.request_count(platform="brightdata") == 2
+    # One snapshot: one list call for the running sessions, one per ending (finished, failed) for the ended ones.
+    assert emulator.request_count(platform="brightdata") == 3
     assert view_state().snapshots.loads >= 1
 
 
@@ -384,3 +386,281 @@ def test_a_task_of_another_operator_has_nothing_to_show(client, tokens, linked_r
     assert page.status_code == 200
     assert 'id="not-ours"' in page.text
     assert client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["op"])).status_code == 404
+
+
+def test_a_task_tab_whose_session_reads_fail_shows_the_xcom_states_and_says_why(
+    client, tokens, emulator, linked_run, fresh
+):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    where = (
+        XComModel.dag_id == "ui_links",
+        XComModel.run_id == linked_run["run_id"],
+        XComModel.task_id == "wait",
+        XComModel.key == "return_value",
+    )
+    with create_session() as session:
+        saved = session.execute(select(XComModel.value).where(*where)).scalar()
+        ghosts = [{"session_id": f"ghost-{n}", "status": "running"} for n in range(3)]
+        session.execute(update(XComModel).where(*where).values(value=json.dumps(ghosts)))
+    emulator.clear_log()
+    emulator.script_faults([{"kind": "503"}] * 30, platform="brightdata", path_contains="/browser_sessions/ghost")
+    try:
+        query = f"dag_id=ui_links&run_id={_quoted(linked_run['run_id'])}&task_id=wait"
+        answer = client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["op"]))
+    finally:
+        emulator.clear_faults()
+        with create_session() as session:
+            session.execute(update(XComModel).where(*where).values(value=saved))
+    assert answer.status_code == 200, answer.text  # before: the read's error escaped as a 500
+    body = answer.json()
+    assert body["note"].startswith("A session could not be read (Bright Data API GET /browser_sessions/ghost-0")
+    assert {row["session_id"]: row["now"] for row in body["sessions"]} == {f"ghost-{n}": "running" for n in range(3)}
+    assert emulator.request_count(platform="brightdata", path_contains="/ghost") == 3  # the first read only
+
+
+def _concurrently(count: int, call) -> list:
+    """``call()`` from ``count`` threads released together; their results in any order."""
+    barrier = threading.Barrier(count)
+    results: list = []
+
+    def one() -> None:
+        barrier.wait(10)
+        results.append(call())
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results
+
+
+def test_viewers_of_a_failing_platform_share_one_attempt_and_its_failure(client, tokens, emulator, fresh):
+    emulator.clear_log()
+    emulator.script_faults([{"kind": "503"}] * 50, platform="brightdata")
+    try:
+        answers = _concurrently(
+            4,
+            lambda: client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])),
+        )
+        again = client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+    finally:
+        emulator.clear_faults()
+    assert [answer.status_code for answer in answers] == [502] * 4
+    assert all("503" in answer.json()["detail"] for answer in answers)
+    assert again.status_code == 502  # the failure is served for a few seconds, not asked for again
+    # One load with its two retries for every viewer; before: each viewer queued and ran it again (12 requests).
+    assert emulator.request_count(platform="brightdata") <= 4
+
+
+def test_a_platform_that_does_not_answer_gets_a_504_at_the_pages_deadline(client, tokens, emulator, fresh):
+    state = view_state()
+    emulator.clear_log()
+    emulator.script_faults([{"kind": "stall_headers", "seconds": 3}], platform="brightdata")
+    state.deadline = 0.5
+    try:
+        answer = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+        page = client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+    finally:
+        state.deadline = 10.0
+        emulator.clear_faults()
+    assert answer.status_code == 504
+    assert answer.json()["detail"].startswith("The platform did not answer within 0.5 s")
+    assert page.status_code == 504
+    assert 'id="error"' in page.text
+    assert emulator.request_count(platform="brightdata") == 1  # the page's deadline ended it, nothing retried
+
+
+def test_the_ended_listing_asks_one_status_per_request_whatever_runs(client, tokens, airflow_db, monkeypatch):
+    from airflow_provider_browsersessions.testing.emulator import Emulator
+
+    with Emulator(sessions=0, speed=0) as busy:
+        for _ in range(1_500):  # old code: 15 pages of running sessions walked to find the ended ones
+            busy.add_session("brightdata", duration=None, started_at=busy.now() - 3600)
+        ended = busy.add_session("brightdata", duration=5, outcome="failed", started_at=busy.now() - 600)
+        monkeypatch.setenv("AIRFLOW_CONN_BD_BUSY", _env_by_id(busy)[BRIGHTDATA])
+        answer = client.get("/browser-sessions/api/sessions?conn_id=bd_busy", headers=auth(tokens["admin"]))
+        log = busy.request_log(platform="brightdata")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [s["session_id"] for s in body["ended"]] == [ended["session_id"]]
+    assert len(body["running"]) == 200
+    assert body["truncated"] == ["running"]
+    statuses = [entry["query"]["status"] for entry in log]
+    assert all(len(values) == 1 for values in statuses)  # one status per request, pushed down
+    assert sorted({values[0] for values in statuses}) == ["failed", "finished", "running"]
+    assert len(log) <= 20
+
+
+def test_error_answers_and_the_stylesheet_carry_the_security_headers(client, tokens, fresh):
+    answers = {
+        "401": client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}"),
+        "404": client.get("/browser-sessions/api/sessions?conn_id=nope", headers=auth(tokens["op"])),
+        "422": client.get("/browser-sessions/api/sessions", headers=auth(tokens["op"])),
+        "css": client.get("/browser-sessions/static/style.css"),
+    }
+    assert [answers[code].status_code for code in ("401", "404", "422")] == [401, 404, 422]
+    for name, answer in answers.items():
+        assert answer.headers["x-content-type-options"] == "nosniff", name
+        assert "default-src 'none'" in answer.headers["content-security-policy"], name
+    for name in ("401", "404", "422"):
+        assert answers[name].headers["cache-control"] == "no-store"
+    assert answers["css"].headers["cache-control"] == "max-age=300"
+    assert answers["css"].headers["content-type"].startswith("text/css")
+
+
+def test_a_404_names_a_plain_connection_id_and_never_echoes_another(client, tokens, fresh):
+    plain = client.get("/browser-sessions/api/sessions?conn_id=nope_2", headers=auth(tokens["op"]))
+    assert plain.json()["detail"] == "No connection 'nope_2'."
+    hostile = '<script>alert("x")</script>'
+    answer = client.get("/browser-sessions/api/sessions", params={"conn_id": hostile}, headers=auth(tokens["op"]))
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == "No connection of that id."
+    assert "script" not in answer.text
+
+
+def test_a_snapshot_keeps_no_raw_record(client, tokens, emulator, fresh):
+    emulator.add_session("brightdata", duration=None)
+    assert client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).is_success
+    shot = view_state().snapshots.get(BRIGHTDATA, lambda: pytest.fail("the snapshot should be cached"))
+    assert shot.running
+    assert all(session.raw == {} for session in (*shot.running, *shot.ended))
+
+
+def test_the_runs_index_and_the_task_tab_leave_an_xcom_value_above_the_bound_unread(
+    client, tokens, linked_run, fresh, monkeypatch
+):
+    from airflow_provider_browsersessions.plugins import runs
+
+    monkeypatch.setattr(runs, "MAX_XCOM_CHARS", 10)  # every value of the linked run is larger
+    body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+    assert body["runs"] == {}
+    assert view_state().runs_index.skipped >= 2
+    query = f"dag_id=ui_links&run_id={_quoted(linked_run['run_id'])}&task_id=wait"
+    task = client.get(f"/browser-sessions/api/task?{query}", headers=auth(tokens["op"])).json()
+    assert (task["sessions"], task["total"]) == ([], None)
+    assert re.fullmatch(r"The task's XCom holds [\d,]+ characters, more than the 10 this tab reads: .*", task["note"])
+    page = client.get(f"/browser-sessions/task?{query}", headers=auth(tokens["op"])).text
+    assert "more than the 10 this tab reads" in page
+    assert "names no session" not in page
+    monkeypatch.setattr(runs, "MAX_XCOM_CHARS", 2_000_000)
+    view_state().runs_index.clear()
+    body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+    assert linked_run["failed"][0] in body["runs"]
+    assert view_state().runs_index.skipped == 0
+
+
+# -- Figures for docs/reliability.md ("Poison input"): long trials, printed with -s; they assert counts and
+# -- memory, never times.
+
+
+def _timed_views(client, token: str, count: int, path: str) -> list[tuple[int, float]]:
+    def one() -> tuple[int, float]:
+        started = time.monotonic()
+        status = client.get(path, headers=auth(token)).status_code
+        return status, time.monotonic() - started
+
+    return sorted(_concurrently(count, one), key=lambda answer: answer[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", [{"kind": "503"}, {"kind": "stall_headers", "seconds": 120}], ids=["503", "stall"])
+def test_figures_four_viewers_of_a_failing_platform(client, tokens, emulator, fresh, fault):
+    emulator.clear_log()
+    emulator.script_faults([fault] * 50, platform="brightdata")
+    try:
+        answers = _timed_views(client, tokens["op"], 4, f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}")
+        requests_made = emulator.request_count(platform="brightdata")
+    finally:
+        emulator.clear_faults()
+    times = "/".join(f"{seconds:.1f}" for _, seconds in answers)
+    print(
+        f"\n4 viewers, every request {fault['kind']}: answers {[s for s, _ in answers]} in {times} s, "
+        f"{requests_made} platform request(s)"
+    )
+    assert requests_made <= 4
+    assert {status for status, _ in answers} <= {502, 504}
+
+
+@pytest.mark.slow
+def test_figures_twenty_thousand_running_bright_data_sessions(client, tokens, airflow_db, monkeypatch):
+    from airflow_provider_browsersessions.testing.emulator import Emulator
+
+    with Emulator(sessions=0, speed=0) as busy:
+        for _ in range(20_000):
+            busy.add_session("brightdata", duration=None, started_at=busy.now() - 3600)
+        for _ in range(30):
+            busy.add_session("brightdata", duration=5, outcome="failed", started_at=busy.now() - 600)
+        monkeypatch.setenv("AIRFLOW_CONN_BD_HUGE", _env_by_id(busy)[BRIGHTDATA])
+        started = time.monotonic()
+        answer = client.get("/browser-sessions/api/sessions?conn_id=bd_huge", headers=auth(tokens["admin"]))
+        seconds = time.monotonic() - started
+        made = busy.request_count(platform="brightdata")
+    print(f"\n20,000 running Bright Data sessions: one view in {seconds:.1f} s, {made} platform requests")
+    assert answer.status_code == 200
+    assert len(answer.json()["ended"]) == 30
+    assert made <= 20
+
+
+def _rss_peak_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.slow
+def test_figures_two_hundred_thousand_record_xcom_results_and_the_runs_index(linked_run, fresh):
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select, update
+
+    from airflow_provider_browsersessions.plugins import runs
+
+    where = (XComModel.dag_id == "ui_links", XComModel.run_id == linked_run["run_id"], XComModel.key == "return_value")
+    with create_session() as session:
+        saved = session.execute(select(XComModel.task_id, XComModel.value).where(*where)).all()
+    record = {
+        "provider": "brightdata",
+        "session_id": "",
+        "status": "finished",
+        "started_at": "2026-12-01T00:00:00Z",
+        "ended_at": "2026-12-01T00:01:00Z",
+        "duration": 60.0,
+        "api_name": "zone",
+        "target_url": "https://example.com/a",
+        "end_url": "https://example.com/b",
+        "bandwidth": 123456,
+        "error_code": None,
+        "error_message": None,
+    }
+    try:
+        with create_session() as session:
+            for task_id, _ in saved:
+                big = [{**record, "session_id": f"{task_id}-{n:06d}"} for n in range(100_000)]
+                session.execute(
+                    update(XComModel).where(*where, XComModel.task_id == task_id).values(value=json.dumps(big))
+                )
+                del big
+        figures = {}
+        for label, bound in (("bounded", runs.MAX_XCOM_CHARS), ("unbounded", 10**12)):
+            index = runs.RunsIndex(read_rows=lambda bound=bound: runs._recent_rows(max_chars=bound))
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")  # VmHWM from here on
+            before = _rss_mb()
+            found = index.tasks_naming(["wait-000001"], dag_ids=lambda dags: dags)
+            figures[label] = (_rss_peak_mb() - before, len(found), index.skipped)
+            del index, found
+        print(f"\ntwo 100,000-record XCom results, one runs-index build: {figures}")
+        assert figures["bounded"][0] < 150
+        assert figures["bounded"][2] == 2
+    finally:
+        with create_session() as session:
+            for task_id, value in saved:
+                session.execute(update(XComModel).where(*where, XComModel.task_id == task_id).values(value=value))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import threading
 
 import pendulum
 import pytest
 
 from airflow_provider_browsersessions.plugins import charts
-from airflow_provider_browsersessions.plugins.cache import TtlCache
+from airflow_provider_browsersessions.plugins.cache import DeadlineExceeded, TtlCache
 from airflow_provider_browsersessions.plugins.runs import RunsIndex, TaskRef, session_records
 from airflow_provider_browsersessions.plugins.snapshot import HISTORY_HOURS, SessionsSnapshot, percentile
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionStatus
@@ -18,7 +21,7 @@ NOW = pendulum.datetime(2026, 3, 1, 12, 30, tz="UTC")
 
 def session(sid: str, status: str, *, started_min_ago: float, duration: float | None = None, **fields):
     started = NOW.subtract(minutes=started_min_ago)
-    ended = None if duration is None else started.add(seconds=duration)
+    ended = None if duration is None or not math.isfinite(duration) else started.add(seconds=abs(duration))
     return BrowserSession(
         provider="brightdata",
         session_id=sid,
@@ -78,14 +81,80 @@ def test_concurrent_misses_on_one_key_share_one_load():
     assert len(loads) == 1
 
 
-def test_a_failed_load_is_not_cached_and_keys_are_bounded():
-    cache: TtlCache[str, int] = TtlCache(ttl=60, max_keys=3)
+def test_a_failed_load_is_served_for_its_failure_ttl_then_tried_again():
+    clock = FakeClock()
+    cache: TtlCache[str, int] = TtlCache(ttl=60, failure_ttl=5, clock=clock)
 
     def boom() -> int:
         raise RuntimeError("platform down")
 
     with pytest.raises(RuntimeError):
         cache.get("a", boom)
+    with pytest.raises(RuntimeError, match="platform down"):
+        cache.get("a", lambda: 1)  # within the failure's TTL: the platform is not asked again
+    assert cache.loads == 1
+    clock.now = 5
+    assert cache.get("a", lambda: 1) == 1
+    assert cache.loads == 2
+
+
+def test_concurrent_callers_of_a_failing_load_share_its_one_failure():
+    cache: TtlCache[str, str] = TtlCache(ttl=60, failure_ttl=60)
+    started, release = threading.Event(), threading.Event()
+    loads = []
+
+    def failing_load() -> str:
+        loads.append(1)
+        started.set()
+        release.wait(10)
+        raise RuntimeError("platform down")
+
+    errors: list[str] = []
+
+    def view() -> None:
+        try:
+            cache.get("c", failing_load)
+        except RuntimeError as err:
+            errors.append(str(err))
+
+    first = threading.Thread(target=view)
+    first.start()
+    assert started.wait(10)
+    others = [threading.Thread(target=view) for _ in range(7)]
+    for thread in others:
+        thread.start()
+    release.set()
+    for thread in (first, *others):
+        thread.join(10)
+    assert errors == ["platform down"] * 8
+    assert len(loads) == 1  # before: each caller ran the failing load again, one after the other
+
+
+def test_a_caller_waits_at_most_its_timeout_and_a_late_value_serves_the_next_caller():
+    cache: TtlCache[str, str] = TtlCache(ttl=60, failure_ttl=60)
+    release, done = threading.Event(), threading.Event()
+
+    def slow_load() -> str:
+        release.wait(10)
+        done.set()
+        return "late snapshot"
+
+    with pytest.raises(DeadlineExceeded, match=r"no answer within 0\.05 s"):
+        cache.get("c", slow_load, timeout=0.05)
+    with pytest.raises(DeadlineExceeded):
+        cache.get("c", slow_load, timeout=0.05)  # the deadline's failure is shared like any other
+    release.set()
+    assert done.wait(10)
+    for _ in range(100):  # the load stores its value right after it returns
+        if cache.loads:
+            break
+        threading.Event().wait(0.01)
+    assert cache.get("c", lambda: "new load") == "late snapshot"
+    assert cache.loads == 1  # one load in all: the second caller did not start another
+
+
+def test_keys_are_bounded():
+    cache: TtlCache[str, int] = TtlCache(ttl=60, max_keys=3)
     assert cache.get("a", lambda: 1) == 1
     for key in "bcde":
         cache.get(key, lambda: 2)
@@ -187,3 +256,67 @@ def test_the_runs_index_filters_by_the_dags_a_user_may_read_and_is_rebuilt_after
     assert len(reads) == 2
     assert ref_b.ui_path() == "/dags/dag_b/runs/r%2F2/tasks/wait/mapped/3"
     assert ref_a.to_dict(base_path="/airflow")["url"] == "/airflow/dags/dag_a/runs/run%201/tasks/list"
+
+
+ODD_NUMBERS = [-5.0, float("nan"), float("inf"), -float("inf"), 1e308, 10**400]
+
+
+@pytest.mark.parametrize("odd", ODD_NUMBERS)
+def test_odd_numbers_neither_break_nor_escape_a_chart(odd):
+    hours = snapshot().hourly()
+    buckets = [dataclasses.replace(hours[0], bandwidth=odd, counts={**hours[0].counts, "failed": odd}), *hours[1:]]
+    drawn = [
+        charts.sessions_per_hour(buckets),
+        charts.bandwidth_per_hour(buckets),
+        charts.duration_percentiles({"p50": odd, "p95": 90.0}),
+        charts.duration_percentiles({"p50": 10.0, "p95": odd}),
+    ]
+    for chart in drawn:
+        for bar in chart.bars:
+            values = (bar.x, bar.y, bar.width, bar.height)
+            assert all(math.isfinite(v) for v in values), chart.title
+            assert bar.height >= 0
+            assert bar.width >= 0
+            assert bar.y >= 0
+            assert bar.y + bar.height <= chart.height + 0.1
+            assert bar.x + bar.width <= chart.width + 0.1
+        for label in chart.labels:
+            assert len(label.text) <= 12, label.text  # never a 300-digit number
+            assert "nan" not in label.text.lower()
+            assert "inf" not in label.text.lower()
+
+
+def test_human_units_stay_short_for_huge_values_and_say_so_for_nonsense():
+    assert charts.human_bytes(1e308) == "1e+296 TB"
+    assert charts.human_seconds(1e308) == "2.78e+304 h"
+    assert charts.human_bytes(2_500_000) == "2.5 MB"
+    for odd in (float("nan"), -1.0, float("inf"), 10**400):
+        assert charts.human_bytes(odd) == "?"
+        assert charts.human_seconds(odd) == "?"
+
+
+def test_the_snapshot_leaves_odd_durations_and_bandwidths_out_of_its_figures():
+    base = snapshot()
+    odd = (
+        session("nan", "finished", started_min_ago=10, duration=float("nan"), bandwidth=-7),
+        session("neg", "finished", started_min_ago=11, duration=-3.0, bandwidth=float("inf")),
+        session("huge", "failed", started_min_ago=12, duration=float("inf"), bandwidth=1e308),
+    )
+    shot = dataclasses.replace(base, ended=(*base.ended, *odd))
+    assert shot.durations() == {"p50": 10, "p95": 90}  # only the real ones, as without the odd ones
+    assert shot.bandwidth() == 5007 + int(1e308)  # an exact integer sum, never infinity
+    json.dumps(shot.to_dict()["duration_seconds"], allow_nan=False)
+    json.dumps(shot.to_dict()["hourly"], allow_nan=False)
+
+
+def test_the_runs_index_keeps_task_references_only_and_counts_what_it_skipped():
+    ref_a = TaskRef("dag_a", "run 1", "list", -1, "ListBrowserSessionsOperator", "success", None)
+    ref_big = TaskRef("dag_b", "run 2", "list", -1, "ListBrowserSessionsOperator", "success", None)
+    rows = [
+        (ref_a, '[{"session_id": "s1", "raw": {"big": "x"}}, {"session_id": "s1"}, {"session_id": "s2"}]'),
+        (ref_big, None),  # the database left a value above the bound unread
+    ]
+    index = RunsIndex(read_rows=lambda: iter(rows))
+    assert index.tasks_naming(["s1", "s2"], dag_ids=lambda dags: dags) == {"s1": [ref_a], "s2": [ref_a]}
+    assert index.skipped == 1
+    assert index._current() == {"s1": [ref_a], "s2": [ref_a]}  # ids and references: no record is kept

@@ -33,6 +33,10 @@ FAULT_KINDS = (
     # A broken cache or proxy: the first list page again at every offset.
     "repeat_page",
 )
+#: The largest gzip bomb (bytes once inflated): built in seconds, about 1 MB on the wire.
+MAX_BOMB_BYTES = 1024**3
+#: The largest trickled body (bytes): it is held in memory while it trickles.
+MAX_TRICKLE_BYTES = 16 * 1024**2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,12 +132,14 @@ def _check_network_fault(fault: dict[str, Any]) -> None:
     if kind == "trickle":
         _positive(fault, "bytes_per_second")
         _positive(fault, "size")
+        if fault.get("size") is not None and fault["size"] > MAX_TRICKLE_BYTES:
+            raise ValueError(f"a 'trickle' fault's 'size' is at most {MAX_TRICKLE_BYTES:,} bytes (the cap)")
     elif kind == "stall_headers":
         _positive(fault, "seconds")
     elif kind == "gzip_bomb":
         _positive(fault, "size", required=True)
-        if int(fault["size"]) > 16 * 1024**3:
-            raise ValueError("a 'gzip_bomb' inflates to at most 16 GiB ('size' in bytes)")
+        if fault["size"] > MAX_BOMB_BYTES:
+            raise ValueError(f"a 'gzip_bomb' fault's 'size' is at most {MAX_BOMB_BYTES:,} bytes (1 GiB, the cap)")
     elif kind == "429_raw":
         if not isinstance(fault.get("retry_after"), str):
             raise ValueError("a '429_raw' fault needs 'retry_after': the raw Retry-After header value, as text")

@@ -13,8 +13,9 @@ import threading
 import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from airflow_provider_browsersessions.testing.emulator import brightdata_api, cloudflare_api
 from airflow_provider_browsersessions.testing.emulator.faults import FaultPlan
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 #: The routing table: every platform API the server serves, tried in order; the first whose ``owns``
 #: accepts a request's path serves it. A platform joins with one line here and its own module's ``API``.
 PLATFORM_APIS: tuple[PlatformApi, ...] = (brightdata_api.API, cloudflare_api.API)
+#: Sessions one seeding may generate (each platform): enough for any benchmark, not enough to eat the memory.
+MAX_SEED_COUNT = 100_000
+#: Bytes of request body read at most, on any route; a larger ``Content-Length`` is refused before reading.
+MAX_REQUEST_BODY = 64 * 1024 * 1024
 
 
 def _declared_settings(apis: Sequence[PlatformApi]) -> dict[str, Any]:
@@ -197,6 +202,8 @@ class Emulator:
     def seed_sessions(self, *, platform: str = "both", count: int, seed: int | None = None) -> list[str]:
         """Add ``count`` generated sessions on a platform (or on each with ``"both"``); return their ids."""
         apis = list(self.apis.values()) if platform == "both" else [self._api(platform)]
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_SEED_COUNT:
+            raise ValueError(f"'count' is a whole number from 0 to {MAX_SEED_COUNT:,} (the cap), got {count!r}")
         ids: list[str] = []
         for index, api in enumerate(apis):
             made = generate(
@@ -425,6 +432,49 @@ def _control(emulator: Emulator, method: str, segments: list[str], query: dict[s
     return Reply(404, {"error": f"no control route {method} /_emulator/{route}"})
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether a host name is this machine: 127.0.0.0/8, ::1, ``localhost`` and its subdomains."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _control_refusal(headers: Any) -> str | None:
+    """
+    Why a control request is refused, or None: it must be addressed to a loopback host and not come from
+    another site's page. A web page can reach a loopback port too; a DNS-rebinding page sends its own host
+    name as ``Host``, a cross-site form or fetch its origin as ``Origin``.
+    """
+    host = str(headers.get("Host") or "")
+    try:
+        name = urlsplit(f"//{host}").hostname
+    except ValueError:
+        name = None
+    if not name or not _is_loopback(name):
+        return (
+            f"the control API answers only requests addressed to a loopback host (Host 127.0.0.1, localhost or "
+            f"[::1]), not Host {host[:100]!r}"
+        )
+    origin = headers.get("Origin")
+    if origin is not None and origin.rstrip("/").lower() != f"http://{host}".lower():
+        return f"cross-site request refused: Origin {str(origin)[:100]!r} is not this emulator (http://{host})"
+    if str(headers.get("Sec-Fetch-Site") or "").lower() == "cross-site":
+        return "cross-site request refused (Sec-Fetch-Site: cross-site)"
+    return None
+
+
+def _body_length(value: str | None) -> int | None:
+    """A ``Content-Length`` as a number of bytes (0 when absent), or None when it is not a whole number >= 0."""
+    if value is None:
+        return 0
+    text = value.strip()
+    return int(text) if text.isdigit() and text.isascii() else None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "browsersessions-emulator"
@@ -458,7 +508,18 @@ class _Handler(BaseHTTPRequestHandler):
         # Split the RAW path first: an encoded "/" (%2F) stays inside its segment, ".." is never resolved.
         segments = [unquote(part) for part in raw_path.strip("/").split("/")]
         query = parse_qs(raw_query, keep_blank_values=True)
-        length = int(self.headers.get("Content-Length") or 0)
+        length = _body_length(self.headers.get("Content-Length"))
+        if length is None or length > MAX_REQUEST_BODY:
+            # The body's end is unknown (or too far): answer, and close rather than read on.
+            self.close_connection = True
+            sent = str(self.headers.get("Content-Length"))[:40]
+            problem = f"Content-Length must be a whole number of bytes from 0 to {MAX_REQUEST_BODY:,}, got {sent!r}"
+            self._write(Reply(400 if length is None else 413, {"error": problem}))
+            return
+        if segments[0] == "_emulator" and (refusal := _control_refusal(self.headers)) is not None:
+            self.close_connection = True  # its body is not read
+            self._write(Reply(403, {"error": refusal}))
+            return
         payload = self.rfile.read(length) if length else b""
         if segments[0] == "_emulator":
             try:
