@@ -296,7 +296,9 @@ def test_a_literal_dry_run_that_is_not_a_bool_fails_when_the_dag_is_built(value)
 
 
 def would_close_lines(caplog, capfd):
-    return [line for line in task_logs(caplog, capfd).splitlines() if "would close session" in line]
+    # Airflow 2.11 logs reach both caplog and the captured stream: keep each message once, in order.
+    lines = [line for line in task_logs(caplog, capfd).splitlines() if "would close session" in line]
+    return list(dict.fromkeys(line[line.index("Dry run: ") :] for line in lines))
 
 
 def test_the_dry_run_log_shows_each_sessions_age_and_the_filter_that_chose_it(emulator, caplog, capfd):
