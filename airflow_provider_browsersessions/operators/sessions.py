@@ -218,8 +218,8 @@ class CloseBrowserSessionsOperator(BaseOperator):
     When any session was not closed, the task fails after the whole batch, naming those sessions; the
     list of outcomes is then pushed as XCom ``outcomes``. A close whose answer was lost (a timeout, a reset
     connection, a 5xx) and whose retry finds the session unknown counts as ``closed``: the lost attempt
-    closed it. A retry of the task sends every close again: a session it already closed answers
-    ``closed`` (or ``not_found`` once forgotten), so nothing is closed twice in effect.
+    closed it. A retry of the task chooses again: filters list the running sessions anew; given ids are all
+    sent again, and a session the first try closed answers ``closed`` (or ``not_found`` once forgotten).
 
     Only platforms whose API can close a session support it (Cloudflare Browser Rendering); on a Bright
     Data connection the task fails before any request with "not supported by this platform".
