@@ -302,7 +302,7 @@ class BrowserSessionsClient:
                 stopped = f"the batch stopped: {unanswered} sessions in a row got no usable answer (last: {error})"
 
     def _close_one(self, session_id: str) -> tuple[SessionClose, ApiError | None]:
-        """One close, its outcome, and the error that decided it when it is not the session's own (else None)."""
+        """One close: its outcome, and the error behind it (None when it was closed or already gone)."""
         request = self.hook.platform.close_request(_check_session_id(session_id))
         earlier: list[BaseException] = []
         try:
