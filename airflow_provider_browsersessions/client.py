@@ -7,13 +7,23 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_browsersessions.exceptions import InvalidQueryError, NotFoundError
+from airflow_provider_browsersessions.closing import MAX_UNANSWERED_IN_A_ROW, CloseOutcome, SessionClose
+from airflow_provider_browsersessions.exceptions import (
+    ApiError,
+    AuthenticationError,
+    InvalidQueryError,
+    NotFoundError,
+    RedirectRefusedError,
+    may_have_taken_effect,
+)
 from airflow_provider_browsersessions.paging import aiter_walk, iter_walk
 from airflow_provider_browsersessions.platforms.base import ApiRequest, ResponseShapeError, SessionWalk, shape_error
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
 from airflow_provider_browsersessions.transport import AsyncTransport, SyncTransport
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
 __all__ = ["BrowserSessionsClient", "SessionIterator"]
@@ -52,6 +62,11 @@ def _check_session_id(session_id: Any) -> str:
     if not isinstance(session_id, str) or not session_id.strip():
         raise InvalidQueryError("session_id", f"a non-empty string, not {session_id!r}")
     return session_id
+
+
+def _reason(error: ApiError) -> str:
+    """Why one close failed, in the API's words: ``HTTP 414: URI Too Long`` (the path and connection are known)."""
+    return f"HTTP {error.status}: {error.api_message}" if error.status is not None else error.api_message
 
 
 class BrowserSessionsClient:
@@ -257,6 +272,56 @@ class BrowserSessionsClient:
         request = self.hook.platform.close_request(_check_session_id(session_id))
         with self.hook.explained_errors():
             return self._parse_close(request, self.get_conn().fetch_json(request))
+
+    def close_each(self, session_ids: Iterable[str]) -> Iterator[SessionClose]:
+        """
+        Close sessions one by one, yielding each one's outcome; an id the API refuses never stops the others.
+
+        A close whose first attempt got no answer (a timeout, a reset connection, a 5xx) may have acted all
+        the same: when its retry then finds the session unknown, that attempt closed it (``closed``, not
+        ``not_found``). The batch stops early, the rest ``not_attempted``, only when the API refuses the
+        connection itself (credentials, a redirect, a wrong account: every id would get the same answer) or
+        gives no usable answer ``MAX_UNANSWERED_IN_A_ROW`` ids in a row.
+
+        :param session_ids: The sessions to close.
+        :raises NotSupportedError: before any request, when the platform's API cannot close sessions.
+        """
+        self.hook.platform.check_can_close()
+        stopped: str | None = None
+        unanswered = 0
+        for session_id in session_ids:
+            if stopped is not None:
+                yield SessionClose(session_id=session_id, outcome=CloseOutcome.NOT_ATTEMPTED, error=stopped)
+                continue
+            close, error = self._close_one(session_id)
+            yield close
+            unanswered = unanswered + 1 if close.outcome is CloseOutcome.FAILED else 0
+            if isinstance(error, AuthenticationError | RedirectRefusedError | NotFoundError):
+                stopped = f"the batch stopped: the API refused the connection itself ({error})"
+            elif unanswered >= MAX_UNANSWERED_IN_A_ROW:
+                stopped = f"the batch stopped: {unanswered} sessions in a row got no usable answer (last: {error})"
+
+    def _close_one(self, session_id: str) -> tuple[SessionClose, ApiError | None]:
+        """One close: its outcome, and the error behind it (None when it was closed or already gone)."""
+        request = self.hook.platform.close_request(_check_session_id(session_id))
+        earlier: list[BaseException] = []
+        try:
+            with self.hook.explained_errors():
+                payload = self.get_conn().fetch_json(request, on_retry=earlier.append)
+                answer = self._parse_close(request, payload)
+        except NotFoundError as err:
+            if not self.hook.is_unknown_session(err):  # a wrong account or path: not this session's answer
+                return SessionClose(session_id=session_id, outcome=CloseOutcome.REFUSED, error=_reason(err)), err
+            if any(may_have_taken_effect(attempt) for attempt in earlier):
+                return SessionClose(session_id=session_id, outcome=CloseOutcome.CLOSED), None
+            return SessionClose(session_id=session_id, outcome=CloseOutcome.NOT_FOUND), None
+        except ApiError as err:
+            # A 4xx is the API's answer about this id; anything else (5xx, 429 or no answer after the
+            # retries, an unreadable body) is no usable answer.
+            refused = err.status is not None and 400 <= err.status < 500 and not err.retryable
+            outcome = CloseOutcome.REFUSED if refused else CloseOutcome.FAILED
+            return SessionClose(session_id=session_id, outcome=outcome, error=_reason(err)), err
+        return SessionClose(session_id=session_id, outcome=CloseOutcome.CLOSED, answer=answer), None
 
     async def aclose_session(self, session_id: str) -> str:
         """The async twin of :meth:`close_session`."""

@@ -19,6 +19,8 @@ __all__ = [
     "RequestDeadlineError",
     "ResponseTooLargeError",
     "ServerError",
+    "SessionsNotClosedError",
+    "SessionsRefusedError",
     "TransportError",
     "WalkLimitError",
     "XComTooLargeError",
@@ -181,6 +183,20 @@ class WalkLimitError(ApiError):
         self.args = (f"{platform} API {method} {cut_text(path, _MAX_PATH_CHARS)}: {self.api_message}",)
 
 
+class SessionsNotClosedError(BrowserSessionsError):
+    """
+    A close batch ended with sessions not closed: refused by the API, unanswered, or not attempted.
+
+    Every id was tried (unless the batch stopped because the API refused the connection itself or stopped
+    answering); the per-id outcomes are the XCom ``outcomes``. Raised as is when a retry of the task may
+    close more (an id got no usable answer); see ``SessionsRefusedError`` otherwise.
+    """
+
+
+class SessionsRefusedError(SessionsNotClosedError, AirflowFailException):
+    """Every session not closed was refused by the API itself (a 4xx for that id): a retry would be refused too."""
+
+
 def is_retryable(error: BaseException) -> bool:
     """
     Whether another attempt may succeed: 429, 5xx, a transport failure, a cut or garbled body.
@@ -190,3 +206,13 @@ def is_retryable(error: BaseException) -> bool:
     (not in ``transport``) so DAG-parse-time imports of the waiting logic stay free of HTTP libraries.
     """
     return isinstance(error, ApiError) and error.retryable
+
+
+def may_have_taken_effect(error: BaseException) -> bool:
+    """
+    Whether a failed attempt may have reached the API and acted, only its answer lost: a timeout, a reset or
+    cut connection, a 5xx or a garbled body. Not a 429: the API refuses those before acting.
+
+    A close retried after such an attempt and answered "unknown session" was closed by that attempt.
+    """
+    return is_retryable(error) and not isinstance(error, RateLimitedError)

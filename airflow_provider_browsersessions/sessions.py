@@ -27,6 +27,7 @@ __all__ = [
     "BrowserSession",
     "SessionQuery",
     "SessionStatus",
+    "parse_bool",
 ]
 
 
@@ -262,12 +263,34 @@ def _number(name: str, value: Any, *, integer: bool = False) -> float | None:
     return float(value)
 
 
+#: The words a rendered template gives for a bool (``"{{ params.flag }}"`` renders ``True`` as "True").
+_BOOL_WORDS = {"true": True, "false": False}
+
+
 def _flag(name: str, value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", ""):  # a rendered template
-        return {"true": True, "false": False}.get(value.strip().lower())
+    if isinstance(value, str) and value.strip().lower() in (*_BOOL_WORDS, ""):  # a rendered template
+        return _BOOL_WORDS.get(value.strip().lower())
     raise InvalidQueryError(name, f"True, False or None, not {value!r}")
+
+
+def parse_bool(name: str, value: Any) -> bool:
+    """
+    A switch that must be on or off: a bool, or the text ``"true"``/``"false"`` (any case) a template renders.
+
+    Anything else ("no", "0", None, "") is refused: a switch that reads a typo as "off" (or "on") would
+    silently do the other thing.
+
+    :param name: The parameter named in the error.
+    :param value: The value given.
+    :raises InvalidQueryError: for any other value.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+        return _BOOL_WORDS[value.strip().lower()]
+    raise InvalidQueryError(name, f'True or False, or the text "true" or "false" (any case), not {value!r}')
 
 
 def _text(name: str, value: Any) -> str | None:

@@ -38,7 +38,7 @@ from airflow_provider_browsersessions.response_body import (
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import httpx
 
@@ -101,15 +101,21 @@ class RetryPolicy:
             return True
         return state.idle_for + state.upcoming_sleep > self.max_wait
 
-    def tenacity_kwargs(self, *, ends_at: float | None = None) -> dict[str, Any]:
+    def tenacity_kwargs(
+        self, *, ends_at: float | None = None, on_retry: Callable[[BaseException], None] | None = None
+    ) -> dict[str, Any]:
         """
         Arguments for ``tenacity.Retrying`` and ``AsyncRetrying`` alike: the one policy both share.
 
         :param ends_at: ``time.monotonic()`` by which the retries must be over (a wait's deadline), or None.
+        :param on_retry: Called with each failed attempt's error before it is retried (a close learns that an
+            earlier attempt may have acted).
         """
 
         def before_sleep(state: tenacity.RetryCallState) -> None:  # the error names the endpoint already
             error = state.outcome.exception() if state.outcome else None
+            if on_retry is not None and error is not None:
+                on_retry(error)
             log.warning(
                 "%s; retry %d of %d in %.2f s",
                 error,
@@ -299,9 +305,14 @@ class SyncTransport:
         #: ``time.monotonic()`` by which retry and pacing sleeps must end (a sensor's deadline); None: no bound.
         self.calls_end: float | None = None
 
-    def fetch_json(self, request: ApiRequest) -> Any:
-        """Send the request (with retries) and return its decoded JSON body; raise ``ApiError`` on failure."""
-        retrying = tenacity.Retrying(**self.settings.retry.tenacity_kwargs(ends_at=self.calls_end))
+    def fetch_json(self, request: ApiRequest, *, on_retry: Callable[[BaseException], None] | None = None) -> Any:
+        """
+        Send the request (with retries) and return its decoded JSON body; raise ``ApiError`` on failure.
+
+        :param request: The request.
+        :param on_retry: Called with each failed attempt's error before it is retried.
+        """
+        retrying = tenacity.Retrying(**self.settings.retry.tenacity_kwargs(ends_at=self.calls_end, on_retry=on_retry))
         return retrying(self._once, request)
 
     def _once(self, request: ApiRequest) -> Any:

@@ -2,86 +2,50 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pendulum
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_browsersessions.exceptions import InvalidQueryError, NotFoundError, XComTooLargeError
+from airflow_provider_browsersessions.closing import CloseOutcome, SessionClose, not_closed_error, outcome_counts
+from airflow_provider_browsersessions.exceptions import InvalidQueryError
 from airflow_provider_browsersessions.sessions import (
     FILTER_NAMES,
-    RECORD_FIELDS,
     RUNNING_FILTERS,
     BrowserSession,
     SessionQuery,
     check_literal_filters,
     is_literal,
+    parse_bool,
+    parse_datetime,
 )
 from airflow_provider_browsersessions.summary import SessionSummary
 from airflow_provider_browsersessions.waiting import normalize_session_ids
+from airflow_provider_browsersessions.xcom import XComRecords, parse_fields, parse_positive_int
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
 
     from airflow.providers.common.compat.sdk import Context
+    from pendulum import DateTime
 
     from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
 __all__ = [
     "CLOSE_FILTERS",
-    "XCOM_WARN_BYTES",
     "CloseBrowserSessionsOperator",
     "ListBrowserSessionsOperator",
 ]
 
-#: Above this many bytes of JSON the return value gets a warning: XCom lives in the metadata database.
-XCOM_WARN_BYTES = 1_000_000
-
-_XCOM_ADVICE = (
+# The listing has more ways to stay small than the shared advice names.
+_LIST_XCOM_ADVICE = (
     "keep it small with fields=[...] (only the keys you read), max_results=N or narrower filters, "
     "or return nothing with do_xcom_push=False and read the 'summary' XCom"
 )
-
-
-def _parse_fields(fields: Sequence[str] | str | None) -> tuple[str, ...] | None:
-    """
-    The projection a ``fields`` argument asks for: None (whole records) or known record keys.
-
-    :param fields: A list of keys, or a rendered template's comma-separated text.
-    :raises InvalidQueryError: for an empty list or a key a record does not have.
-    """
-    if fields is None or fields == "":
-        return None
-    if isinstance(fields, str):
-        fields = [part.strip() for part in fields.split(",") if part.strip()]
-    unknown = [name for name in fields if name not in RECORD_FIELDS]
-    if unknown or not fields:
-        allowed = ", ".join(RECORD_FIELDS)
-        raise InvalidQueryError("fields", f"a non-empty list drawn from {allowed}; got {list(fields)!r}")
-    return tuple(fields)
-
-
-def _parse_positive_int(name: str, value: int | str | None) -> int | None:
-    """
-    A positive integer argument, or None; a rendered template's digits are accepted.
-
-    :param name: The parameter named in the error.
-    :param value: The value given.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and value.strip().isdigit():  # a rendered template
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidQueryError(name, f"a positive integer or None, not {value!r}")
-    return value
-
-
-def _size(num_bytes: int) -> str:
-    return f"{num_bytes / 1_000_000:.1f} MB" if num_bytes >= 100_000 else f"{num_bytes} bytes"
 
 
 class ListBrowserSessionsOperator(BaseOperator):
@@ -183,10 +147,10 @@ class ListBrowserSessionsOperator(BaseOperator):
         # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.
         check_literal_filters({name: getattr(self, name) for name in FILTER_NAMES})
         if is_literal(fields):
-            _parse_fields(fields)
+            parse_fields(fields)
         for name in ("max_results", "max_xcom_bytes"):
             if is_literal(getattr(self, name)):
-                _parse_positive_int(name, getattr(self, name))
+                parse_positive_int(name, getattr(self, name))
 
     @cached_property
     def hook(self) -> BrowserSessionsHook:
@@ -204,30 +168,17 @@ class ListBrowserSessionsOperator(BaseOperator):
         """List, filter, project; push the summary; return the records (unless ``do_xcom_push=False``)."""
         # Everything is validated before the first request: a bad value fails fast, without retries.
         query = self.build_query()
-        projection = _parse_fields(self.fields)
-        max_results = _parse_positive_int("max_results", self.max_results)
-        max_xcom_bytes = _parse_positive_int("max_xcom_bytes", self.max_xcom_bytes)
+        returned = XComRecords(
+            fields=self.fields, max_xcom_bytes=self.max_xcom_bytes, what="The listing's", advice=_LIST_XCOM_ADVICE
+        )
+        max_results = parse_positive_int("max_results", self.max_results)
         sessions = self.hook.iter_sessions(query, max_results=max_results, read_ahead=True)
         summary = SessionSummary()
-        records: list[dict[str, Any]] = []
-        xcom_bytes = 2  # "[]"
         try:
             for session in sessions:
                 summary.add(session)
-                if not self.do_xcom_push:
-                    continue  # only the summary is kept: no rows held in memory
-                record = session.to_dict()
-                if projection is not None:
-                    record = {key: record[key] for key in projection}
-                # The size the XCom backend will store: the list's JSON, counted record by record.
-                xcom_bytes += len(json.dumps(record).encode()) + (2 if records else 0)
-                if max_xcom_bytes is not None and xcom_bytes > max_xcom_bytes:
-                    raise XComTooLargeError(
-                        f"The listing's return value passed max_xcom_bytes={max_xcom_bytes} after "
-                        f"{len(records) + 1} session(s) ({xcom_bytes} bytes of JSON so far); nothing was "
-                        f"pushed. Raise max_xcom_bytes, or {_XCOM_ADVICE}."
-                    )
-                records.append(record)
+                if self.do_xcom_push:  # otherwise only the summary is kept: no rows held in memory
+                    returned.add(session.to_dict())
         finally:
             self.hook.close()
         self.log.info("%s", sessions.walk.describe())
@@ -239,17 +190,9 @@ class ListBrowserSessionsOperator(BaseOperator):
                 "Raise max_results or narrow the filters to see them all.",
                 self.max_results,
             )
-        if self.do_xcom_push and xcom_bytes > XCOM_WARN_BYTES:
-            self.log.warning(
-                "The return value is %s of JSON (%d session(s)), above %s: XCom is stored in the "
-                "metadata database. Please %s; max_xcom_bytes=N makes the task fail instead.",
-                _size(xcom_bytes),
-                len(records),
-                _size(XCOM_WARN_BYTES),
-                _XCOM_ADVICE,
-            )
+        returned.warn_if_large(self.log)
         context["ti"].xcom_push(key="summary", value=summary.to_dict())
-        return records if self.do_xcom_push else None
+        return returned.records if self.do_xcom_push else None
 
 
 #: The filters that choose running sessions to close: those that describe a running session
@@ -263,10 +206,20 @@ class CloseBrowserSessionsOperator(BaseOperator):
 
     Give ``session_ids`` (ids, or the session dicts an upstream ``ListBrowserSessionsOperator`` returned),
     or filters that choose among the *running* sessions, e.g. ``min_duration=600`` for sessions running
-    for ten minutes or more. A session the platform no longer knows (it ended and was forgotten) is not
-    an error: it is reported with ``outcome: "not_found"``. The return value (XCom) is a JSON-safe list,
-    one dict per session: ``session_id``, ``outcome`` (``closed``, ``not_found`` or ``dry_run``) and
-    ``answer`` (the API's own answer, e.g. ``"closing"`` or ``"closed"``; None when nothing was sent).
+    for ten minutes or more. Every session is attempted, whatever the API answers for the others. The
+    return value (XCom) is a JSON-safe list, one dict per session: ``session_id``, ``outcome``,
+    ``answer`` (the API's own answer, e.g. ``"closing"`` or ``"closed"``; None when none was read) and
+    ``error`` (why it was not closed; None otherwise). ``outcome`` is ``closed``; ``not_found`` (the
+    platform no longer knows it: it ended and was forgotten, not an error); ``refused`` (the API answered
+    an error for this id: ``error`` has its status and reason); ``failed`` (no usable answer after the
+    retries); ``not_attempted`` (the batch stopped before it: the API refused the connection itself, or
+    stopped answering); or ``dry_run``.
+
+    When any session was not closed, the task fails after the whole batch, naming those sessions; the
+    list of outcomes is then pushed as XCom ``outcomes``. A close whose answer was lost (a timeout, a reset
+    connection, a 5xx) and whose retry finds the session unknown counts as ``closed``: the lost attempt
+    closed it. A retry of the task chooses again: filters list the running sessions anew; given ids are all
+    sent again, and a session the first try closed answers ``closed`` (or ``not_found`` once forgotten).
 
     Only platforms whose API can close a session support it (Cloudflare Browser Rendering); on a Bright
     Data connection the task fails before any request with "not supported by this platform".
@@ -281,10 +234,14 @@ class CloseBrowserSessionsOperator(BaseOperator):
     :param started_after: Only running sessions started at or after this datetime / ISO-8601 string. (templated)
     :param started_before: Only running sessions started at or before this. (templated)
     :param min_duration: Only sessions running for at least this many seconds. (templated)
-    :param dry_run: List what would be closed, log it and return it; send no close request.
+    :param dry_run: True: list what would be closed, log each session with its age and what chose it, and
+        return it; send no close request. A bool, or the text ``"true"``/``"false"`` (any case) a template
+        renders; anything else fails (when the DAG is parsed, or for a template when it is rendered).
+        (templated)
     """
 
-    template_fields: Sequence[str] = ("conn_id", "session_ids", *CLOSE_FILTERS)
+    # ``is_dry_run`` holds the ``dry_run`` argument (``dry_run`` is BaseOperator's own method).
+    template_fields: Sequence[str] = ("conn_id", "session_ids", *CLOSE_FILTERS, "is_dry_run")
     ui_color = "#fde8e8"
 
     def __init__(
@@ -296,7 +253,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
         started_after: datetime | str | None = None,
         started_before: datetime | str | None = None,
         min_duration: float | str | None = None,
-        dry_run: bool = False,
+        dry_run: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -310,6 +267,8 @@ class CloseBrowserSessionsOperator(BaseOperator):
         self.is_dry_run = dry_run
         # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.
         check_literal_filters(self._filters())
+        if is_literal(dry_run):
+            parse_bool("dry_run", dry_run)
         if is_literal(session_ids) and all(is_literal(value) for value in self._filters().values()):
             self._check_choice(normalize_session_ids(session_ids))
 
@@ -352,32 +311,81 @@ class CloseBrowserSessionsOperator(BaseOperator):
         return query
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        """Choose the sessions, then close them one by one (or only log them, in a dry run)."""
+        """Choose the sessions, close every one (or only log them, in a dry run); fail at the end if any is left."""
+        # Everything is validated before the first request: a bad value fails fast, without retries.
+        dry_run = parse_bool("dry_run", self.is_dry_run)
         ids = normalize_session_ids(self.session_ids)
         self._check_choice(ids)
         query = None if ids is not None else self.build_query()
         hook = self.hook
         hook.platform.check_can_close()  # before any request
         try:
-            if ids is None:
-                assert query is not None
-                ids = tuple(session.session_id for session in hook.iter_sessions(query))
-            if self.is_dry_run:
-                for session_id in ids:
-                    self.log.info("Dry run: would close session %s", session_id)
-                self.log.info("Dry run: %d session(s) would be closed; nothing was sent", len(ids))
-                return [{"session_id": sid, "outcome": "dry_run", "answer": None} for sid in ids]
-            return [self._close(hook, session_id) for session_id in ids]
+            chosen: dict[str, BrowserSession | None]
+            if query is not None:
+                chosen = {session.session_id: session for session in hook.iter_sessions(query)}
+            else:
+                chosen = dict.fromkeys(ids or ())
+            if dry_run:
+                return self._dry_run(chosen)
+            closes = []
+            for close in hook.client.close_each(chosen):
+                self._log_close(close)
+                closes.append(close)
         finally:
             hook.close()
+        records = [close.to_dict() for close in closes]
+        self.log.info("Close batch: %s", outcome_counts(closes))
+        error = not_closed_error(closes)
+        if error is not None:
+            # The return value is not pushed when the task fails: the outcomes still reach XCom, for a
+            # person or a downstream task (trigger_rule) to see what was closed and what was refused.
+            context["ti"].xcom_push(key="outcomes", value=records)
+            raise error
+        return records
 
-    def _close(self, hook: BrowserSessionsHook, session_id: str) -> dict[str, Any]:
-        try:
-            answer = hook.close_session(session_id)
-        except NotFoundError as err:
-            if not hook.is_unknown_session(err):
-                raise
-            self.log.info("Session %s is unknown to %s (already gone): nothing to close", session_id, hook.hook_name)
-            return {"session_id": session_id, "outcome": "not_found", "answer": None}
-        self.log.info("Closed session %s: %s", session_id, answer)
-        return {"session_id": session_id, "outcome": "closed", "answer": answer}
+    def _log_close(self, close: SessionClose) -> None:
+        if close.outcome is CloseOutcome.CLOSED:
+            self.log.info("Closed session %s: %s", close.session_id, close.answer or "its retry found it gone")
+        elif close.outcome is CloseOutcome.NOT_FOUND:
+            self.log.info("Session %s is unknown to the platform (already gone): nothing to close", close.session_id)
+        elif close.outcome is CloseOutcome.NOT_ATTEMPTED:
+            self.log.warning("Session %s not attempted: %s", close.session_id, close.error)
+        else:
+            self.log.warning("Session %s not closed (%s): %s", close.session_id, close.outcome.value, close.error)
+
+    def _dry_run(self, chosen: Mapping[str, BrowserSession | None]) -> list[dict[str, Any]]:
+        """Log each session that would be closed, its age and what chose it; send nothing."""
+        now = pendulum.now("UTC")
+        filters = {name: value for name, value in self._filters().items() if value not in (None, "")}
+        chosen_by = (
+            "running, " + ", ".join(f"{name}={value}" for name, value in filters.items())
+            if filters
+            else "listed in session_ids"
+        )
+        given_starts = _start_times(self.session_ids)
+        for session_id, session in chosen.items():
+            started = session.started_at if session is not None else given_starts.get(session_id)
+            age = (
+                f"running {timedelta(seconds=int((now - started).total_seconds()))} (since {started.isoformat()})"
+                if started is not None
+                else "age unknown (no start time given)"
+            )
+            self.log.info("Dry run: would close session %s: %s; chosen by %s", session_id, age, chosen_by)
+        self.log.info("Dry run: %d session(s) would be closed; nothing was sent", len(chosen))
+        return [SessionClose(session_id=sid, outcome=CloseOutcome.DRY_RUN).to_dict() for sid in chosen]
+
+
+def _start_times(session_ids: Any) -> dict[str, DateTime]:
+    """The start times given with ``session_ids`` when they are session dicts (a list task's output), by id."""
+    if isinstance(session_ids, str | Mapping) or not isinstance(session_ids, Iterable):
+        return {}
+    starts: dict[str, DateTime] = {}
+    for item in session_ids:
+        if isinstance(item, Mapping) and isinstance(item.get("session_id"), str):
+            try:
+                started = parse_datetime(item.get("started_at"), name="started_at")
+            except InvalidQueryError:
+                continue  # only the log's age is lost: the id itself was checked already
+            if started is not None:
+                starts[item["session_id"]] = started
+    return starts

@@ -27,9 +27,10 @@ from airflow_provider_browsersessions.waiting import (
     normalize_session_ids,
     skip_failed_poll,
 )
+from airflow_provider_browsersessions.xcom import XComRecords, parse_fields, parse_positive_int
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
@@ -82,9 +83,14 @@ class BrowserSessionsSensor(BaseSensorOperator):
         (default; Cloudflare forgets closed sessions), ``failed``, or ``wait`` for it. (templated)
     :param deferrable: Wait in the triggerer instead of a worker slot. Defaults to
         ``[operators] default_deferrable``.
+    :param fields: Keep only these keys of each returned record, to keep XCom small (a drain returns
+        every session it saw end). (templated)
+    :param max_xcom_bytes: Fail the task, before anything is pushed, once the returned records exceed this
+        many bytes of JSON. Without it, a return value above 1 MB (``XCOM_WARN_BYTES``) only logs a
+        warning. (templated)
     """
 
-    template_fields: Sequence[str] = ("conn_id", "session_ids", *WAIT_FILTERS, "missing")
+    template_fields: Sequence[str] = ("conn_id", "session_ids", *WAIT_FILTERS, "missing", "fields", "max_xcom_bytes")
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -100,6 +106,8 @@ class BrowserSessionsSensor(BaseSensorOperator):
         fail_on_failed: bool = True,
         missing: str = MissingPolicy.FINISHED.value,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        fields: Sequence[str] | str | None = None,
+        max_xcom_bytes: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -113,10 +121,16 @@ class BrowserSessionsSensor(BaseSensorOperator):
         self.fail_on_failed = fail_on_failed
         self.missing = missing
         self.deferrable = deferrable
+        self.fields = fields
+        self.max_xcom_bytes = max_xcom_bytes
         # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.
         check_literal_filters({name: getattr(self, name) for name in WAIT_FILTERS})
         if is_literal(missing):
             WaitPlan(query=SessionQuery(), session_ids=None, missing=missing)
+        if is_literal(fields):
+            parse_fields(fields)
+        if is_literal(max_xcom_bytes):
+            parse_positive_int("max_xcom_bytes", max_xcom_bytes)
         self._memory_loaded = False
         self._saved_state: dict[str, Any] | None = None
         self._memory_overflowed = False
@@ -135,6 +149,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
     def plan(self) -> WaitPlan:
         """What to wait for, validated from the rendered arguments; it remembers ended sessions across pokes."""
         query = SessionQuery.build(**{name: getattr(self, name) for name in WAIT_FILTERS})
+        self._returned(())  # a bad rendered fields or max_xcom_bytes fails now, not after the wait
         return WaitPlan(query=query, session_ids=normalize_session_ids(self.session_ids), missing=self.missing)
 
     def poke(self, context: Context) -> PokeReturnValue:
@@ -170,9 +185,17 @@ class BrowserSessionsSensor(BaseSensorOperator):
         if outcome.done:
             self._forget(store)
             self.log.info("Wait over: %s", outcome.progress_message())
-            return PokeReturnValue(is_done=True, xcom_value=list(outcome.records))
+            return PokeReturnValue(is_done=True, xcom_value=self._returned(outcome.records))
         self.log.info("%s; next poll in %s s", plan.progress_message(outcome), self.poke_interval)
         return PokeReturnValue(is_done=False)
+
+    def _returned(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The final states as XCom: projected by ``fields``, bounded by ``max_xcom_bytes``, warned about above 1 MB."""
+        returned = XComRecords(fields=self.fields, max_xcom_bytes=self.max_xcom_bytes, what="The wait's")
+        for record in records:
+            returned.add(record)
+        returned.warn_if_large(self.log)
+        return returned.records
 
     # -- memory across pokes and retries (Airflow 3.3's task state store) --------------------------------------
 
@@ -307,7 +330,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
         status, message = event["status"], str(event.get("message", ""))
         if status == "success":
             self.log.info("%s", message)
-            return list(event.get("sessions") or [])
+            return self._returned(event.get("sessions") or [])
         if status == "failed":
             self._fail(SessionsFailedError(message))
         if status == "timeout":

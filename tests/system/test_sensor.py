@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -163,3 +164,53 @@ def test_a_single_watched_id_costs_one_read_per_poke_not_a_walk_of_every_running
     emulator.end_session("brightdata", watched)
     assert sensor.poke({}).is_done is True
     assert [e["path"] for e in emulator.request_log(platform="brightdata")] == [f"/browser_sessions/{watched}"] * 2
+
+
+def test_a_deferred_drain_returns_only_the_fields_asked_for(emulator):
+    ids = [emulator.add_session("brightdata", duration=None, api_name="drain_zone")["session_id"] for _ in range(2)]
+    ender = _end_one_by_one_as_the_zone_is_polled(emulator, ids, "drain_zone")
+    result = run_dag(DAGS, "wait_zone_drain_fields")
+    ender.join(timeout=5)
+    assert result.state == "success", result.task_states
+    assert sorted(result.xcom("wait"), key=lambda r: r["session_id"]) == sorted(
+        ({"session_id": sid, "status": "finished"} for sid in ids), key=lambda r: r["session_id"]
+    )
+
+
+def _drained(emulator, count, *, url_length=20, **sensor_kwargs):
+    """A poke-mode drain of ``count`` sessions that the first poke sees running and the second sees ended."""
+    from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSensor
+
+    emulator.set_speed(0)
+    url = "https://example.com/" + "p" * url_length  # long URLs make large records with few requests
+    ids = [
+        emulator.add_session("brightdata", duration=None, api_name="big_zone", target_url=url, end_url=url)[
+            "session_id"
+        ]
+        for _ in range(count)
+    ]
+    sensor = BrowserSessionsSensor(task_id="drain", conn_id="brightdata_default", api_name="big_zone", **sensor_kwargs)
+    assert sensor.poke({}).is_done is False
+    for session_id in ids:
+        emulator.end_session("brightdata", session_id)
+    return sensor
+
+
+def test_a_drain_past_max_xcom_bytes_fails_naming_the_bound(emulator):
+    from airflow_provider_browsersessions.exceptions import XComTooLargeError
+
+    sensor = _drained(emulator, 20, max_xcom_bytes=2_000)
+    with pytest.raises(XComTooLargeError, match=r"The wait's return value passed max_xcom_bytes=2000 after"):
+        sensor.poke({})
+
+
+def test_a_drain_above_a_megabyte_warns(emulator, caplog, capfd):
+    sensor = _drained(emulator, 300, url_length=2000)
+    with caplog.at_level("WARNING"):
+        final = sensor.poke({}).xcom_value
+    out, err = capfd.readouterr()
+    logs = caplog.text + out + err
+    size = len(json.dumps(final).encode())
+    assert size > 1_000_000
+    assert f"The return value is {size / 1_000_000:.1f} MB of JSON (300 session(s)), above 1.0 MB" in logs
+    assert "fields=[...]" in logs

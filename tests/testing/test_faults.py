@@ -140,6 +140,28 @@ def test_close_mid_body_is_a_broken_connection_for_requests(emulator):
     assert cf(emulator).status_code == 200
 
 
+def cf_close_url(emulator, session_id):
+    return f"{emulator.url}{CF_LIST.removesuffix('/session')}/browser/{session_id}"
+
+
+def test_drop_after_apply_closes_the_session_and_hangs_up_without_an_answer(emulator):
+    session = emulator.add_session("cloudflare", duration=None)
+    emulator.script_faults([{"kind": "drop_after_apply"}], method="DELETE")
+    with pytest.raises(requests.exceptions.ConnectionError, match=r"RemoteDisconnected|without response"):
+        requests.delete(cf_close_url(emulator, session["sessionId"]), headers=CF_AUTH, timeout=10)
+    assert emulator.get_record("cloudflare", session["sessionId"])["closeReasonText"] == "NormalClosure"
+    (logged,) = [e for e in emulator.request_log() if e["method"] == "DELETE"]
+    assert (logged["fault"], logged["status"]) == ("drop_after_apply", None)
+
+
+def test_drop_after_apply_with_a_status_answers_a_gateway_error_after_acting(emulator):
+    session = emulator.add_session("cloudflare", duration=None)
+    emulator.script_faults([{"kind": "drop_after_apply", "status": 504}], method="DELETE")
+    answer = requests.delete(cf_close_url(emulator, session["sessionId"]), headers=CF_AUTH, timeout=10)
+    assert (answer.status_code, answer.json()) == (504, {"error": "Gateway Timeout"})
+    assert emulator.get_record("cloudflare", session["sessionId"])["closeReasonText"] == "NormalClosure"
+
+
 def test_scripts_match_by_platform_method_and_path_and_ok_passes_a_slot(emulator):
     # [START scripted_faults]
     emulator.script_faults([{"kind": "ok"}, {"kind": "503"}], platform="brightdata", method="GET", path_contains="/x")
@@ -322,6 +344,7 @@ def test_redirect_answers_its_status_and_location(emulator):
         ({"kind": "429_raw", "retry_after": 5}, "raw Retry-After"),
         ({"kind": "redirect"}, "location"),
         ({"kind": "redirect", "location": "/x", "status": 200}, "300..399"),
+        ({"kind": "drop_after_apply", "status": 404}, "500..599"),
     ],
 )
 def test_network_faults_are_checked_when_scripted(emulator, fault, complaint):

@@ -32,6 +32,8 @@ FAULT_KINDS = (
     "redirect",
     # A broken cache or proxy: the first list page again at every offset.
     "repeat_page",
+    # The request takes effect, its answer is lost on the way back: no answer at all, or a gateway's 5xx.
+    "drop_after_apply",
 )
 #: The largest gzip bomb (bytes once inflated): built in seconds, about 1 MB on the wire.
 MAX_BOMB_BYTES = 1024**3
@@ -143,6 +145,10 @@ def _check_network_fault(fault: dict[str, Any]) -> None:
     elif kind == "429_raw":
         if not isinstance(fault.get("retry_after"), str):
             raise ValueError("a '429_raw' fault needs 'retry_after': the raw Retry-After header value, as text")
+    elif kind == "drop_after_apply":
+        status = fault.get("status")
+        if status is not None and (isinstance(status, bool) or not isinstance(status, int) or not 500 <= status <= 599):
+            raise ValueError(f"a 'drop_after_apply' fault's 'status' is 500..599 (absent: no answer), got {status!r}")
     elif kind == "redirect":
         if not isinstance(fault.get("location"), str) or not fault["location"]:
             raise ValueError("a 'redirect' fault needs 'location' (text), and may set 'status' (300..399)")

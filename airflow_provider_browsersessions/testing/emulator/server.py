@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import zlib
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
@@ -539,6 +540,8 @@ class _Handler(BaseHTTPRequestHandler):
         reply, cut = self._reply(api, call, fault)
         reply.headers = {**self.emulator.faults.ratelimit_headers(platform), **reply.headers}
         stalled = fault is not None and fault["kind"] == "stall_headers"
+        # Applied, then the connection drops before any answer: what a client sees when a proxy loses it.
+        dropped = fault is not None and fault["kind"] == "drop_after_apply" and fault.get("status") is None
         body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         # Logged before the reply is written: a client that got its answer finds its request in the log.
         self.emulator.log_request(
@@ -548,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "path": raw_path,
                 "query": query,
                 "raw_query": raw_query,
-                "status": None if stalled else reply.status,
+                "status": None if stalled or dropped else reply.status,
                 "fault": None if fault is None else ("lockout" if fault.get("lockout") else fault["kind"]),
                 "bytes": len(body) // 2 if cut else len(body),
                 "time": time.time(),
@@ -557,6 +560,11 @@ class _Handler(BaseHTTPRequestHandler):
         if stalled:
             self._hold(float(fault.get("seconds", 3600)) if fault else 0.0)
             self.close_connection = True
+            return
+        if dropped:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
             return
         if fault is not None and fault["kind"] == "trickle":
             self._trickle(Reply(reply.status, body, reply.headers), fault)
@@ -603,13 +611,11 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "repeat_page" and api.is_list(call):
             return api.repeated_page(self.emulator, call), False
         if kind in ("500", "503"):
-            status = int(str(kind))
-            own = api.server_error(status)
-            if own is not None:
-                return own, False
-            # No body of the API's own for this status (Bright Data; Cloudflare's 503): the {"error": ...} fallback.
-            message = "Internal server error" if kind == "500" else "Service unavailable"
-            return Reply(status, {"error": message}), False
+            return _server_error(api, int(str(kind))), False
+        if fault is not None and kind == "drop_after_apply":
+            api.handle(self.emulator, call)  # it takes effect: only the answer is lost
+            # Without a status the handler hangs up instead of writing this (see _dispatch).
+            return _server_error(api, int(fault.get("status") or 502)), False
         if fault is not None and kind == "body":
             # Any status and raw body: wrong types, missing fields, null lists, huge or truncated bodies.
             headers = {"Content-Type": str(fault.get("content_type", "application/json"))}
@@ -646,6 +652,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
         self.wfile.write(body)
+
+
+def _server_error(api: PlatformApi, status: int) -> Reply:
+    """A 5xx in the API's own body when it has one, else the generic ``{"error": ...}``."""
+    own = api.server_error(status)
+    if own is not None:
+        return own
+    # No body of the API's own for this status (Bright Data; Cloudflare's 503): the {"error": ...} fallback.
+    message = {500: "Internal server error", 503: "Service unavailable"}.get(status) or HTTPStatus(status).phrase
+    return Reply(status, {"error": message})
 
 
 def _network_reply(api: PlatformApi, fault: dict[str, Any] | None) -> Reply | None:

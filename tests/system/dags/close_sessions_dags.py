@@ -31,3 +31,17 @@ with DAG(dag_id="close_listed", schedule=None, start_date=START, catchup=False) 
 
 with DAG(dag_id="close_brightdata", schedule=None, start_date=START, catchup=False) as close_brightdata:
     CloseBrowserSessionsOperator(task_id="close", conn_id="brightdata_default", session_ids=["abc"])
+
+with DAG(
+    dag_id="close_given",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={"ids": [], "dry_run": False, "conn_id": "cloudflare_browser_rendering_default"},
+) as close_given:
+    CloseBrowserSessionsOperator(
+        task_id="close",
+        conn_id="{{ params.conn_id }}",
+        session_ids="{{ params.ids }}",
+        dry_run="{{ params.dry_run }}",
+    )

@@ -54,3 +54,16 @@ with DAG(dag_id="wait_zone_drain", schedule=None, start_date=START, catchup=Fals
     BrowserSessionsSensor(
         task_id="wait", conn_id="brightdata_default", api_name="drain_zone", poke_interval=1, deferrable=True
     )
+
+with DAG(dag_id="wait_zone_drain_fields", schedule=None, start_date=START, catchup=False) as wait_zone_drain_fields:
+    # A drain returns every session it saw end: the list operator's XCom controls keep that small.
+    BrowserSessionsSensor(
+        task_id="wait",
+        conn_id="brightdata_default",
+        api_name="drain_zone",
+        poke_interval=1,
+        deferrable=True,
+        fields="{{ params.fields }}",
+        max_xcom_bytes=100_000,
+        params={"fields": "session_id,status"},
+    )
