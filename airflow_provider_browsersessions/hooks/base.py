@@ -163,7 +163,7 @@ class BrowserSessionsHook(BaseHook):
         """
         The API base URL: the default, or the connection's host.
 
-        A host with a scheme (``http://127.0.0.1:8080/client/v4``) replaces the whole base URL; a bare
+        A host with a scheme (``http://127.0.0.1:54321/client/v4``) replaces the whole base URL; a bare
         host name gets ``https://``, the connection's port and the platform's default path prefix.
 
         :raises ConnectionConfigError: for user info in the Host (``user:pass@``), a scheme other than http(s),

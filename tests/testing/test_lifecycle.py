@@ -217,7 +217,7 @@ def test_control_api_mirrors_the_python_methods(emulator):
     # [START control_api]
     from airflow_provider_browsersessions.testing import EmulatorClient
 
-    client = EmulatorClient(emulator.url)  # e.g. "http://127.0.0.1:8080", from another process
+    client = EmulatorClient(emulator.url)  # e.g. "http://127.0.0.1:54321", from another process
     assert client.health()
 
     client.set_speed(0)
