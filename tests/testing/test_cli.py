@@ -233,3 +233,37 @@ def test_bound_to_every_interface_it_prints_lines_that_work_and_warns(tmp_path, 
     assert code == 0, stderr
     assert stderr.startswith("Warning: listening on 0.0.0.0, beyond loopback: ")
     assert f"The lines above use {emulator.ready['url']}, for this machine." in stderr
+
+
+def _non_loopback_address() -> str | None:
+    """An address of this machine that is not loopback (the one its default route leaves by), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP: nothing is sent, the kernel only picks a source address
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_bound_to_another_address_it_prints_lines_with_allow_insecure_http(tmp_path, monkeypatch):
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    ready = tmp_path / "ready.json"
+    emulator = RunningEmulator([*PYTHON_M, "--host", address, "--sessions", "0", "--ready-file", str(ready)], ready)
+    try:
+        for name, value in emulator.exports().items():
+            connection = json.loads(value)
+            assert connection["host"].startswith(f"http://{address}:")
+            # The hooks refuse clear text to a host that is not loopback unless the extra allows it.
+            assert connection["extra"]["allow_insecure_http"] is True
+            monkeypatch.setenv(name, value)
+        for hook in (BrightDataBrowserHook(), CloudflareBrowserRenderingHook()):
+            ok, message = hook.test_connection()
+            assert ok is True, message
+    finally:
+        code, _, stderr = emulator.stop(signal.SIGTERM)
+    assert code == 0, stderr
+    assert f"Warning: listening on {address}, beyond loopback: " in stderr
+    assert '"allow_insecure_http": true' in stderr
