@@ -77,7 +77,7 @@ _COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {
 CONNECTION_TYPES: list[dict[str, Any]] = [
     {
         "hook-class-name": ("airflow_provider_browsersessions.hooks.cloudflare.CloudflareBrowserRenderingHook"),
-        "hook-name": "Cloudflare Browser Rendering",
+        "hook-name": "Cloudflare Browser Run (formerly Browser Rendering)",
         "connection-type": "cloudflare_browser_rendering",
         "ui-field-behaviour": {
             "hidden-fields": ["schema", "port"],

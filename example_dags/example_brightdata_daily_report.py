@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+# [START howto_list_failed_sessions]
 import pendulum
 
 try:
@@ -38,7 +39,6 @@ with DAG(
     tags=["example", "browsersessions", "brightdata"],
     doc_md=__doc__,
 ) as dag:
-    # [START howto_list_failed_sessions]
     failed_sessions = ListBrowserSessionsOperator(
         task_id="list_failed_sessions",
         conn_id="brightdata_default",

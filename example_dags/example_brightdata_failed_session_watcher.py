@@ -15,13 +15,13 @@ Connection: ``brightdata_default`` (type ``brightdata``).
 
 from __future__ import annotations
 
+# [START howto_event_watcher]
 from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetWatcher, task
 
 from airflow_provider_browsersessions.triggers.events import BrowserSessionEventTrigger
 
-# [START howto_event_watcher]
 failed_sessions = Asset(
     "brightdata_failed_sessions",
     watchers=[

@@ -7,7 +7,6 @@ from abc import abstractmethod
 from contextlib import AbstractContextManager, contextmanager
 from functools import cache, cached_property
 from importlib import import_module
-from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ from airflow_provider_browsersessions.exceptions import (
     NotFoundError,
     TransportError,
 )
+from airflow_provider_browsersessions.hostnames import is_loopback_host
 from airflow_provider_browsersessions.paging import DEFAULT_PAGES_IN_FLIGHT
 from airflow_provider_browsersessions.platforms.base import DEFAULT_MAX_PAGES, Platform, SessionWalk
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
@@ -56,16 +56,6 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: The Test button's deadline per attempt: a person is waiting on the form.
 TEST_CONNECTION_DEADLINE = 10.0
-
-
-def _is_loopback_host(host: str) -> bool:
-    """Whether a URL's host name is this machine (127.0.0.0/8, ::1, localhost): clear text never leaves it."""
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _header_safe(value: str) -> bool:
@@ -173,7 +163,7 @@ class BrowserSessionsHook(BaseHook):
         """
         The API base URL: the default, or the connection's host.
 
-        A host with a scheme (``http://127.0.0.1:8080/client/v4``) replaces the whole base URL; a bare
+        A host with a scheme (``http://127.0.0.1:54321/client/v4``) replaces the whole base URL; a bare
         host name gets ``https://``, the connection's port and the platform's default path prefix.
 
         :raises ConnectionConfigError: for user info in the Host (``user:pass@``), a scheme other than http(s),
@@ -205,7 +195,7 @@ class BrowserSessionsHook(BaseHook):
             raise self.config_problem("the Base URL (Host) must start with https:// (or http:// for loopback)")
         if (
             parts.scheme == "http"
-            and not _is_loopback_host(hostname)
+            and not is_loopback_host(hostname)
             and not self._extra_bool("allow_insecure_http", False)
         ):
             raise self.config_problem(

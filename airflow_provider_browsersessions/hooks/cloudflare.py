@@ -35,7 +35,7 @@ class CloudflareBrowserRenderingHook(BrowserSessionsHook):
 
     default_conn_name: ClassVar[str] = "cloudflare_browser_rendering_default"
     conn_type: ClassVar[str] = "cloudflare_browser_rendering"
-    hook_name: ClassVar[str] = "Cloudflare Browser Rendering"
+    hook_name: ClassVar[str] = "Cloudflare Browser Run (formerly Browser Rendering)"
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
     default_path_prefix: ClassVar[str] = "/client/v4"
 

@@ -3,32 +3,133 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from airflow_provider_browsersessions.hostnames import WILDCARD_ADDRESSES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: Airflow's API server's default port: the one a new user's emulator most often collides with.
+AIRFLOW_API_PORT = 8080
+#: What ``--help`` says first (plain text: the module docstring's markup would show as is in a terminal).
+DESCRIPTION = (
+    "Run the emulator of the Bright Data Browser API and Cloudflare Browser Run on a free loopback port until "
+    "Ctrl-C, and print its URLs and the export lines that point Airflow's default connections at it."
+)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start the emulator, print where it is and how to wire Airflow to it, serve until interrupted."""
-    parser = argparse.ArgumentParser(prog="browsersessions-emulator", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port (default 0: a free port)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
-    parser.add_argument("--sessions", type=int, default=200, help="sessions seeded per platform (default 200)")
-    parser.add_argument("--speed", type=float, default=1.0, help="emulator seconds per real second (default 1)")
+def _number(
+    kind: Callable[[str], float], *, low: float, strict: bool = False, high: float | None = None, allowed: str
+) -> Callable[[str], float]:
+    """
+    An argparse ``type`` that refuses a value out of range with what is allowed (argparse adds the option's name).
+
+    :param kind: ``int`` or ``float``.
+    :param low: The lowest value allowed.
+    :param strict: Refuse ``low`` itself too.
+    :param high: The highest value allowed, if any.
+    :param allowed: What is allowed, in words, for the message.
+    """
+    name = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {name}: {allowed}; got {text!r}") from None
+        out_of_range = value < low or (strict and value == low) or (high is not None and value > high)
+        if out_of_range or value != value:  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"must be {allowed}; got {text}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: every option, its default and what it accepts."""
+    parser = argparse.ArgumentParser(prog="browsersessions-emulator", description=DESCRIPTION)
     parser.add_argument(
-        "--cloudflare-budget", type=int, default=1200, help="Cloudflare requests per window (default 1200)"
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1); anything but loopback exposes it in clear text",
     )
     parser.add_argument(
-        "--cloudflare-window", type=float, default=300.0, help="seconds of Cloudflare's budget window (default 300)"
+        "--port",
+        type=_number(int, low=0, high=65535, allowed="0 for a free port, or 1 to 65535"),
+        default=0,
+        help="port (default 0: a free one, printed at start)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
+    parser.add_argument(
+        "--sessions",
+        type=_number(int, low=0, allowed="0 or more"),
+        default=200,
+        help="sessions seeded per platform (default 200)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=_number(float, low=0, allowed="0 (a frozen clock) or more"),
+        default=1.0,
+        help="emulator seconds per real second (default 1; 0 freezes the clock)",
+    )
+    parser.add_argument(
+        "--cloudflare-budget",
+        type=_number(int, low=0, allowed="0 or more requests"),
+        default=1200,
+        help="Cloudflare requests per window (default 1200)",
+    )
+    parser.add_argument(
+        "--cloudflare-window",
+        type=_number(float, low=0, strict=True, allowed="seconds above 0"),
+        default=300.0,
+        help="seconds of Cloudflare's budget window (default 300)",
     )
     parser.add_argument(
         "--no-cloudflare-budget", action="store_true", help="no budget, no lockout, no Ratelimit headers"
     )
     parser.add_argument("--ready-file", type=Path, help="write the URLs and connection values here as JSON")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _cannot_listen(host: str, port: int, error: OSError) -> str:
+    """One line saying why the address could not be bound and what to do (no traceback: nothing is wrong inside)."""
+    if error.errno == errno.EADDRINUSE:
+        airflow = " (8080 is where Airflow's API server listens by default)" if port == AIRFLOW_API_PORT else ""
+        return (
+            f"browsersessions-emulator: port {port} on {host} is already in use{airflow}. Leave out --port to "
+            "take a free port (the URLs printed at start say which), or pass another --port."
+        )
+    return (
+        f"browsersessions-emulator: cannot listen on {host}:{port}: {error.strerror or error}. Check --host and --port."
+    )
+
+
+def _exposed_warning(host: str, url: str) -> str:
+    """What binding beyond loopback means, and how the printed lines reach it (the hooks refuse clear text)."""
+    if host in WILDCARD_ADDRESSES:
+        how = (
+            f"The lines above use {url}, for this machine. From another machine, put this machine's address in "
+            'their Host and add "allow_insecure_http": true to their extra.'
+        )
+    else:
+        how = 'The lines above carry "allow_insecure_http": true: without it the connections refuse clear text.'
+    return (
+        f"Warning: listening on {host}, beyond loopback: anyone who reaches it can read and end its sessions (the "
+        f"control API has no authentication), and credentials cross the network in clear text. {how}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the emulator, print where it is and how to wire Airflow to it, serve until interrupted."""
+    args = build_parser().parse_args(argv)
 
     from airflow_provider_browsersessions.testing.emulator import Emulator
 
@@ -36,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     emulator = Emulator(host=args.host, port=args.port, seed=args.seed, sessions=args.sessions, speed=args.speed)
+    try:
+        emulator.start()
+    except OSError as error:  # a taken port, an address not of this machine, a privileged port
+        print(_cannot_listen(args.host, args.port, error), file=sys.stderr)
+        return 1
     with emulator:
         budget = None if args.no_cloudflare_budget else args.cloudflare_budget
         emulator.set_lockout(budget=budget, window=args.cloudflare_window, platform="cloudflare")
@@ -46,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'Control API:':<22}{emulator.url}/_emulator/")
         for name, value in env.items():
             print(f"export {name}='{value}'")
+        if emulator.exposed:
+            print(_exposed_warning(args.host, emulator.url), file=sys.stderr)
         if args.ready_file:
             ready = {"url": emulator.url, **base_urls, "env": env}
             # Written whole, then renamed: a script polling for the file never reads it half-written.

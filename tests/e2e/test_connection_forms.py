@@ -44,7 +44,7 @@ FORMS = {
         ),
     },
     "cloudflare_browser_rendering": {
-        "type_label": "Cloudflare Browser Rendering",
+        "type_label": "Cloudflare Browser Run (formerly Browser Rendering)",
         "visible": {
             "host": ("Base URL", "https://api.cloudflare.com/client/v4 (default)"),
             "login": ("Email (legacy Global API key only)", "Leave empty when the password is an API token"),

@@ -6,10 +6,12 @@ import json
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ import requests
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
 from airflow_provider_browsersessions.testing import EmulatorClient
+from airflow_provider_browsersessions.testing.emulator.brightdata_api import SHOWCASE_FAILED_PER_ZONE, ZONES
 
 EXPORT = re.compile(r"^export (AIRFLOW_CONN_\w+)='(.+)'$")
 CONSOLE_SCRIPT = Path(sys.executable).with_name("browsersessions-emulator")
@@ -147,4 +150,120 @@ def test_the_cloudflare_budget_is_set_from_the_command_line(tmp_path):
 def test_a_bad_option_is_a_usage_error():
     result = subprocess.run([*PYTHON_M, "--port", "eighty"], capture_output=True, text=True, check=False)
     assert result.returncode == 2
-    assert "--port: invalid int value" in result.stderr
+    assert "argument --port: expected an integer: 0 for a free port, or 1 to 65535; got 'eighty'" in result.stderr
+
+
+def test_help_is_plain_text():
+    result = subprocess.run([*PYTHON_M, "--help"], capture_output=True, text=True, check=True)
+    # The description was the module docstring, whose reStructuredText backticks showed as they are.
+    assert "`" not in result.stdout
+    assert "Run the emulator of the Bright Data Browser API and Cloudflare Browser Run" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "allowed"),
+    [
+        ("--speed", "-1", "must be 0 (a frozen clock) or more; got -1"),
+        ("--speed", "nan", "must be 0 (a frozen clock) or more; got nan"),
+        ("--sessions", "-5", "must be 0 or more; got -5"),
+        ("--cloudflare-budget", "-1", "must be 0 or more requests; got -1"),
+        ("--cloudflare-window", "0", "must be seconds above 0; got 0"),
+        ("--cloudflare-window", "-30", "must be seconds above 0; got -30"),
+        ("--port", "-1", "must be 0 for a free port, or 1 to 65535; got -1"),
+        ("--port", "70000", "must be 0 for a free port, or 1 to 65535; got 70000"),
+    ],
+)
+def test_an_out_of_range_value_is_a_usage_error_naming_the_option(option, value, allowed):
+    # A timeout: a value accepted would start a server that runs until stopped.
+    command = [*PYTHON_M, f"{option}={value}"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=STARTUP)
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.splitlines()[-1] == f"browsersessions-emulator: error: argument {option}: {allowed}"
+    assert "Serving" not in result.stdout
+
+
+def test_a_taken_port_is_one_line_naming_it_and_what_to_do():
+    with socket.socket() as taken:  # what a user's Airflow API server does to port 8080
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [*PYTHON_M, "--port", str(port)]
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=STARTUP)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"browsersessions-emulator: port {port} on 127.0.0.1 is already in use. Leave out --port to take a free "
+        "port (the URLs printed at start say which), or pass another --port."
+    ]
+
+
+def test_an_address_not_of_this_machine_is_one_line():
+    # 203.0.113.0/24 is TEST-NET-3, never assigned: binding to it fails on any machine.
+    command = [*PYTHON_M, "--host", "203.0.113.123"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=STARTUP)
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("browsersessions-emulator: cannot listen on 203.0.113.123:0: ")
+    assert result.stderr.rstrip().endswith("Check --host and --port.")
+
+
+def test_bound_to_every_interface_it_prints_lines_that_work_and_warns(tmp_path, monkeypatch):
+    ready = tmp_path / "ready.json"
+    # The defaults otherwise, as a user starts it: the default seed's data set, a real-time clock.
+    emulator = RunningEmulator([*PYTHON_M, "--host", "0.0.0.0", "--ready-file", str(ready)], ready)
+    try:
+        exports = emulator.exports()
+        for name, value in exports.items():
+            assert '"host": "http://127.0.0.1:' in value  # not 0.0.0.0, which the hooks refuse in clear text
+            monkeypatch.setenv(name, value)
+        for hook in (BrightDataBrowserHook(), CloudflareBrowserRenderingHook()):
+            ok, message = hook.test_connection()
+            assert ok is True, message
+        # The default data set shows the examples' point: failed sessions of each zone in the last 24 hours.
+        now = datetime.now(UTC)
+        for zone in ZONES:
+            failed = list(
+                BrightDataBrowserHook().iter_sessions(
+                    status="failed", api_name=zone, started_after=now - timedelta(days=1), started_before=now
+                )
+            )
+            assert len(failed) >= SHOWCASE_FAILED_PER_ZONE, zone
+    finally:
+        code, _, stderr = emulator.stop(signal.SIGTERM)
+    assert code == 0, stderr
+    assert stderr.startswith("Warning: listening on 0.0.0.0, beyond loopback: ")
+    assert f"The lines above use {emulator.ready['url']}, for this machine." in stderr
+
+
+def _non_loopback_address() -> str | None:
+    """An address of this machine that is not loopback (the one its default route leaves by), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # UDP: nothing is sent, the kernel only picks a source address
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_bound_to_another_address_it_prints_lines_with_allow_insecure_http(tmp_path, monkeypatch):
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    ready = tmp_path / "ready.json"
+    emulator = RunningEmulator([*PYTHON_M, "--host", address, "--sessions", "0", "--ready-file", str(ready)], ready)
+    try:
+        for name, value in emulator.exports().items():
+            connection = json.loads(value)
+            assert connection["host"].startswith(f"http://{address}:")
+            # The hooks refuse clear text to a host that is not loopback unless the extra allows it.
+            assert connection["extra"]["allow_insecure_http"] is True
+            monkeypatch.setenv(name, value)
+        for hook in (BrightDataBrowserHook(), CloudflareBrowserRenderingHook()):
+            ok, message = hook.test_connection()
+            assert ok is True, message
+    finally:
+        code, _, stderr = emulator.stop(signal.SIGTERM)
+    assert code == 0, stderr
+    assert f"Warning: listening on {address}, beyond loopback: " in stderr
+    assert '"allow_insecure_http": true' in stderr

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import datetime
 
 import pytest
 import requests
 
 from airflow_provider_browsersessions.testing import DEFAULT_BRIGHTDATA_API_KEY, Emulator
+from airflow_provider_browsersessions.testing.emulator.brightdata_api import SHOWCASE_FAILED_PER_ZONE, ZONES
 
 NORMAL_REASONS = ("NormalClosure", "BrowserIdle")
+
+
+def iso_seconds(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 @pytest.fixture
@@ -122,6 +128,28 @@ def test_speed_runs_the_clock_faster_than_real_time():
         assert emulator.now() == frozen
 
 
+@pytest.mark.parametrize(("seed", "sessions"), [(0, 200), (42, 300), (3, 20)])
+def test_the_starting_data_set_has_failed_sessions_of_each_zone_in_the_last_day(seed, sessions):
+    # The default seed used to give 0-2 per zone per day: the first listing a user tried returned nothing.
+    with Emulator(speed=0, seed=seed, sessions=sessions) as started, Emulator(speed=0) as plain:
+        day_ago = started.now() - 86400
+        records = started.sessions("brightdata")
+        for zone in ZONES:
+            recent_failed = [
+                r
+                for r in records
+                if r["api_name"] == zone and r["status"] == "failed" and iso_seconds(r["timestamp"]) >= day_ago
+            ]
+            assert len(recent_failed) >= SHOWCASE_FAILED_PER_ZONE, zone
+            assert all(r["error"] and r["duration"] is not None for r in recent_failed)
+        # Only ended sessions were reshaped: the size, the ids and the running sessions are the seed's.
+        generated = plain.seed_sessions(platform="brightdata", count=sessions, seed=seed)
+        assert len(records) == sessions
+        assert {r["session_id"] for r in records} == set(generated)
+        running = {r["session_id"] for r in records if r["status"] == "running"}
+        assert running == {r["session_id"] for r in plain.sessions("brightdata") if r["status"] == "running"}
+
+
 def test_the_generator_is_deterministic_for_a_seed(emulator):
     with Emulator(speed=0) as same, Emulator(speed=0) as other:
         ids = emulator.seed_sessions(platform="brightdata", count=100, seed=9)
@@ -189,7 +217,7 @@ def test_control_api_mirrors_the_python_methods(emulator):
     # [START control_api]
     from airflow_provider_browsersessions.testing import EmulatorClient
 
-    client = EmulatorClient(emulator.url)  # e.g. "http://127.0.0.1:8080", from another process
+    client = EmulatorClient(emulator.url)  # e.g. "http://127.0.0.1:54321", from another process
     assert client.health()
 
     client.set_speed(0)

@@ -277,6 +277,36 @@ def brightdata_fields(rng: random.Random, outcome: str) -> dict[str, Any]:
     }
 
 
+#: Failed sessions the starting data set has on each zone in the 24 hours before it starts: the first listing
+#: a user tries ("yesterday's failed sessions of a zone", as in the examples) then shows some.
+SHOWCASE_FAILED_PER_ZONE = 3
+DAY = 86400.0
+
+
+def showcase(sessions: list[StoredSession], rng: random.Random, now: float) -> None:
+    """
+    Give each zone ``SHOWCASE_FAILED_PER_ZONE`` failed sessions that started and ended in the last 24 hours.
+
+    Ended sessions of the zone that are not such yet (finished ones, or failed ones of earlier days) are moved
+    into the last day and fail, in the order generated; running ones are left alone, so the set's size, its
+    running sessions and its ids stay what the seed gave.
+
+    :param sessions: The generated sessions (changed in place).
+    :param rng: Seeded: the same seed reshapes the same way.
+    :param now: The emulator's time (epoch seconds).
+    """
+    for zone in ZONES:
+        ended = [s for s in sessions if s.fields["api_name"] == zone and (s.end_time() or math.inf) <= now]
+        recent = [s for s in ended if s.outcome == "failed" and s.start >= now - DAY]
+        others = [s for s in ended if s not in recent]
+        for session in others[: max(0, SHOWCASE_FAILED_PER_ZONE - len(recent))]:
+            session.duration = min(session.duration or 0.0, 3600.0)
+            session.start = now - session.duration - rng.uniform(600, DAY - 2 * 3600)
+            session.outcome = "failed"
+            code, message = rng.choice(ERRORS)
+            session.fields["error"] = {"code": code, "message": message}
+
+
 def ended_fields(status: str, *, error: dict[str, str] | None = None) -> dict[str, Any]:
     """What ``end_session`` sets: the ``error`` of a failed session (``{"code", "message"}``), else none."""
     return {"error": error if status == "failed" else None}
@@ -304,4 +334,5 @@ API = PlatformApi(
     connection=connection,
     default_conn_id="brightdata_default",
     settings={"brightdata_api_key": DEFAULT_BRIGHTDATA_API_KEY},
+    showcase=showcase,
 )

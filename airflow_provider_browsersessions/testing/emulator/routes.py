@@ -88,6 +88,9 @@ class PlatformApi:
     :param max_running: At most this many running sessions in a generated data set (its concurrency), if any.
     :param rate_budget: Its published rate budget, enforced and announced in ``Ratelimit`` headers, if any.
     :param server_error: The API's own body for a fault status (500, 503), or None for the generic one.
+    :param showcase: Reshapes the data set an emulator starts with (``Emulator(sessions=N)``, the command line)
+        so that each documented example shows its point, given the sessions, a seeded RNG and the time; only
+        ended sessions change, and their number stays. None: the generated set as it is.
     """
 
     name: str
@@ -110,3 +113,4 @@ class PlatformApi:
     max_running: int | None = None
     rate_budget: RateBudget | None = None
     server_error: Callable[[int], Reply | None] = _no_own_body
+    showcase: Callable[[list[StoredSession], random.Random, float], None] | None = None

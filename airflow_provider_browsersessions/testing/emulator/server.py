@@ -18,6 +18,7 @@ from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from airflow_provider_browsersessions.hostnames import WILDCARD_ADDRESSES, is_loopback_host
 from airflow_provider_browsersessions.testing.emulator import brightdata_api, cloudflare_api
 from airflow_provider_browsersessions.testing.emulator.faults import FaultPlan
 from airflow_provider_browsersessions.testing.emulator.responses import Reply
@@ -125,12 +126,16 @@ class Emulator:
         server.daemon_threads = True
         server.request_queue_size = 1024
         server.allow_reuse_address = True
-        server.server_bind()
-        server.server_activate()
+        try:
+            server.server_bind()
+            server.server_activate()
+        except OSError:
+            server.server_close()  # a taken port raises here: free the socket rather than leak it
+            raise
         server.emulator = self  # type: ignore[attr-defined]
         self._server = server
         if self.initial_sessions:
-            self.seed_sessions(platform="both", count=self.initial_sessions, seed=self.seed)
+            self._seed("both", count=self.initial_sessions, seed=self.seed, showcase=True)
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.start()
         return self
@@ -160,8 +165,14 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        """``http://host:port``."""
-        return f"http://{self.host}:{self.port}"
+        """``http://host:port``; bound to every interface (``0.0.0.0``), the loopback address clients use here."""
+        host = "127.0.0.1" if self.host in WILDCARD_ADDRESSES else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def exposed(self) -> bool:
+        """Whether it listens beyond loopback: its plain HTTP and unauthenticated control API reach the network."""
+        return not is_loopback_host(self.host)
 
     def base_url(self, platform: str) -> str:
         """Base URL for a platform's connection Host (also ``<platform>_base_url``, e.g. ``cloudflare_base_url``)."""
@@ -180,7 +191,11 @@ class Emulator:
         env: dict[str, str] = {}
         for name, api in self.apis.items():
             conn_id = conn_ids.get(f"{name}_conn_id", api.default_conn_id)
-            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(api.connection(self.base_url(name), self.settings))
+            connection = api.connection(self.base_url(name), self.settings)
+            if not is_loopback_host(urlsplit(self.url).hostname or ""):
+                # The hooks refuse clear text to a host that is not loopback unless told: these values must work.
+                connection["extra"] = {**connection.get("extra", {}), "allow_insecure_http": True}
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(connection)
         return env
 
     # -- clock -------------------------------------------------------------------------------------
@@ -202,6 +217,10 @@ class Emulator:
 
     def seed_sessions(self, *, platform: str = "both", count: int, seed: int | None = None) -> list[str]:
         """Add ``count`` generated sessions on a platform (or on each with ``"both"``); return their ids."""
+        return self._seed(platform, count=count, seed=seed, showcase=False)
+
+    def _seed(self, platform: str, *, count: int, seed: int | None, showcase: bool) -> list[str]:
+        """``seed_sessions``; with ``showcase``, reshaped as the starting data set (``PlatformApi.showcase``)."""
         apis = list(self.apis.values()) if platform == "both" else [self._api(platform)]
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_SEED_COUNT:
             raise ValueError(f"'count' is a whole number from 0 to {MAX_SEED_COUNT:,} (the cap), got {count!r}")
@@ -216,6 +235,9 @@ class Emulator:
                 history=api.history,
                 max_running=api.max_running,
             )
+            if showcase and api.showcase is not None:
+                # Its own RNG (a str seed hashes the same in every process): the generated set stays the seed's.
+                api.showcase(made, random.Random(f"showcase {seed} {index}"), self.now())
             with self.store.lock:
                 for session in made:
                     self.store.sessions[api.name][session.session_id] = session
