@@ -348,8 +348,7 @@ def test_shell_sample_is_run_or_checked(block, browsersessions_emulator):
         elif words[0] == "make":
             assert set(words[1:]) <= _makefile_targets(), f"{block.where}: {command}"
         elif words[:2] == ["pip", "install"]:
-            project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
-            assert words[2:] == [project], f"{block.where}: {command}"
+            _check_pip_install(words[2:], where=block.where)
         elif words[0].endswith("/python") and words[1:3] == ["-m", "pytest"]:
             assert Path(words[0]).parts[0] in {".venv", ".venv-airflow2"}, f"{block.where}: {command}"
             paths = [w for w in words[3:] if not w.startswith("-")]
@@ -360,6 +359,23 @@ def test_shell_sample_is_run_or_checked(block, browsersessions_emulator):
                 f"{block.where}: `{command}` is neither run nor checked here: make it checkable in this test, "
                 "or mark its block <!-- fragment: why --> if a reader is not meant to run it as it is"
             )
+
+
+def _check_pip_install(args: list[str], *, where: str) -> None:
+    """What a page may tell a user to pip-install: this package by name, the clone (``.``), or the wheel
+    ``make dist`` builds; with, at most, Airflow's constraints file for the Airflow 2.11 release we test."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    wheel = project.replace("-", "_") + "-*.whl"
+    if args[1:2] == ["--constraint"]:
+        airflow2 = re.search(r"^AIRFLOW2_VERSION \?= (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+        assert airflow2, "Makefile: AIRFLOW2_VERSION"
+        expected = f"https://raw.githubusercontent.com/apache/airflow/constraints-{airflow2[1]}/constraints-3.11.txt"
+        assert args[2:] == [expected], f"{where}: the constraints file of Airflow {airflow2[1]} for Python 3.11"
+        args = args[:1]
+    assert len(args) == 1, f"{where}: pip install {' '.join(args)}"
+    assert args[0] in {project, ".", f"dist/{wheel}"}, f"{where}: pip install {args[0]}"
+    assert (ROOT / "pyproject.toml").exists(), "`pip install .` runs from the clone's root"
+    assert "dist:" in (ROOT / "Makefile").read_text(), "the wheel comes from `make dist`"
 
 
 @pytest.mark.parametrize(("where", "command"), EMULATOR_COMMANDS, ids=_ids(EMULATOR_COMMANDS))
