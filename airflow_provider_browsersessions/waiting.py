@@ -325,7 +325,7 @@ class WaitPlan:
                 for sid, record in dict(state.get("final") or {}).items()
             }
             seen = [str(sid) for sid in state.get("seen_running") or ()]
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, AttributeError):
             return False
         self.final.update(final)
         if self.session_ids is None:

@@ -19,6 +19,7 @@ from airflow_provider_browsersessions.waiting import (
     MissingPolicy,
     WaitOutcome,
     WaitPlan,
+    check_unreachable_timeout,
     name_ids,
 )
 
@@ -143,7 +144,9 @@ class BrowserSessionsTrigger(BaseTrigger):
             session_ids=session_ids,
             missing=self.missing,
             seen_running=self.seen_running,
-            unreachable_timeout=self.unreachable_timeout,
+            # Checked here, not in __init__ (which must take whatever a trigger row holds): a bad value ends
+            # this wait with an error event.
+            unreachable_timeout=check_unreachable_timeout(self.unreachable_timeout),
         )
         plan.running_query = _shared_query(plan.running_query)
         if self.memory is not None:

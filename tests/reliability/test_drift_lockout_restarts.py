@@ -344,6 +344,27 @@ def test_a_deferred_drain_remembers_what_it_saw_across_a_triggerer_killed_betwee
         sensor_on_a_worker().execute_complete({}, event.payload)
 
 
+@pytest.mark.parametrize(
+    "memory",
+    [{"version": 1, "wait": "other"}, {"version": 1, "final": [1, 2]}, {"version": 1, "final": {"x": "y"}}, "x"],
+)
+def test_a_trigger_row_whose_memory_cannot_be_read_starts_from_its_ids_instead(emulator, memory):
+    zone = "odd_memory"
+    sid = emulator.add_session("brightdata", duration=None, api_name=zone)["session_id"]
+    emulator.end_session("brightdata", sid, status="failed")
+    trigger = BrowserSessionsTrigger(
+        conn_id="brightdata_default",
+        session_ids=None,
+        filters=SessionQuery.build(api_name=zone).to_dict(),
+        seen_running=[sid],
+        memory=memory,  # type: ignore[arg-type]  # what a hand-edited or foreign trigger row may hold
+        end_time=time.time() + 30,
+    )
+    event = asyncio.run(asyncio.wait_for(first_event(rebuild_from_trigger_row(trigger)), 30))
+    assert event.payload["status"] == "failed"
+    assert sid in event.payload["message"]
+
+
 def test_a_rescheduled_sensor_resumes_on_a_new_worker(emulator):
     ids = [emulator.add_session("brightdata", duration=None)["session_id"] for _ in range(2)]
 

@@ -253,3 +253,12 @@ def test_a_rejected_key_met_in_the_triggerer_fails_the_task_without_retries_nami
     sensor = BrowserSessionsSensor(task_id="wait", conn_id="brightdata_wrong_key", session_ids=["a"], deferrable=True)
     with pytest.raises(PermanentWaitError, match="Check the Password field"):
         sensor.execute_complete({}, payload)
+
+
+@pytest.mark.parametrize("value", ["soon", -1, [1]])
+def test_a_trigger_row_with_an_unreachable_timeout_that_is_not_a_duration_ends_with_an_error_event(emulator, value):
+    trigger = wait_trigger("brightdata_default", "a", unreachable_timeout=value)  # built as a triggerer does: no raise
+    payload = asyncio.run(first_event(trigger))
+    assert payload["status"] == "error"
+    assert "unreachable_timeout" in payload["message"]
+    assert payload["fail_fast"] is True
