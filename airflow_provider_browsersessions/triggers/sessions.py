@@ -151,6 +151,9 @@ class BrowserSessionsTrigger(BaseTrigger):
         plan.running_query = _shared_query(plan.running_query)
         if self.memory is not None:
             plan.restore(self.memory)  # a memory of another wait (changed filters) is ignored, as in poke mode
+            # A trigger counts polls without an answer from its own start: a count carried from an earlier
+            # process (the worker's first poke) may be long over, with answered polls in between.
+            plan.unreachable_since, plan.unanswered_polls = None, 0
         return plan
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

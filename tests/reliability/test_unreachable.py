@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import struct
 import threading
@@ -15,11 +16,11 @@ import pytest
 from airflow_harness import run_dag
 
 from airflow_provider_browsersessions.compat import AIRFLOW_V_3_3_PLUS
-from airflow_provider_browsersessions.exceptions import HostUnreachableError
+from airflow_provider_browsersessions.exceptions import HostUnreachableError, TransportError
 from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSensor
 from airflow_provider_browsersessions.sessions import SessionQuery
 from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
-from airflow_provider_browsersessions.waiting import PermanentWaitError
+from airflow_provider_browsersessions.waiting import PermanentWaitError, WaitPlan
 
 DAGS = Path(__file__).parent / "dags" / "unreachable_dags.py"
 
@@ -262,3 +263,26 @@ def test_a_trigger_row_with_an_unreachable_timeout_that_is_not_a_duration_ends_w
     assert payload["status"] == "error"
     assert "unreachable_timeout" in payload["message"]
     assert payload["fail_fast"] is True
+
+
+def test_a_trigger_counts_polls_without_an_answer_from_its_own_start_not_from_a_carried_memory(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_BRIGHTDATA_REFUSED", brightdata_at(closed_port()))
+    query = SessionQuery.build(api_name="blip")
+    earlier = WaitPlan(query=query, session_ids=None)
+    # The worker's first poke got no answer a day ago; every poll since was answered, then the triggerer restarted.
+    earlier.poll_failed(
+        TransportError(platform="Bright Data", method="GET", path="/", status=None, message="x"),
+        log=logging.getLogger(__name__),
+        now=time.time() - 86400,
+    )
+    trigger = BrowserSessionsTrigger(
+        conn_id="brightdata_refused",
+        session_ids=None,
+        filters=query.to_dict(),
+        poll_interval=0.05,
+        end_time=time.time() + 1,
+        memory=earlier.to_state(),
+        unreachable_timeout=3600,
+    )
+    payload = asyncio.run(first_event(trigger))
+    assert payload["status"] == "timeout", payload  # an hour's bound, not a day-old count: the poll was skipped
