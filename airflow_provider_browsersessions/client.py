@@ -242,9 +242,11 @@ class BrowserSessionsClient:
         in_flight = self.hook.pages_in_flight if read_ahead else 1
         pages = aiter_walk(walk, self.get_async_conn().fetch_json, in_flight=in_flight)
         try:
-            async for sessions in pages:
-                for session in sessions:
-                    yield session
+            # The triggerer's errors name the connection, host and what to fix, as the worker's do.
+            with self.hook.explained_errors():
+                async for sessions in pages:
+                    for session in sessions:
+                        yield session
         finally:
             await pages.aclose()
 
@@ -252,13 +254,14 @@ class BrowserSessionsClient:
         """The async twin of :meth:`get_session`."""
         await self.hook.aload_connection()
         request = self.hook.platform.get_request(_check_session_id(session_id))
-        try:
-            payload = await self.get_async_conn().fetch_json(request)
-        except NotFoundError as err:
-            if self.hook.is_unknown_session(err):
-                return None
-            raise
-        return self._parse_session(request, payload)
+        with self.hook.explained_errors():
+            try:
+                payload = await self.get_async_conn().fetch_json(request)
+            except NotFoundError as err:
+                if self.hook.is_unknown_session(err):
+                    return None
+                raise
+            return self._parse_session(request, payload)
 
     def close_session(self, session_id: str) -> str:
         """
@@ -327,7 +330,8 @@ class BrowserSessionsClient:
         """The async twin of :meth:`close_session`."""
         await self.hook.aload_connection()
         request = self.hook.platform.close_request(_check_session_id(session_id))
-        return self._parse_close(request, await self.get_async_conn().fetch_json(request))
+        with self.hook.explained_errors():
+            return self._parse_close(request, await self.get_async_conn().fetch_json(request))
 
     def _parse_close(self, request: ApiRequest, payload: Any) -> str:
         try:

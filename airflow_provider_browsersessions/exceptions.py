@@ -10,6 +10,7 @@ __all__ = [
     "BadRequestError",
     "BrowserSessionsError",
     "ConnectionConfigError",
+    "HostUnreachableError",
     "InvalidQueryError",
     "MalformedResponseError",
     "NotFoundError",
@@ -104,6 +105,7 @@ class ApiError(BrowserSessionsError):
         self.api_message = message = cut_text(message, MAX_ERROR_MESSAGE_CHARS)
         self.retry_after = retry_after
         self.conn_id: str | None = None
+        self.host: str | None = None  # the API host, once ``add_context`` named it
         where = f"{platform} API {method} {cut_text(path, _MAX_PATH_CHARS)}"
         what = f"HTTP {status}" if status is not None else "no response"
         super().__init__(f"{where} failed: {what}: {message}")
@@ -121,11 +123,17 @@ class ApiError(BrowserSessionsError):
         if self.conn_id is not None:
             return
         self.conn_id = conn_id
+        self.host = host
         self.args = (f"{self.args[0]}. Connection {conn_id!r}, host {host}" + (f": {hint}" if hint else "."),)
 
 
-class AuthenticationError(ApiError):
-    """401/403: the token, key or account is not accepted."""
+class AuthenticationError(ApiError, AirflowFailException):
+    """
+    401/403: the token, key or account is not accepted.
+
+    It fails the task without retries, in operators and sensors alike: the same credentials would be
+    refused again, and each retry would only wait its ``retry_delay`` to be told so.
+    """
 
 
 class NotFoundError(ApiError):
@@ -195,6 +203,15 @@ class SessionsNotClosedError(BrowserSessionsError):
 
 class SessionsRefusedError(SessionsNotClosedError, AirflowFailException):
     """Every session not closed was refused by the API itself (a 4xx for that id): a retry would be refused too."""
+
+
+class HostUnreachableError(BrowserSessionsError):
+    """
+    A wait got no answer at all from the API host (DNS failure, refused connection, a silent server) for
+    longer than its ``unreachable_timeout``. The message names the host and the last error.
+
+    Unlike a rejected key it keeps the task's retries: the host may come back.
+    """
 
 
 def is_retryable(error: BaseException) -> bool:

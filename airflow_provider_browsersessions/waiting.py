@@ -20,8 +20,10 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
     BrowserSessionsError,
+    HostUnreachableError,
     InvalidQueryError,
     MalformedResponseError,
+    TransportError,
     is_retryable,
 )
 from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
@@ -40,6 +42,11 @@ MAX_REMEMBERED_SESSIONS = 500
 
 #: Ids a log line or a timeout message names before it says "and N more".
 IDS_SHOWN = 5
+
+#: How long a wait goes on, by default, while the API host gives no usable answer at all (DNS failure, refused
+#: or reset connection, a request deadline), in seconds: past it the wait fails naming the host and the last
+#: error. A host that answers, even 429 or 5xx, is reachable: those polls are skipped until the wait's timeout.
+DEFAULT_UNREACHABLE_TIMEOUT = 30 * 60.0
 
 #: The version of ``WaitPlan.to_state()``; another version is ignored (the wait starts blind, as before).
 _STATE_VERSION = 1
@@ -115,6 +122,27 @@ class MissingPolicy(StrEnum):
 
 class SessionsFailedError(BrowserSessionsError, AirflowFailException):
     """Watched sessions ended ``failed``; the gate fails without retries (``soft_fail`` skips instead)."""
+
+
+class PermanentWaitError(BrowserSessionsError, AirflowFailException):
+    """
+    A deferred wait met, in the triggerer, an error no retry can cure (rejected credentials, a bad parameter
+    or connection); the task fails without retries, as a poke meeting the same error does.
+    """
+
+
+def check_unreachable_timeout(value: Any) -> float | None:
+    """
+    The ``unreachable_timeout`` a DAG author gave, in seconds (a number or a ``timedelta``; None: no bound).
+
+    :raises InvalidQueryError: for a negative or non-numeric value.
+    """
+    if value is None:
+        return None
+    seconds = value.total_seconds() if hasattr(value, "total_seconds") else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+        raise InvalidQueryError("unreachable_timeout", f"seconds (or a timedelta) of 0 or more, or None; got {value!r}")
+    return float(seconds)
 
 
 def normalize_session_ids(value: Any) -> tuple[str, ...] | None:
@@ -201,6 +229,8 @@ class WaitPlan:
     :param missing: Policy for watched ids the platform no longer knows.
     :param seen_running: Drain only: ids an earlier process of the same wait saw running (a sensor's
         first poke, handed to its trigger), so that one ending in between is still reported.
+    :param unreachable_timeout: Seconds the wait goes on while the API host gives no usable answer at all;
+        None: until the wait's own timeout (see ``DEFAULT_UNREACHABLE_TIMEOUT``).
     """
 
     def __init__(
@@ -210,6 +240,7 @@ class WaitPlan:
         session_ids: tuple[str, ...] | None,
         missing: MissingPolicy | str = MissingPolicy.FINISHED,
         seen_running: Iterable[str] = (),
+        unreachable_timeout: float | None = DEFAULT_UNREACHABLE_TIMEOUT,
     ) -> None:
         try:
             self.missing = MissingPolicy(str(missing).lower())
@@ -236,6 +267,11 @@ class WaitPlan:
         # Terminal states never change, so what was learned once is kept (None: the platform forgot it).
         self.final: dict[str, BrowserSession | None] = {}
         self._seen_running: dict[str, None] = dict.fromkeys(seen_running) if session_ids is None else {}
+        self.unreachable_timeout = unreachable_timeout
+        # Epoch seconds (not monotonic: a reschedule-mode poke in another process reads it back) at which the
+        # current run of polls without any answer from the host began, and how many polls it holds.
+        self.unreachable_since: float | None = None
+        self.unanswered_polls = 0
 
     def describe(self) -> str:
         """What this wait waits on, for log lines and timeout messages (no secrets: filters and ids only)."""
@@ -266,6 +302,8 @@ class WaitPlan:
             "wait": self._fingerprint(),
             "seen_running": list(self._seen_running),
             "final": {sid: None if session is None else session.to_dict() for sid, session in self.final.items()},
+            "unreachable_since": self.unreachable_since,
+            "unanswered_polls": self.unanswered_polls,
         }
 
     def restore(self, state: Any) -> bool:
@@ -287,12 +325,46 @@ class WaitPlan:
                 for sid, record in dict(state.get("final") or {}).items()
             }
             seen = [str(sid) for sid in state.get("seen_running") or ()]
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, AttributeError):
             return False
         self.final.update(final)
         if self.session_ids is None:
             self._seen_running.update(dict.fromkeys(seen))
+        since, polls = state.get("unreachable_since"), state.get("unanswered_polls")
+        if isinstance(since, int | float) and isinstance(polls, int) and not isinstance(since, bool):
+            self.unreachable_since, self.unanswered_polls = float(since), polls
         return True
+
+    def poll_failed(self, error: BaseException, *, log: WarningLog, now: float) -> bool:
+        """
+        A poll raised ``error``: skip it (True) or end the wait (False: the caller re-raises).
+
+        ``skip_failed_poll`` decides, and a host that gave no usable answer at all (a ``TransportError``:
+        DNS failure, refused or reset connection, a request deadline) is skipped only until
+        ``unreachable_timeout`` has passed since the first such poll in a row. Any answer from the host, even
+        a 429 or a 5xx, shows it reachable and starts the count over.
+
+        :param error: What the poll raised.
+        :param log: Where the "skipping this poll" warning goes.
+        :param now: Epoch seconds.
+        :raises HostUnreachableError: past ``unreachable_timeout``, naming the host and the last error.
+        """
+        if not isinstance(error, TransportError):
+            self.unreachable_since, self.unanswered_polls = None, 0
+            return skip_failed_poll(error, log=log, what="Poll")
+        since = now if self.unreachable_since is None else self.unreachable_since
+        self.unreachable_since, self.unanswered_polls = since, self.unanswered_polls + 1
+        if self.unreachable_timeout is not None and now - since >= self.unreachable_timeout:
+            polls = self.unanswered_polls
+            # Counted afresh by whoever polls next (a retry of the task): the host may be back by then.
+            self.unreachable_since, self.unanswered_polls = None, 0
+            host = error.host or f"of the {error.platform} API"
+            raise HostUnreachableError(
+                f"No answer from the host {host} for {round(now - since, 1):g} s ({polls} poll(s) in a row), past the "
+                f"sensor's unreachable_timeout of {self.unreachable_timeout:g} s, waiting on {self.describe()}. "
+                f"Last error: {error}"
+            ) from error
+        return skip_failed_poll(error, log=log, what="Poll")
 
     def progress_message(self, outcome: WaitOutcome) -> str:
         """A log line while the wait goes on: what it waits on, and which ids still run (the first few)."""
@@ -354,6 +426,7 @@ class WaitPlan:
 
         A read that says "still running" (the session raced the list) keeps it running.
         """
+        self.unreachable_since, self.unanswered_polls = None, 0  # the host answered this poll
         running_ids = {session.session_id for session in running}
         for session_id, session in reads.items():
             if session is not None and session.status is SessionStatus.RUNNING:

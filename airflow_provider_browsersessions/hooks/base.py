@@ -469,8 +469,8 @@ class BrowserSessionsHook(BaseHook):
         """
         Platform errors raised inside leave naming this connection, its host and what to fix.
 
-        The sync calls tasks make go through it; the triggerer's async calls keep the bare message (a
-        deferred sensor's first poke runs the sync path, so a wrong key or host shows there first).
+        The sync calls tasks make and the triggerer's async calls both go through it, so a deferred wait's
+        error says the same as a poke's.
         """
         try:
             yield

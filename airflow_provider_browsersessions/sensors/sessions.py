@@ -16,16 +16,18 @@ from airflow.providers.common.compat.sdk import (
 )
 
 from airflow_provider_browsersessions.compat import is_first_reschedule_poke
-from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
+from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, HostUnreachableError
 from airflow_provider_browsersessions.sessions import SessionQuery, check_literal_filters, is_literal
 from airflow_provider_browsersessions.waiting import (
+    DEFAULT_UNREACHABLE_TIMEOUT,
     FINAL_CHECK_SECONDS,
     MissingPolicy,
+    PermanentWaitError,
     SessionsFailedError,
     WaitOutcome,
     WaitPlan,
+    check_unreachable_timeout,
     normalize_session_ids,
-    skip_failed_poll,
 )
 from airflow_provider_browsersessions.xcom import XComRecords, parse_fields, parse_positive_int
 
@@ -88,6 +90,11 @@ class BrowserSessionsSensor(BaseSensorOperator):
     :param max_xcom_bytes: Fail the task, before anything is pushed, once the returned records exceed this
         many bytes of JSON. Without it, a return value above 1 MB (``XCOM_WARN_BYTES``) only logs a
         warning. (templated)
+    :param unreachable_timeout: How long the wait goes on while the API host gives no usable answer at all
+        (DNS failure, refused or reset connection, request deadline), in seconds or a ``timedelta``; past it
+        the task fails naming the host and the last error (its retries still apply). Default 30 minutes
+        (``waiting.DEFAULT_UNREACHABLE_TIMEOUT``); None waits until ``timeout``. Rejected credentials and
+        bad parameters fail at once, without retries.
     """
 
     template_fields: Sequence[str] = ("conn_id", "session_ids", *WAIT_FILTERS, "missing", "fields", "max_xcom_bytes")
@@ -108,6 +115,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         fields: Sequence[str] | str | None = None,
         max_xcom_bytes: int | str | None = None,
+        unreachable_timeout: float | timedelta | None = DEFAULT_UNREACHABLE_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -123,6 +131,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.fields = fields
         self.max_xcom_bytes = max_xcom_bytes
+        self.unreachable_timeout = check_unreachable_timeout(unreachable_timeout)
         # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.
         check_literal_filters({name: getattr(self, name) for name in WAIT_FILTERS})
         if is_literal(missing):
@@ -150,7 +159,12 @@ class BrowserSessionsSensor(BaseSensorOperator):
         """What to wait for, validated from the rendered arguments; it remembers ended sessions across pokes."""
         query = SessionQuery.build(**{name: getattr(self, name) for name in WAIT_FILTERS})
         self._returned(())  # a bad rendered fields or max_xcom_bytes fails now, not after the wait
-        return WaitPlan(query=query, session_ids=normalize_session_ids(self.session_ids), missing=self.missing)
+        return WaitPlan(
+            query=query,
+            session_ids=normalize_session_ids(self.session_ids),
+            missing=self.missing,
+            unreachable_timeout=self.unreachable_timeout,
+        )
 
     def poke(self, context: Context) -> PokeReturnValue:
         """One poll: walk the running sessions (or read a last watched id), read the ids that left them, decide."""
@@ -170,8 +184,12 @@ class BrowserSessionsSensor(BaseSensorOperator):
                 to_read = plan.record_running_and_ids_to_read(session.session_id for session in running)
                 reads = {session_id: self.hook.get_session(session_id) for session_id in to_read}
         except ApiError as err:
-            if not skip_failed_poll(err, log=self.log, what="Poll"):
-                raise
+            try:
+                if not plan.poll_failed(err, log=self.log, now=time.time()):
+                    raise
+            finally:
+                if store is not None:
+                    self._save_memory(plan, store)  # how long the host has been silent, for the next poke
             return PokeReturnValue(is_done=False)
         outcome = self._last_outcome = plan.evaluate(running, reads)
         if store is not None:
@@ -284,9 +302,20 @@ class BrowserSessionsSensor(BaseSensorOperator):
         first = self.poke(context)
         if first.is_done:
             return first.xcom_value
+        self._defer(end_time=started + float(self.timeout))
+
+    def _defer(self, *, end_time: float) -> NoReturn:
+        """Hand the wait, with everything this process learned, to the triggerer until ``end_time``."""
         from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
 
         plan = self.plan
+        memory: dict[str, Any] | None = None
+        if plan.session_ids is None:
+            try:
+                memory = plan.to_state()
+            except BrowserSessionsError as err:
+                # Too many to carry in the trigger's arguments: the ids alone go, as before memory was carried.
+                self.log.warning("%s. A triggerer restart would lose the final states seen so far", err)
         self.defer(
             trigger=BrowserSessionsTrigger(
                 conn_id=self.conn_id,
@@ -295,15 +324,18 @@ class BrowserSessionsSensor(BaseSensorOperator):
                 missing=plan.missing.value,
                 fail_on_failed=self.fail_on_failed,
                 poll_interval=float(self.poke_interval),
-                end_time=started + float(self.timeout),
-                # Draining: what the first poke saw running, or a session ending before the trigger's
-                # first poll would never be reported (nor fail the gate).
-                seen_running=list(plan.watched) if plan.session_ids is None else None,
+                end_time=end_time,
+                # Draining: what was seen running so far, or a session ending before the trigger's first poll
+                # would never be reported (nor fail the gate).
+                seen_running=list(plan.watched) if plan.session_ids is None and memory is None else None,
+                memory=memory,
+                unreachable_timeout=self.unreachable_timeout,
+                checkpoints=True,
             ),
             method_name="execute_complete",
             # The trigger fires its own clear timeout event at the deadline (after a final check of at most
             # FINAL_CHECK_SECONDS); this is the safety net.
-            timeout=timedelta(seconds=float(self.timeout) + FINAL_CHECK_SECONDS + 60),
+            timeout=timedelta(seconds=max(0.0, end_time - time.time()) + FINAL_CHECK_SECONDS + 60),
         )
 
     def _poke_until_deadline(self, context: Context) -> Any:
@@ -323,11 +355,18 @@ class BrowserSessionsSensor(BaseSensorOperator):
             ) from None
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Turn the trigger's event into success (the final states) or a clear failure."""
-        self._forget(self._state_store(context))
+        """Turn the trigger's event into success (the final states), a clear failure, or (a checkpoint) more waiting."""
+        store = self._state_store(context)
+        if isinstance(event, dict) and event.get("status") == "checkpoint":
+            self._resume_deferred_drain(event, store)
+        self._forget(store)
         if not isinstance(event, dict) or "status" not in event:
             raise BrowserSessionsError(f"The trigger sent an event this sensor cannot read: {event!r}")
         status, message = event["status"], str(event.get("message", ""))
+        if status == "error" and event.get("fail_fast"):
+            raise PermanentWaitError(message)
+        if status == "error" and event.get("error") == HostUnreachableError.__name__:
+            raise HostUnreachableError(message)
         if status == "success":
             self.log.info("%s", message)
             return self._returned(event.get("sessions") or [])
@@ -336,3 +375,16 @@ class BrowserSessionsSensor(BaseSensorOperator):
         if status == "timeout":
             self._fail(AirflowSensorTimeout(message))
         raise BrowserSessionsError(f"Waiting for browser sessions failed: {message}")
+
+    def _resume_deferred_drain(self, event: dict[str, Any], store: Any) -> NoReturn:
+        """A drain's trigger saw new sessions running: keep its memory where a restart finds it, defer again."""
+        plan = self.plan
+        if not plan.restore(event.get("memory")):
+            raise BrowserSessionsError("The trigger's checkpoint holds a memory of another wait; the wait cannot go on")
+        self.log.info("%s; the wait goes on in the triggerer", event.get("message") or "Checkpoint")
+        if store is not None:
+            self._save_memory(plan, store)  # a retry of this task resumes from it too
+        end_time = event.get("end_time")
+        if not isinstance(end_time, int | float):
+            raise BrowserSessionsError(f"The trigger's checkpoint has no deadline: {end_time!r}")
+        self._defer(end_time=float(end_time))

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
@@ -13,11 +14,13 @@ from airflow_provider_browsersessions.sessions import BrowserSession, SessionQue
 from airflow_provider_browsersessions.triggers.shared_hook import HookLease
 from airflow_provider_browsersessions.triggers.shared_poll import shared_read, subscribe
 from airflow_provider_browsersessions.waiting import (
+    DEFAULT_UNREACHABLE_TIMEOUT,
     FINAL_CHECK_SECONDS,
     MissingPolicy,
     WaitOutcome,
     WaitPlan,
-    skip_failed_poll,
+    check_unreachable_timeout,
+    name_ids,
 )
 
 if TYPE_CHECKING:
@@ -59,8 +62,12 @@ class BrowserSessionsTrigger(BaseTrigger):
     Reads of ended sessions are shared as well. The decision is ``waiting.WaitPlan.evaluate``, the
     same function the sensor's poke mode calls.
 
-    Events: ``{"status": "success" | "failed" | "timeout" | "error", "message": str,
-    "sessions": [final states]}``.
+    Events: ``{"status": "success" | "failed" | "timeout" | "error" | "checkpoint", "message": str,
+    "sessions": [final states]}``. An ``error`` event says whether a retry could help (``"fail_fast"``) and
+    names the error's class (``"error"``). With ``checkpoints``, a drain fires ``checkpoint`` (with ``"memory"``, its
+    ``WaitPlan.to_state()``, and ``"end_time"``) as soon as it sees a session running that its arguments do not
+    name yet: the sensor saves that memory and defers again with it, so a restarted or failed-over triggerer,
+    which rebuilds the trigger from its arguments, still watches every session seen running.
 
     :param conn_id: A ``brightdata`` or ``cloudflare_browser_rendering`` connection.
     :param session_ids: Watched ids; None waits until no running session matches ``filters``.
@@ -72,6 +79,11 @@ class BrowserSessionsTrigger(BaseTrigger):
         fires a ``timeout`` event naming them (None: no limit).
     :param seen_running: Drain only: ids the sensor already saw running before it deferred. A session
         that ends before the trigger's first poll is still read and reported, never dropped.
+    :param memory: The wait's memory so far (``WaitPlan.to_state()``): ids seen running and final states.
+    :param unreachable_timeout: Seconds the wait goes on while the API host gives no usable answer at all
+        (None: until ``end_time``).
+    :param checkpoints: Fire ``checkpoint`` events (the sensor sets it and handles them). Off by default, so
+        a caller that expects only a final event gets nothing else.
     """
 
     def __init__(
@@ -85,6 +97,9 @@ class BrowserSessionsTrigger(BaseTrigger):
         poll_interval: float = 60.0,
         end_time: float | None = None,
         seen_running: list[str] | None = None,
+        memory: dict[str, Any] | None = None,
+        unreachable_timeout: float | None = DEFAULT_UNREACHABLE_TIMEOUT,
+        checkpoints: bool = False,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -95,6 +110,9 @@ class BrowserSessionsTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.end_time = end_time
         self.seen_running = list(seen_running or [])
+        self.memory = memory
+        self.unreachable_timeout = unreachable_timeout
+        self.checkpoints = checkpoints
         # The class's logger (same name, so the same lines), not one of its own per wait: the triggerer routes
         # a line to its trigger's log by context variables (trigger_id), and under Airflow 3 a logger per
         # wait costs about 1 KB, 10 MB for 10,000 waits.
@@ -113,6 +131,9 @@ class BrowserSessionsTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
                 "seen_running": self.seen_running,
+                "memory": self.memory,
+                "unreachable_timeout": self.unreachable_timeout,
+                "checkpoints": self.checkpoints,
             },
         )
 
@@ -123,8 +144,16 @@ class BrowserSessionsTrigger(BaseTrigger):
             session_ids=session_ids,
             missing=self.missing,
             seen_running=self.seen_running,
+            # Checked here, not in __init__ (which must take whatever a trigger row holds): a bad value ends
+            # this wait with an error event.
+            unreachable_timeout=check_unreachable_timeout(self.unreachable_timeout),
         )
         plan.running_query = _shared_query(plan.running_query)
+        if self.memory is not None:
+            plan.restore(self.memory)  # a memory of another wait (changed filters) is ignored, as in poke mode
+            # A trigger counts polls without an answer from its own start: a count carried from an earlier
+            # process (the worker's first poke) may be long over, with answered polls in between.
+            plan.unreachable_since, plan.unanswered_polls = None, 0
         return plan
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -138,6 +167,8 @@ class BrowserSessionsTrigger(BaseTrigger):
         """
         try:
             plan = self._plan()
+            # What a restarted triggerer would know: the ids in this trigger's own arguments.
+            kept = set(plan.watched) if self.session_ids is None and self.checkpoints else None
             # The loop's one hook for this connection, shared with every other wait on it (shared_hook).
             async with HookLease(conn_id=self.conn_id) as hook:
                 last: WaitOutcome | None = None
@@ -155,13 +186,45 @@ class BrowserSessionsTrigger(BaseTrigger):
                         if outcome is None:
                             continue
                         last = outcome
-                        event = self._decide(plan, outcome)
+                        event = self._decide(plan, outcome) or self._checkpoint(plan, kept)
                         if event is not None:
                             yield event
                             return
                 yield await self._final_check(plan, hook, last)
         except BrowserSessionsError as err:
-            yield TriggerEvent({"status": "error", "message": str(err), "sessions": []})
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "message": str(err),
+                    "sessions": [],
+                    "error": type(err).__name__,
+                    # A rejected key or a bad parameter fails the task without retries, as it does in a poke.
+                    "fail_fast": isinstance(err, AirflowFailException),
+                }
+            )
+
+    def _checkpoint(self, plan: WaitPlan, kept: set[str] | None) -> TriggerEvent | None:
+        """
+        A drain that saw a session running its arguments do not name hands its memory to the sensor.
+
+        Only this trigger's process knew that session: a triggerer restart or failover between its failure and
+        the next poll would rebuild the trigger without it, and the gate would open on a failed session. The
+        sensor saves the memory (Airflow 3.3's task state store) and defers again with it in the arguments.
+        """
+        if kept is None or not (new := [sid for sid in plan.watched if sid not in kept]):
+            return None
+        try:
+            memory = plan.to_state()
+        except BrowserSessionsError as err:
+            # Too many to carry: the wait goes on with its memory in this process only, as before.
+            self.log.warning("%s. The wait goes on; a triggerer restart would lose what it saw since", err)
+            kept.update(new)
+            return None
+        message = f"Saw {len(new)} more session(s) running ({name_ids(new)}): saving the wait's memory"
+        self.log.info("%s", message)
+        return TriggerEvent(
+            {"status": "checkpoint", "message": message, "sessions": [], "memory": memory, "end_time": self.end_time}
+        )
 
     def _remaining(self) -> float | None:
         return None if self.end_time is None else self.end_time - time.time()
@@ -180,7 +243,7 @@ class BrowserSessionsTrigger(BaseTrigger):
                 for sid in plan.record_running_and_ids_to_read(s.session_id for s in running)
             }
         except ApiError as err:
-            if not skip_failed_poll(err, log=self.log, what="Poll"):
+            if not plan.poll_failed(err, log=self.log, now=time.time()):
                 raise
             return None
         return plan.evaluate(running, reads)

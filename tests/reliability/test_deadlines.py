@@ -336,6 +336,36 @@ def test_a_retried_poke_mode_drain_resumes_from_the_store(airflow_db, emulator, 
 
 
 @pytest.mark.system
+@pytest.mark.timeout(180)
+def test_a_deferred_drain_hands_what_its_trigger_saw_back_to_the_sensor_and_fails_on_it(
+    airflow_db, emulator, caplog, capfd
+):
+    zone = "deferred_memory_zone"
+    emulator.add_session("brightdata", duration=None, api_name=zone)
+    late: dict[str, str] = {}
+
+    def start_after_the_first_poke():
+        late["id"] = emulator.add_session("brightdata", duration=None, api_name=zone)["session_id"]
+
+    ender = _after_polls(
+        emulator,
+        zone,
+        [
+            (1, start_after_the_first_poke),  # unknown to the sensor's first poke: only a trigger sees it run
+            (1, lambda: emulator.end_session("brightdata", late["id"], status="failed")),
+        ],
+    )
+    result = run_dag(DAGS, "memory_deferred")
+    ender.join(timeout=5)
+    out, err = capfd.readouterr()
+    logs = caplog.text + out + err
+    assert f"Saw 1 more session(s) running ({late['id']}): saving the wait's memory" in logs
+    assert "the wait goes on in the triggerer" in logs  # the sensor resumed on a worker and deferred again
+    assert result.task_states["wait"] == "failed"
+    assert f"1 watched session(s) failed: {late['id']}" in logs
+
+
+@pytest.mark.system
 @pytest.mark.skipif(_store_available(), reason="Airflow 3.3+ has the task state store")
 @pytest.mark.timeout(180)
 def test_without_the_store_a_reschedule_drain_says_what_it_cannot_see(airflow_db, emulator, caplog, capfd):

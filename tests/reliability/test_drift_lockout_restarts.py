@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
@@ -21,7 +22,7 @@ from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSen
 from airflow_provider_browsersessions.sessions import SessionQuery
 from airflow_provider_browsersessions.transport import RetryPolicy
 from airflow_provider_browsersessions.triggers.sessions import BrowserSessionsTrigger
-from airflow_provider_browsersessions.waiting import WaitPlan
+from airflow_provider_browsersessions.waiting import SessionsFailedError, WaitPlan
 
 LOCKOUT_WINDOW = 0.8
 RESTART_DAGS = Path(__file__).parent / "dags" / "restart_dags.py"
@@ -265,6 +266,103 @@ def test_a_deferred_wait_survives_a_triggerer_restart_even_if_the_sessions_ended
     assert ids[2] in event.payload["message"]
     final = {s["session_id"]: s["status"] for s in event.payload["sessions"]}
     assert final == {ids[0]: "finished", ids[1]: "finished", ids[2]: "failed"}  # no completion lost
+
+
+def zone_polls(emulator, zone: str) -> int:
+    """Walks of the running list of ``zone`` the emulator answered."""
+    return sum(
+        1
+        for entry in emulator.request_log(platform="brightdata")
+        if entry["path"].endswith("/browser_sessions") and entry["query"].get("api_name") == [zone]
+    )
+
+
+def deferral(call) -> BrowserSessionsTrigger:
+    """Run a sensor's ``execute`` or ``execute_complete`` up to its deferral; the trigger it hands the triggerer."""
+    with pytest.raises(TaskDeferred) as deferred:
+        call()
+    return deferred.value.trigger
+
+
+@pytest.mark.timeout(120)
+def test_a_deferred_drain_remembers_what_it_saw_across_a_triggerer_killed_between_a_failure_and_the_next_poll(
+    emulator,
+):
+    zone = "restart_drain"
+    seen_by_the_worker = emulator.add_session("brightdata", duration=None, api_name=zone)["session_id"]
+
+    def sensor_on_a_worker() -> BrowserSessionsSensor:
+        # Each resume of a deferred task runs on some worker from the DAG file: a new sensor object.
+        return BrowserSessionsSensor(
+            task_id="drain",
+            conn_id="brightdata_default",
+            api_name=zone,
+            deferrable=True,
+            poke_interval=3600,  # after its first poll a trigger polls again only when the test restarts it
+            timeout=600,
+        )
+
+    row = deferral(lambda: sensor_on_a_worker().execute({}))  # the worker's first poke saw one session running
+    seen_by_the_triggerer = emulator.add_session("brightdata", duration=None, api_name=zone)["session_id"]
+
+    async def run_in_a_triggerer(trigger: BrowserSessionsTrigger):
+        """Its event, if it fires one on its first poll; else its task, still waiting for its next poll."""
+        polls = zone_polls(emulator, zone)
+        task = asyncio.create_task(first_event(rebuild_from_trigger_row(trigger)))
+        while zone_polls(emulator, zone) <= polls and not task.done():
+            await asyncio.sleep(0.02)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), 5)  # an event follows its poll at once, if any
+        except TimeoutError:
+            return task
+
+    async def until_a_trigger_waits():
+        nonlocal row
+        running = await run_in_a_triggerer(row)
+        while not isinstance(running, asyncio.Task):
+            # A checkpoint: the sensor resumes on a worker and defers again, its memory in the new trigger row.
+            assert running.payload["status"] == "checkpoint", running.payload
+            assert seen_by_the_triggerer in running.payload["message"]
+            row = deferral(lambda event=running.payload: sensor_on_a_worker().execute_complete({}, event))
+            running = await run_in_a_triggerer(row)
+        # The session the triggerer saw fails while the trigger waits for its next poll; then the triggerer dies.
+        emulator.end_session("brightdata", seen_by_the_triggerer, status="failed")
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(until_a_trigger_waits())
+    emulator.end_session("brightdata", seen_by_the_worker)  # the zone drains while no triggerer runs
+
+    # Another triggerer adopts the wait from its trigger row: nothing it needs lived in the dead one.
+    event = asyncio.run(asyncio.wait_for(first_event(rebuild_from_trigger_row(row)), 30))
+    assert event.payload["status"] == "failed", event.payload  # before: success, the failed session unseen
+    assert seen_by_the_triggerer in event.payload["message"]
+    final = {s["session_id"]: s["status"] for s in event.payload["sessions"]}
+    assert final == {seen_by_the_worker: "finished", seen_by_the_triggerer: "failed"}
+    with pytest.raises(SessionsFailedError, match=seen_by_the_triggerer):
+        sensor_on_a_worker().execute_complete({}, event.payload)
+
+
+@pytest.mark.parametrize(
+    "memory",
+    [{"version": 1, "wait": "other"}, {"version": 1, "final": [1, 2]}, {"version": 1, "final": {"x": "y"}}, "x"],
+)
+def test_a_trigger_row_whose_memory_cannot_be_read_starts_from_its_ids_instead(emulator, memory):
+    zone = "odd_memory"
+    sid = emulator.add_session("brightdata", duration=None, api_name=zone)["session_id"]
+    emulator.end_session("brightdata", sid, status="failed")
+    trigger = BrowserSessionsTrigger(
+        conn_id="brightdata_default",
+        session_ids=None,
+        filters=SessionQuery.build(api_name=zone).to_dict(),
+        seen_running=[sid],
+        memory=memory,  # type: ignore[arg-type]  # what a hand-edited or foreign trigger row may hold
+        end_time=time.time() + 30,
+    )
+    event = asyncio.run(asyncio.wait_for(first_event(rebuild_from_trigger_row(trigger)), 30))
+    assert event.payload["status"] == "failed"
+    assert sid in event.payload["message"]
 
 
 def test_a_rescheduled_sensor_resumes_on_a_new_worker(emulator):

@@ -245,7 +245,8 @@ def test_the_async_transport_gives_up_the_same_way(emulator):
 
     with pytest.raises(ServerError) as caught:
         asyncio.run(walk())
-    assert str(caught.value) == EXHAUSTED
+    # The same words as the sync transport's, connection and host included.
+    assert str(caught.value) == f"{EXHAUSTED}. Connection 'brightdata_default', host 127.0.0.1:{emulator.port}."
     assert emulator.request_count() == 4
 
 
@@ -289,7 +290,12 @@ def test_a_deferred_wait_with_rejected_credentials_fires_an_error_event_at_once(
     )
     event = asyncio.run(first_event(trigger))
     assert event.payload["status"] == "error"
-    assert event.payload["message"] == "Bright Data API GET /browser_sessions failed: HTTP 401: Invalid credentials"
+    assert event.payload["message"] == (
+        "Bright Data API GET /browser_sessions failed: HTTP 401: Invalid credentials. "
+        f"Connection 'brightdata_wrong', host 127.0.0.1:{emulator.port}: Check the Password field: it must hold an "
+        "API key from your Bright Data account settings."
+    )
+    assert event.payload["fail_fast"] is True  # no task retries: the same key would be refused again
     assert emulator.request_count() == 1  # a 401 is not retried
 
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from datetime import timedelta
 
-from airflow_provider_browsersessions.exceptions import InvalidQueryError
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from airflow_provider_browsersessions.exceptions import (
+    ApiError,
+    AuthenticationError,
+    HostUnreachableError,
+    InvalidQueryError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
-from airflow_provider_browsersessions.waiting import WaitPlan, normalize_session_ids
+from airflow_provider_browsersessions.waiting import WaitPlan, check_unreachable_timeout, normalize_session_ids
 
 
 def session(sid, status="running", **extra):
@@ -197,8 +209,6 @@ def test_one_rule_for_skipping_a_failed_poll():
 
 
 def test_a_drains_memory_survives_a_json_round_trip_and_refuses_another_wait():
-    import json
-
     first = plan(ids=None, api_name="zone")
     first.record_running_and_ids_to_read(["a", "b"])
     first.evaluate([session("b")], {"a": session("a", "failed", error_code="boom")})
@@ -220,3 +230,94 @@ def test_a_wait_remembers_a_bounded_number_of_sessions():
     p.record_running_and_ids_to_read([str(i) for i in range(MAX_REMEMBERED_SESSIONS + 1)])
     with pytest.raises(BrowserSessionsError, match=f"more than the {MAX_REMEMBERED_SESSIONS} it can remember"):
         p.to_state()
+
+
+# -- a host that gives no answer: skipped polls, bounded by unreachable_timeout ---------------------------------
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def warning(self, msg: str, /, *args: object) -> None:
+        self.lines.append(msg % args)
+
+
+def _no_answer(host: str | None = "api.example:443") -> TransportError:
+    error = TransportError(
+        platform="Bright Data", method="GET", path="/browser_sessions", status=None, message="ConnectError: refused"
+    )
+    if host is not None:
+        error.add_context(conn_id="bd", host=host, hint="Check the Base URL (Host field).")
+    return error
+
+
+def _answered(status: int) -> ApiError:
+    cls = {429: RateLimitedError, 503: ServerError, 401: AuthenticationError}[status]
+    return cls(platform="Bright Data", method="GET", path="/browser_sessions", status=status, message="x")
+
+
+def test_polls_without_an_answer_are_skipped_until_the_bound_then_fail_naming_the_host_and_the_error():
+    p = WaitPlan(query=SessionQuery(), session_ids=("a",), unreachable_timeout=600)
+    log = _Log()
+    assert p.poll_failed(_no_answer(), log=log, now=1000.0)
+    assert p.poll_failed(_no_answer(), log=log, now=1599.0)  # an outage shorter than the bound
+    assert len(log.lines) == 2
+    assert "skipping this poll" in log.lines[0]
+    with pytest.raises(HostUnreachableError) as failed:
+        p.poll_failed(_no_answer(), log=log, now=1600.0)
+    message = str(failed.value)
+    assert "No answer from the host api.example:443 for 600 s (3 poll(s) in a row)" in message
+    assert "unreachable_timeout of 600 s" in message
+    assert "ConnectError: refused" in message
+    assert "Check the Base URL" in message
+    assert not isinstance(failed.value, AirflowFailException)  # the task's retries still apply
+    assert p.poll_failed(_no_answer(), log=log, now=1700.0)  # counted afresh by whoever polls next
+
+
+@pytest.mark.parametrize("answer", ["success", 429, 503])
+def test_any_answer_from_the_host_starts_the_count_over(answer):
+    p = WaitPlan(query=SessionQuery(), session_ids=("a",), unreachable_timeout=600)
+    assert p.poll_failed(_no_answer(), log=_Log(), now=1000.0)
+    if answer == "success":
+        p.evaluate([session("a")], {})
+    else:
+        assert p.poll_failed(_answered(answer), log=_Log(), now=1500.0)  # reachable: skipped, not counted
+    assert p.poll_failed(_no_answer(), log=_Log(), now=1700.0)
+    assert p.unanswered_polls == 1
+
+
+def test_a_rejected_key_is_never_skipped_and_fails_without_retries():
+    p = WaitPlan(query=SessionQuery(), session_ids=("a",))
+    assert not p.poll_failed(_answered(401), log=_Log(), now=0.0)  # the caller re-raises it
+    assert isinstance(_answered(401), AirflowFailException)
+
+
+def test_no_bound_waits_until_the_timeout_and_zero_fails_at_the_first_unanswered_poll():
+    unbounded = WaitPlan(query=SessionQuery(), session_ids=("a",), unreachable_timeout=None)
+    assert unbounded.poll_failed(_no_answer(), log=_Log(), now=0.0)
+    assert unbounded.poll_failed(_no_answer(), log=_Log(), now=10.0**9)
+    eager = WaitPlan(query=SessionQuery(), session_ids=("a",), unreachable_timeout=0)
+    with pytest.raises(HostUnreachableError, match="host of the Bright Data API"):
+        eager.poll_failed(_no_answer(host=None), log=_Log(), now=0.0)
+
+
+def test_the_count_of_unanswered_polls_is_kept_in_the_memory_a_reschedule_poke_reads_back():
+    first = WaitPlan(query=SessionQuery(), session_ids=None, unreachable_timeout=60)
+    first.poll_failed(_no_answer(), log=_Log(), now=1000.0)
+    again = WaitPlan(query=SessionQuery(), session_ids=None, unreachable_timeout=60)
+    assert again.restore(json.loads(json.dumps(first.to_state())))
+    with pytest.raises(HostUnreachableError, match=r"2 poll\(s\) in a row"):
+        again.poll_failed(_no_answer(), log=_Log(), now=1060.0)
+
+
+@pytest.mark.parametrize("value", [-1, "soon", True, timedelta(seconds=-5)])
+def test_an_unreachable_timeout_that_is_not_a_duration_is_refused(value):
+    with pytest.raises(InvalidQueryError, match="unreachable_timeout"):
+        check_unreachable_timeout(value)
+
+
+def test_an_unreachable_timeout_is_seconds_or_a_timedelta():
+    assert check_unreachable_timeout(timedelta(minutes=2)) == 120.0
+    assert check_unreachable_timeout(90) == 90.0
+    assert check_unreachable_timeout(None) is None

@@ -66,3 +66,13 @@ memory_retry = _dag(
     retries=1,
     retry_delay=timedelta(seconds=0),
 )
+# A deferred drain whose trigger sees a session start: it hands its memory back to the sensor (a checkpoint),
+# which defers again with it (and, on Airflow 3.3, saves it in the task state store).
+memory_deferred = _dag(
+    "memory_deferred",
+    conn_id="brightdata_default",
+    api_name="deferred_memory_zone",
+    deferrable=True,
+    poke_interval=1,
+    timeout=120,
+)
