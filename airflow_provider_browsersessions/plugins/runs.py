@@ -74,6 +74,18 @@ class TaskRef:
         }
 
 
+def _records_with_ids(value: Any) -> list[Mapping[str, Any]]:
+    """The items of an XCom value (JSON text or parsed) that are records carrying a string ``session_id``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, Mapping) and isinstance(item.get("session_id"), str)]
+
+
 def session_records(value: Any) -> list[dict[str, Any]]:
     """
     The session records in one XCom ``return_value`` of our operator or sensor (a list of session dicts).
@@ -81,28 +93,12 @@ def session_records(value: Any) -> list[dict[str, Any]]:
     XCom rows are JSON; a value that is not a list of records carrying a ``session_id`` gives nothing,
     whatever wrote it.
     """
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    if not isinstance(value, list):
-        return []
-    return [dict(item) for item in value if isinstance(item, Mapping) and isinstance(item.get("session_id"), str)]
+    return [dict(item) for item in _records_with_ids(value)]
 
 
 def session_ids(value: Any) -> list[str]:
     """The session ids an XCom value names (``session_records`` without copying the records)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    if not isinstance(value, list):
-        return []
-    return [
-        item["session_id"] for item in value if isinstance(item, Mapping) and isinstance(item.get("session_id"), str)
-    ]
+    return [item["session_id"] for item in _records_with_ids(value)]
 
 
 def _value_within(max_chars: int) -> tuple[Any, Any]:
