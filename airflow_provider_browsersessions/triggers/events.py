@@ -13,7 +13,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -26,7 +25,12 @@ from airflow_provider_browsersessions.exceptions import ApiError, BrowserSession
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, aget_browser_sessions_hook
 from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
 from airflow_provider_browsersessions.triggers.shared_poll import shared_read
-from airflow_provider_browsersessions.waiting import next_poll_delay, skip_failed_poll
+from airflow_provider_browsersessions.waiting import (
+    next_poll_delay,
+    positive_seconds,
+    refuse_callable_filters,
+    skip_failed_poll,
+)
 from airflow_provider_browsersessions.watching import (
     OVERLAP_SECONDS,
     EndWatch,
@@ -71,13 +75,6 @@ def _queries(filters: dict[str, Any]) -> tuple[SessionQuery, SessionQuery]:
     return query, running.replace(status="running")
 
 
-def _callable_filter(filters: Any) -> str | None:
-    """The name of a filter whose value is a callable (it cannot be sent to the triggerer); None if none."""
-    if not isinstance(filters, Mapping):
-        return None
-    return next((str(name) for name, value in filters.items() if callable(value)), None)
-
-
 def check_watch_arguments(
     *, conn_id: Any, on: Any, filters: Any, poll_interval: Any
 ) -> tuple[list[str], dict[str, Any], float, SessionQuery, SessionQuery]:
@@ -104,13 +101,7 @@ def check_watch_arguments(
             "unset for a watcher: it runs in the triggerer, which receives its filters as JSON, and a "
             "callable cannot be sent there; filter by the named filters instead",
         )
-    try:
-        interval = math.nan if isinstance(poll_interval, bool) else float(poll_interval)
-    except (TypeError, ValueError, OverflowError):
-        interval = math.nan
-    if not (math.isfinite(interval) and interval > 0):
-        shown = cut_text(repr(poll_interval), 100)
-        raise InvalidQueryError("poll_interval", f"a positive, finite number of seconds, not {shown}")
+    interval = positive_seconds("poll_interval", poll_interval)
     try:
         query, running = _queries(dict(filters))
     except BrowserSessionsError:
@@ -187,16 +178,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
         :raises InvalidQueryError: for a callable in ``filters``, which Airflow would store as source text the
             triggerer cannot run. Only a DAG file can hold one, so this fails that file's import, naming it.
         """
-        callable_filter = _callable_filter(self.filters)
-        if callable_filter is not None:
-            raise InvalidQueryError(
-                callable_filter,
-                "not a callable in a watcher's filters: the triggerer receives them as JSON",
-                message=(
-                    f"Invalid value for {callable_filter!r} in BrowserSessionEventTrigger(filters=...): a callable "
-                    "cannot be sent to the triggerer (Airflow would store its source text). Use the named filters."
-                ),
-            )
+        refuse_callable_filters(self.filters, owner=type(self).__name__)
         return self._classpath_and_kwargs()
 
     def _classpath_and_kwargs(self) -> tuple[str, dict[str, Any]]:
