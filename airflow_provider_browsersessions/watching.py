@@ -7,6 +7,7 @@ semantics"); ``tests/unit/test_watching.py`` checks them over random poll schedu
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,8 @@ class EndWatch:
     #: Warnings for the caller to log (not saved): memory overflow, a clock far ahead, stale answers.
     warnings: list[str] = dataclasses.field(default_factory=list, compare=False)
     _clock_warned: bool = dataclasses.field(default=False, compare=False, repr=False)
+    _forgotten: int = dataclasses.field(default=0, compare=False, repr=False)
+    _listed_now: set[str] = dataclasses.field(default_factory=set, compare=False, repr=False)
 
     def history_since(self) -> float | None:
         """Start of this watch's history window (None: no start seen yet, any window will do)."""
@@ -147,14 +150,14 @@ class EndWatch:
                 running_now[sid] = None  # running in any answer of this poll counts as running
                 continue
             known = sid in self.ended
-            self.ended[sid] = listed  # listed again: remembered again from now
+            self._remember(sid, listed)  # listed again: remembered again from now
             if not known and not baseline:
                 ended.append(session)
         stale = [sid for sid in running_now if sid in self.ended]
         for sid in stale:
             # Terminal states never change: a "running" answer for a session handled already is stale
             # (a cache, a lagging replica). It is not tracked again, and it is remembered for longer.
-            self.ended[sid] = listed
+            self._remember(sid, listed)
             del running_now[sid]
         if stale:
             self.warnings.append(
@@ -165,8 +168,9 @@ class EndWatch:
         self.tracked = {**running_now, **dict.fromkeys(to_read)}
         self._advance(starts, now=now)
         self.baselined = True
-        listed_now = {s.session_id for s in history or () if s.status.is_terminal()}
-        self._bound(now=now, listed_now=listed_now.union(stale))
+        # This poll's listing is protected from forgetting until the next poll (reads come in between).
+        self._listed_now = {s.session_id for s in history or () if s.status.is_terminal()}.union(stale)
+        self._bound(now=now, listed_now=self._listed_now)
         return PollResult(ended=ended, to_read=to_read)
 
     def read(self, session_id: str, session: BrowserSession | None, *, now: float) -> BrowserSession | None:
@@ -184,8 +188,8 @@ class EndWatch:
         del self.tracked[session_id]
         if session_id in self.ended:
             return None
-        self.ended[session_id] = math.ceil(now)
-        self._bound(now=now, listed_now={session_id})
+        self._remember(session_id, math.ceil(now))
+        self._bound(now=now, listed_now=self._listed_now | {session_id})
         return session
 
     def _advance(self, starts: list[float | None], *, now: float) -> None:
@@ -198,28 +202,37 @@ class EndWatch:
             )
         self.watermark = advance_watermark(self.watermark, starts, now=now)
 
+    def _remember(self, session_id: str, seen: float) -> None:
+        # Kept in the order last listed (oldest first), so that forgetting never has to sort.
+        self.ended.pop(session_id, None)
+        self.ended[session_id] = seen
+
     def _bound(self, *, now: float, listed_now: set[str]) -> None:
         """Forget what was not listed for ``REMEMBER_ENDS_SECONDS``; past ``max_ended``, the longest-unlisted."""
-        horizon = now - REMEMBER_ENDS_SECONDS
-        if any(seen < horizon for seen in self.ended.values()):
-            self.ended = {sid: seen for sid, seen in self.ended.items() if seen >= horizon}
+        self._forget_unlisted(now=now)
         excess = len(self.ended) - self.max_ended
         if excess <= 0:
             return
         # What the platform lists right now is never forgotten: forgetting it would report it again at once.
-        candidates = sorted((seen, sid) for sid, seen in self.ended.items() if sid not in listed_now)
-        for _seen, sid in candidates[:excess]:
+        oldest = [sid for sid in itertools.islice(self.ended, excess + len(listed_now)) if sid not in listed_now]
+        for sid in oldest[:excess]:
             del self.ended[sid]
-        forgotten = min(excess, len(candidates))
-        if forgotten:
-            self.warnings.append(
-                f"Watch memory full ({self.max_ended:,} ended sessions): forgot the {forgotten:,} listed longest "
-                f"ago; a stale answer listing one of them again would report it again"
-            )
+        self._forgotten += min(excess, len(oldest))
+
+    def _forget_unlisted(self, *, now: float) -> None:
+        horizon = now - REMEMBER_ENDS_SECONDS
+        while self.ended and next(iter(self.ended.values())) < horizon:
+            del self.ended[next(iter(self.ended))]
 
     def take_warnings(self) -> list[str]:
-        """The warnings gathered since the last call (the caller logs them)."""
+        """The warnings gathered since the last call (the caller logs them once per poll)."""
         taken, self.warnings = self.warnings, []
+        if self._forgotten:
+            taken.append(
+                f"Watch memory full ({self.max_ended:,} ended sessions): forgot the {self._forgotten:,} listed "
+                "longest ago; a stale answer listing one of them again would report it again"
+            )
+            self._forgotten = 0
         return taken
 
     def to_state(self) -> dict[str, Any]:
@@ -237,8 +250,8 @@ class EndWatch:
         """
         Rebuild from ``to_state()`` (or version 1's shape); anything unreadable starts a new watch.
 
-        A watermark ahead of ``now`` by more than the tolerance is brought back, and memory over the bound
-        is cut, exactly as a poll would.
+        A watermark ahead of ``now`` by more than the tolerance is brought back, and what was not listed for
+        ``REMEMBER_ENDS_SECONDS`` is forgotten, as a poll would.
         """
         if not isinstance(state, dict):
             return cls(max_ended=max_ended)
@@ -268,5 +281,6 @@ class EndWatch:
             baselined=baselined,
             max_ended=max_ended,
         )
-        watch._bound(now=now, listed_now=set())
+        # Only time forgets here: which of these the next listing holds (never to be forgotten) is not known yet.
+        watch._forget_unlisted(now=now)
         return watch
