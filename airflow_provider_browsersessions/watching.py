@@ -22,9 +22,9 @@ OVERLAP_SECONDS = 120.0
 
 #: How far the watermark may be from this triggerer's clock, in seconds, either way. A start time further
 #: ahead (a clock that is wrong, a record from year 2999) moves it only this far ahead; when starts are
-#: missing or old, it follows the clock this far behind. So the history window always begins between
+#: missing or old, it follows the clock this far behind. So the next history window begins between
 #: ``OVERLAP_SECONDS + CLOCK_TOLERANCE_SECONDS`` (180 s) and ``OVERLAP_SECONDS - CLOCK_TOLERANCE_SECONDS``
-#: (60 s) before "now", whatever the records say.
+#: (60 s) before the poll that set it, whatever the records say.
 CLOCK_TOLERANCE_SECONDS = 60.0
 
 #: Ended sessions a watcher remembers at most, besides those the last poll's answers listed (which are
