@@ -148,6 +148,11 @@ def refuse_callable_filters(filters: Any, *, owner: str) -> None:
         )
 
 
+def trigger_repr(classpath: str, kwargs: Mapping[str, Any]) -> str:
+    """A trigger's repr in Airflow 3's form, built without ``serialize()`` (which refuses a callable filter)."""
+    return f"<{classpath} {', '.join(f'{name}={value}' for name, value in kwargs.items())}>"
+
+
 class MissingPolicy(StrEnum):
     """What a watched id that the platform no longer knows counts as (Cloudflare forgets closed sessions)."""
 

@@ -30,6 +30,7 @@ from airflow_provider_browsersessions.waiting import (
     positive_seconds,
     refuse_callable_filters,
     skip_failed_poll,
+    trigger_repr,
 )
 from airflow_provider_browsersessions.watching import (
     OVERLAP_SECONDS,
@@ -56,12 +57,12 @@ class _PollSnapshot:
 
     :param running: The running sessions that match the running filters.
     :param history: Sessions started since ``since`` (Bright Data; None on Cloudflare, which has no history).
-    :param since: Epoch seconds the history reaches back to (None: the newest session only, a baseline).
+    :param since: Epoch seconds the history reaches back to (the shared watermark minus ``OVERLAP_SECONDS``).
     """
 
     running: list[BrowserSession]
     history: list[BrowserSession] | None
-    since: float | None
+    since: float
 
 
 def _queries(filters: dict[str, Any]) -> tuple[SessionQuery, SessionQuery]:
@@ -189,7 +190,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
 
     def __repr__(self) -> str:
         # Airflow's repr calls serialize(), which refuses a callable: a repr never raises.
-        return self.repr(*self._classpath_and_kwargs())
+        return trigger_repr(*self._classpath_and_kwargs())
 
     def shared_stream_key(self) -> Hashable | None:
         """Watchers of the same connection, filters and interval share one poll, whatever their ``on``."""

@@ -21,6 +21,7 @@ from airflow_provider_browsersessions.waiting import (
     positive_seconds,
     refuse_callable_filters,
     skip_failed_poll,
+    trigger_repr,
 )
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class BrowserSessionsTrigger(BaseTrigger):
 
     def __repr__(self) -> str:
         # Airflow's repr calls serialize(), which refuses a callable: a repr never raises.
-        return self.repr(*self._classpath_and_kwargs())
+        return trigger_repr(*self._classpath_and_kwargs())
 
     def _plan(self) -> WaitPlan:
         if self.problem is not None:

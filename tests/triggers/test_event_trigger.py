@@ -53,12 +53,25 @@ def run_for(coroutines_and_actions):
         tasks = [asyncio.create_task(c) for c in consumers]
         for delay, action in script:
             await asyncio.sleep(delay)
-            action()
+            done = action()
+            if asyncio.iscoroutine(done):
+                await done
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(scenario(*coroutines_and_actions))
+
+
+def after_first_polls(emulator, *, polls=2):
+    """A script step: wait until the watchers made ``polls`` Bright Data history listings (the first is the
+    baseline), so that what the script does next is news whatever the machine's load."""
+
+    async def wait():
+        while sum(1 for e in emulator.request_log(platform="brightdata") if "status" not in e["query"]) < polls:
+            await asyncio.sleep(INTERVAL / 4)
+
+    return wait
 
 
 @pytest.fixture
@@ -84,7 +97,8 @@ def test_one_event_per_session_that_ends_in_an_on_state(emulator):
         (
             [collect(trigger(on=["failed"]).run(), events)],
             [
-                (0.3, lambda: emulator.end_session("brightdata", running[0], status="failed")),
+                (0.0, after_first_polls(emulator)),
+                (0.1, lambda: emulator.end_session("brightdata", running[0], status="failed")),
                 (0.05, lambda: emulator.end_session("brightdata", running[1], status="finished")),
                 (0.05, start_and_fail_between_polls),
                 (0.6, lambda: None),  # several more polls: nothing is reported twice
@@ -304,7 +318,12 @@ def test_on_an_empty_zone_the_first_session_that_starts_and_fails_between_polls_
     run_for(
         (
             [collect(trigger(on=["failed"]).run(), events)],
-            [(0.35, start_and_fail(emulator, ids)), (0.35, start_and_fail(emulator, ids)), (0.4, lambda: None)],
+            [
+                (0.0, after_first_polls(emulator)),
+                (0.1, start_and_fail(emulator, ids)),
+                (0.35, start_and_fail(emulator, ids)),
+                (0.4, lambda: None),
+            ],
         )
     )
     assert sorted(e["session_id"] for e in events) == sorted(ids)
@@ -320,7 +339,7 @@ def test_a_start_time_in_year_3000_hides_no_later_session(emulator):
     first = trigger(on=["failed"])
     first.asset_state_store = store
     script = [(0.3, start_and_fail(emulator, ids)) for _ in range(4)]
-    run_for(([collect(first.run(), events)], [*script, (0.4, lambda: None)]))
+    run_for(([collect(first.run(), events)], [(0.0, after_first_polls(emulator)), *script, (0.4, lambda: None)]))
     assert sorted(e["session_id"] for e in events) == sorted(ids)
     assert store.values["browsersessions_watch"]["watermark"] < YEAR_3000 - 1e9
 
@@ -340,7 +359,8 @@ def test_bright_data_sessions_without_a_start_time_are_reported_once(emulator):
     events: list[dict] = []
     ids: list[str] = []
     script = [(0.3, start_and_fail(emulator, ids, wire={"timestamp": None})) for _ in range(2)]
-    run_for(([collect(trigger(on=["failed"]).run(), events)], [*script, (0.5, lambda: None)]))
+    polled = after_first_polls(emulator)
+    run_for(([collect(trigger(on=["failed"]).run(), events)], [(0.0, polled), *script, (0.5, lambda: None)]))
     assert sorted(e["session_id"] for e in events) == sorted(ids)
     assert all(e["started_at"] is None for e in events)
 
@@ -363,7 +383,8 @@ def test_a_stale_running_answer_after_a_long_session_ended_does_not_report_it_ag
         (
             [collect(trigger(on=["failed"]).run(), events)],
             [
-                (0.3, lambda: emulator.end_session("brightdata", long, status="failed")),
+                (0.0, after_first_polls(emulator)),
+                (0.1, lambda: emulator.end_session("brightdata", long, status="failed")),
                 # A lagging replica lists it as running again for a while, then the truth comes back.
                 (0.4, answer({"status": "running", "duration": None, "error": None})),
                 (0.4, answer(None)),
@@ -394,7 +415,11 @@ def test_a_watcher_rebuilt_from_a_lambdas_stored_source_text_builds_and_only_it_
     run_for(
         (
             [collect(broken.run(), broken_events), collect(healthy.run(), events)],
-            [(0.3, lambda: emulator.end_session("brightdata", running, status="failed")), (0.3, lambda: None)],
+            [
+                (0.0, after_first_polls(emulator)),
+                (0.1, lambda: emulator.end_session("brightdata", running, status="failed")),
+                (0.3, lambda: None),
+            ],
         )
     )
     assert broken_events == []
