@@ -88,7 +88,7 @@ def check_watch_arguments(
     require_event_triggers()
     if not isinstance(conn_id, str) or not conn_id:
         raise InvalidQueryError("conn_id", f"a connection id (text), not {cut_text(repr(conn_id), 100)}")
-    chosen = [on] if isinstance(on, str) else list(on) if isinstance(on, list | tuple) else None
+    chosen = [on] if isinstance(on, str) else list(on) if isinstance(on, list | tuple | set | frozenset) else None
     if not chosen or any(not isinstance(state, str) or state not in _ENDED_STATES for state in chosen):
         raise InvalidQueryError("on", f"one or more of {', '.join(_ENDED_STATES)}, not {cut_text(repr(on), 100)}")
     if filters is None:
@@ -133,9 +133,9 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
     between two polls is reported too); ids that left the running list are read once. Airflow 3 only.
 
     Building it never raises, whatever the arguments (the triggerer rebuilds it from what Airflow stored):
-    an argument that is not allowed is kept in ``problem``, and the watcher logs it and ends when it runs,
-    alone. A callable in ``filters`` cannot be stored at all: the DAG file then fails to import (Airflow
-    serializes the trigger when it parses the file), naming the filter.
+    an argument that is not allowed is kept in ``problem``. In a DAG file it fails the file's import, naming
+    the argument (Airflow serializes the trigger when it parses the file); rebuilt by the triggerer (from
+    what an older version stored, or a lambda's source text), the watcher logs it and ends, alone.
 
     :param conn_id: A ``brightdata`` or ``cloudflare_browser_rendering`` connection.
     :param on: The end states that fire: ``finished``, ``failed`` or both.
@@ -176,10 +176,16 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
         """
         Classpath and exactly the constructor's arguments (a connection id, never a secret).
 
-        :raises InvalidQueryError: for a callable in ``filters``, which Airflow would store as source text the
-            triggerer cannot run. Only a DAG file can hold one, so this fails that file's import, naming it.
+        Airflow calls it when it parses the DAG file that declares the watcher, never for a watcher the
+        triggerer rebuilt with a problem (such a watcher runs alone, see ``shared_stream_key``, and its repr
+        does not serialize): so a problem fails the DAG file's import, naming the argument.
+
+        :raises InvalidQueryError: for a callable in ``filters`` (Airflow would store its source text, which the
+            triggerer cannot run), or any other argument that is not allowed (``problem``).
         """
         refuse_callable_filters(self.filters, owner=type(self).__name__)
+        if self.problem is not None:
+            raise self.problem
         return self._classpath_and_kwargs()
 
     def _classpath_and_kwargs(self) -> tuple[str, dict[str, Any]]:
