@@ -137,6 +137,7 @@ class EndWatch:
         """
         baseline = not self.baselined
         listed = math.ceil(now)
+        history = None if history is None else list(history)  # read twice below
         running_now: dict[str, None] = {}
         starts: list[float | None] = []
         for session in running:
