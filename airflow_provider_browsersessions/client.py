@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -154,9 +154,10 @@ class BrowserSessionsClient:
         *,
         max_results: int | None = None,
         page_size: int | None = None,
+        server_judged: Iterable[str] = (),
         **filters: Any,
     ) -> SessionWalk:
-        """Validate everything and plan the listing; no request is sent."""
+        """Validate everything and plan the listing; no request is sent (``server_judged``: see ``SessionWalk``)."""
         return SessionWalk(
             self.hook.platform,
             build_query(query, filters),
@@ -164,6 +165,7 @@ class BrowserSessionsClient:
             page_size=page_size or self.hook.page_size,
             max_pages=self.hook.max_pages,
             log=self.hook.log,
+            server_judged=server_judged,
         )
 
     def iter_sessions(
@@ -234,11 +236,16 @@ class BrowserSessionsClient:
             return self._parse_session(request, payload)
 
     async def aiter_sessions(
-        self, query: SessionQuery, *, max_results: int | None = None, read_ahead: bool = False
+        self,
+        query: SessionQuery,
+        *,
+        max_results: int | None = None,
+        read_ahead: bool = False,
+        server_judged: Iterable[str] = (),
     ) -> AsyncIterator[BrowserSession]:
         """The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx."""
         await self.hook.aload_connection()
-        walk = self.plan_walk(query, max_results=max_results)
+        walk = self.plan_walk(query, max_results=max_results, server_judged=server_judged)
         in_flight = self.hook.pages_in_flight if read_ahead else 1
         pages = aiter_walk(walk, self.get_async_conn().fetch_json, in_flight=in_flight)
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import math
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Protocol
@@ -24,6 +25,7 @@ from airflow_provider_browsersessions.exceptions import (
     InvalidQueryError,
     MalformedResponseError,
     TransportError,
+    cut_text,
     is_retryable,
 )
 from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
@@ -110,6 +112,52 @@ def next_poll_delay(interval: float, error: BaseException | None = None, *, fail
     backoff = min(interval * 2 ** min(failures - 1, 30), MAX_RETRY_AFTER_SECONDS)
     retry_after = getattr(error, "retry_after", None) or 0.0
     return max(interval, backoff, min(float(retry_after), MAX_RETRY_AFTER_SECONDS))
+
+
+def positive_seconds(name: str, value: Any) -> float:
+    """
+    A trigger's interval or deadline as a positive, finite number of seconds (a number, or its text).
+
+    :raises InvalidQueryError: naming ``name``, for anything else (a bool, NaN, infinity, zero, a list).
+    """
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise InvalidQueryError(name, f"a positive, finite number of seconds, not {cut_text(repr(value), 100)}")
+    return seconds
+
+
+def refuse_callable_filters(filters: Any, *, owner: str) -> None:
+    """
+    Refuse a callable among a trigger's filters, naming it: called by triggers' ``serialize()``.
+
+    A trigger's kwargs reach the triggerer as JSON, and Airflow stores a callable as its source text, which
+    the triggerer cannot run. Only a DAG file (a watcher, parsed and serialized) or a task (deferring) can
+    hold a callable, so this fails that file's import or that task, never the triggerer.
+
+    :param filters: The trigger's filters.
+    :param owner: The trigger class, for the message.
+    :raises InvalidQueryError: naming the filter.
+    """
+    if not isinstance(filters, Mapping):
+        return
+    name = next((str(name) for name, value in filters.items() if callable(value)), None)
+    if name is not None:
+        raise InvalidQueryError(
+            name,
+            "not a callable: a trigger's filters reach the triggerer as JSON",
+            message=(
+                f"Invalid value for {name!r} in {owner}(filters=...): a callable cannot be sent to the triggerer "
+                "(Airflow would store its source text, which cannot run there). Use the named filters."
+            ),
+        )
+
+
+def trigger_repr(classpath: str, kwargs: Mapping[str, Any]) -> str:
+    """A trigger's repr in Airflow 3's form, built without ``serialize()`` (which refuses a callable filter)."""
+    return f"<{classpath} {', '.join(f'{name}={value}' for name, value in kwargs.items())}>"
 
 
 class MissingPolicy(StrEnum):

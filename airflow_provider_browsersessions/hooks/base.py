@@ -41,7 +41,7 @@ from airflow_provider_browsersessions.transport import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Iterable, Iterator
 
     from airflow.providers.common.compat.sdk import Connection
 
@@ -353,10 +353,17 @@ class BrowserSessionsHook(BaseHook):
         return self.client.get_session(session_id)
 
     def aiter_sessions(
-        self, query: SessionQuery, *, max_results: int | None = None, read_ahead: bool = False
+        self,
+        query: SessionQuery,
+        *,
+        max_results: int | None = None,
+        read_ahead: bool = False,
+        server_judged: Iterable[str] = (),
     ) -> AsyncIterator[BrowserSession]:
         """The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx."""
-        return self.client.aiter_sessions(query, max_results=max_results, read_ahead=read_ahead)
+        return self.client.aiter_sessions(
+            query, max_results=max_results, read_ahead=read_ahead, server_judged=server_judged
+        )
 
     async def aget_session(self, session_id: str) -> BrowserSession | None:
         """The async twin of :meth:`get_session`."""

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol
@@ -512,6 +512,9 @@ class SessionWalk:
     :param page_size: Page size to ask for (default: the API's maximum).
     :param max_pages: The most pages this walk fetches (default ``DEFAULT_MAX_PAGES``).
     :param log: Where the warnings about odd values go (default: this module's logger).
+    :param server_judged: Pushed-down filters whose server answer is final for this walk, besides the
+        platform's own ``server_judged_filters`` (an event watcher's history window keeps a session the
+        server listed in it even when its record has no start time).
     """
 
     def __init__(
@@ -523,6 +526,7 @@ class SessionWalk:
         page_size: int | None = None,
         max_pages: int | None = None,
         log: WarningLog | None = None,
+        server_judged: Iterable[str] = (),
     ) -> None:
         platform.check_query(query)
         if max_results is not None and (
@@ -538,7 +542,8 @@ class SessionWalk:
         self.max_results = max_results
         self.pushed = platform.pushed_filters(query)
         # Sort and order shape the walk, they filter nothing; server-judged filters are trusted.
-        self.local = query.active_filters() - {"sort", "order"} - (self.pushed & platform.server_judged_filters)
+        judged = platform.server_judged_filters | frozenset(server_judged)
+        self.local = query.active_filters() - {"sort", "order"} - (self.pushed & judged)
         # A sort the server cannot do needs every session first (Cloudflare: bounded by concurrency).
         self._sort_locally = query.sort is not None and "sort" not in self.pushed
         self._held: list[BrowserSession] = []

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError
+from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, InvalidQueryError, cut_text
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
 from airflow_provider_browsersessions.triggers.shared_hook import HookLease
 from airflow_provider_browsersessions.triggers.shared_poll import shared_read, subscribe
@@ -21,6 +22,9 @@ from airflow_provider_browsersessions.waiting import (
     WaitPlan,
     check_unreachable_timeout,
     name_ids,
+    positive_seconds,
+    refuse_callable_filters,
+    trigger_repr,
 )
 
 if TYPE_CHECKING:
@@ -102,24 +106,65 @@ class BrowserSessionsTrigger(BaseTrigger):
         checkpoints: bool = False,
     ) -> None:
         super().__init__()
+        # Never raises, whatever Airflow hands back: an argument that is not allowed is kept as given (so
+        # serialize() round-trips) and ``problem`` names it; run() then fires an error event, and only this
+        # wait's task fails.
         self.conn_id = conn_id
-        self.session_ids = None if session_ids is None else list(session_ids)
-        self.filters = dict(filters)
-        self.missing = str(missing)
+        self.session_ids: Any = list(session_ids) if isinstance(session_ids, list | tuple) else session_ids
+        self.filters: Any = dict(filters) if isinstance(filters, Mapping) else filters
+        self.missing = missing if isinstance(missing, str) else str(missing)
         self.fail_on_failed = fail_on_failed
-        self.poll_interval = float(poll_interval)
-        self.end_time = end_time
-        self.seen_running = list(seen_running or [])
+        self.poll_interval: Any = poll_interval
+        self.end_time: Any = end_time
+        self.seen_running: Any = (
+            list(seen_running)
+            if isinstance(seen_running, list | tuple)
+            else []
+            if seen_running is None
+            else seen_running
+        )
         self.memory = memory
         self.unreachable_timeout = unreachable_timeout
         self.checkpoints = checkpoints
+        self.problem: BrowserSessionsError | None = None
+        try:
+            self.poll_interval, self.end_time = self._check_arguments()
+        except BrowserSessionsError as err:
+            self.problem = err
         # The class's logger (same name, so the same lines), not one of its own per wait: the triggerer routes
         # a line to its trigger's log by context variables (trigger_id), and under Airflow 3 a logger per
         # wait costs about 1 KB, 10 MB for 10,000 waits.
         self._log = type(self).logger()
 
+    def _check_arguments(self) -> tuple[float, float | None]:
+        """The interval and deadline as numbers; InvalidQueryError naming the first argument not allowed."""
+        if not isinstance(self.conn_id, str) or not self.conn_id:
+            raise InvalidQueryError("conn_id", f"a connection id (text), not {cut_text(repr(self.conn_id), 100)}")
+        for name in ("session_ids", "seen_running"):
+            value = getattr(self, name)
+            if not (value is None and name == "session_ids") and (
+                not isinstance(value, list) or not all(isinstance(item, str) for item in value)
+            ):
+                raise InvalidQueryError(name, f"a list of session ids, not {cut_text(repr(value), 100)}")
+        if not isinstance(self.filters, dict) or not all(isinstance(name, str) for name in self.filters):
+            raise InvalidQueryError("filters", f"a dict of filters by name, not {cut_text(repr(self.filters), 100)}")
+        if not isinstance(self.fail_on_failed, bool):
+            raise InvalidQueryError("fail_on_failed", f"True or False, not {cut_text(repr(self.fail_on_failed), 100)}")
+        interval = positive_seconds("poll_interval", self.poll_interval)
+        end_time = None if self.end_time is None else positive_seconds("end_time", self.end_time)
+        return interval, end_time
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        """Classpath and exactly the constructor's arguments (a connection id, never a secret)."""
+        """
+        Classpath and exactly the constructor's arguments (a connection id, never a secret).
+
+        :raises InvalidQueryError: for a callable in ``filters``, which cannot reach the triggerer (the
+            deferring task fails, naming it; the triggerer never holds one).
+        """
+        refuse_callable_filters(self.filters, owner=type(self).__name__)
+        return self._classpath_and_kwargs()
+
+    def _classpath_and_kwargs(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -137,7 +182,13 @@ class BrowserSessionsTrigger(BaseTrigger):
             },
         )
 
+    def __repr__(self) -> str:
+        # Airflow's repr calls serialize(), which refuses a callable: a repr never raises.
+        return trigger_repr(*self._classpath_and_kwargs())
+
     def _plan(self) -> WaitPlan:
+        if self.problem is not None:
+            raise self.problem  # run() turns it into this wait's error event
         session_ids = None if self.session_ids is None else tuple(self.session_ids)
         plan = WaitPlan(
             query=_shared_query(SessionQuery.build(**self.filters)),

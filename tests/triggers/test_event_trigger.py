@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
 from airflow_provider_browsersessions.compat import AIRFLOW_V_3_0_PLUS
-from airflow_provider_browsersessions.exceptions import ConnectionConfigError, InvalidQueryError
+from airflow_provider_browsersessions.exceptions import BrowserSessionsError, ConnectionConfigError, InvalidQueryError
 
 needs_airflow3 = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="asset watchers are Airflow 3 only")
 
@@ -34,6 +35,12 @@ class MemoryStateStore:
         self.values[key] = value
 
 
+def logged(caplog, capfd) -> str:
+    """Trigger log lines: Airflow 3's structlog writes them to stdout, Airflow 2's logging reaches caplog."""
+    out, err = capfd.readouterr()
+    return caplog.text + out + err
+
+
 async def collect(stream, events, *, polls=None):
     async for event in stream:
         events.append(event.payload)
@@ -46,12 +53,25 @@ def run_for(coroutines_and_actions):
         tasks = [asyncio.create_task(c) for c in consumers]
         for delay, action in script:
             await asyncio.sleep(delay)
-            action()
+            done = action()
+            if asyncio.iscoroutine(done):
+                await done
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(scenario(*coroutines_and_actions))
+
+
+def after_first_polls(emulator, *, polls=2):
+    """A script step: wait until the watchers made ``polls`` Bright Data history listings (the first is the
+    baseline), so that what the script does next is news whatever the machine's load."""
+
+    async def wait():
+        while sum(1 for e in emulator.request_log(platform="brightdata") if "status" not in e["query"]) < polls:
+            await asyncio.sleep(INTERVAL / 4)
+
+    return wait
 
 
 @pytest.fixture
@@ -77,7 +97,8 @@ def test_one_event_per_session_that_ends_in_an_on_state(emulator):
         (
             [collect(trigger(on=["failed"]).run(), events)],
             [
-                (0.3, lambda: emulator.end_session("brightdata", running[0], status="failed")),
+                (0.0, after_first_polls(emulator)),
+                (0.1, lambda: emulator.end_session("brightdata", running[0], status="failed")),
                 (0.05, lambda: emulator.end_session("brightdata", running[1], status="finished")),
                 (0.05, start_and_fail_between_polls),
                 (0.6, lambda: None),  # several more polls: nothing is reported twice
@@ -199,13 +220,36 @@ def test_a_restarted_watcher_resumes_from_its_state_store(emulator):
 
 
 @needs_airflow3
-def test_bad_arguments_are_refused_up_front():
-    with pytest.raises(InvalidQueryError, match="'on'"):
-        trigger(on=["running"])
-    with pytest.raises(InvalidQueryError, match="'status'"):
-        trigger(filters={"status": "failed"})
-    with pytest.raises(InvalidQueryError, match="'poll_interval'"):
-        trigger(poll_interval=0)
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"on": ["running"]}, "'on'"),
+        ({"on": [{"x": 1}]}, "'on'"),
+        ({"on": []}, "'on'"),
+        ({"filters": {"status": "failed"}}, "'status'"),
+        ({"filters": {"where": "lambda s: s.has_error"}}, "'where'"),  # what Airflow stores for a lambda
+        ({"filters": {"nope": 1}}, "'nope'"),
+        ({"filters": {"started_after": ["2025"]}}, "'started_after'"),
+        ({"filters": "api_name=x"}, "'filters'"),
+        ({"filters": {1: "x"}}, "'filters'"),
+        ({"poll_interval": 0}, "'poll_interval'"),
+        ({"poll_interval": "soon"}, "'poll_interval'"),
+        ({"poll_interval": float("inf")}, "'poll_interval'"),
+        ({"poll_interval": None}, "'poll_interval'"),
+        ({"conn_id": None}, "'conn_id'"),
+    ],
+)
+def test_bad_arguments_build_a_watcher_that_names_them_and_ends_alone(kwargs, named, caplog, capfd):
+    watcher = trigger(**kwargs)  # never raises: the triggerer rebuilds watchers from what Airflow stored
+    assert watcher.problem is not None
+    assert named in str(watcher.problem)
+    assert watcher.shared_stream_key() is None  # never joins (and never breaks) a shared poll
+    with pytest.raises(BrowserSessionsError, match=named):
+        watcher.serialize()  # in a DAG file: an import error naming the argument
+    events: list[dict] = []
+    asyncio.run(asyncio.wait_for(collect(watcher.run(), events), 10))
+    assert events == []
+    assert f"cannot run and stops: Invalid value for {named}" in logged(caplog, capfd)
 
 
 @needs_airflow3
@@ -219,8 +263,9 @@ def test_serializes_exactly_its_arguments():
 
 @pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="only Airflow 2.11 lacks asset watchers")
 def test_on_airflow_2_the_trigger_explains_itself():
-    with pytest.raises(ConnectionConfigError, match=r"Airflow 3\.0 or newer"):
-        trigger()
+    watcher = trigger()
+    assert isinstance(watcher.problem, ConnectionConfigError)
+    assert "Airflow 3.0 or newer" in str(watcher.problem)
 
 
 @needs_airflow3
@@ -249,3 +294,172 @@ def test_a_watcher_back_after_a_long_downtime_fetches_the_gap_itself(emulator):
     fresh = trigger(on=["failed"])  # no memory: a baseline, nothing from before it is news
     run_for(([collect(fresh.run(), fresh_events)], [(0.4, lambda: None)]))
     assert fresh_events == []
+
+
+# -- Poison input: what a record, an answer or a DAG file may hold ----------------------------------------------
+
+YEAR_3000 = 32503680000.0  # 3000-01-01T00:00:00Z
+
+
+def start_and_fail(emulator, ids, **fields):
+    """A step of a script: a session that starts and fails before the next poll can see it running."""
+
+    def act():
+        session_id = emulator.add_session("brightdata", duration=None, **fields)["session_id"]
+        emulator.end_session("brightdata", session_id, status="failed")
+        ids.append(session_id)
+
+    return act
+
+
+@needs_airflow3
+def test_on_an_empty_zone_the_first_session_that_starts_and_fails_between_polls_is_reported(emulator):
+    events: list[dict] = []
+    ids: list[str] = []
+    run_for(
+        (
+            [collect(trigger(on=["failed"]).run(), events)],
+            [
+                (0.0, after_first_polls(emulator)),
+                (0.1, start_and_fail(emulator, ids)),
+                (0.35, start_and_fail(emulator, ids)),
+                (0.4, lambda: None),
+            ],
+        )
+    )
+    assert sorted(e["session_id"] for e in events) == sorted(ids)
+
+
+@needs_airflow3
+def test_a_start_time_in_year_3000_hides_no_later_session(emulator):
+    future = emulator.add_session("brightdata", duration=None, started_at=YEAR_3000)["session_id"]
+    emulator.end_session("brightdata", future, status="failed")  # ended before the watch: the baseline has it
+    store = MemoryStateStore()
+    events: list[dict] = []
+    ids: list[str] = []
+    first = trigger(on=["failed"])
+    first.asset_state_store = store
+    script = [(0.3, start_and_fail(emulator, ids)) for _ in range(4)]
+    run_for(([collect(first.run(), events)], [(0.0, after_first_polls(emulator)), *script, (0.4, lambda: None)]))
+    assert sorted(e["session_id"] for e in events) == sorted(ids)
+    assert store.values["browsersessions_watch"]["watermark"] < YEAR_3000 - 1e9
+
+    # Restarted from a state an older version saved, with its watermark in year 3000: nothing is hidden either.
+    concluded = {future: YEAR_3000, **dict.fromkeys(ids)}
+    store.values["browsersessions_watch"] = {"tracked": {}, "concluded": concluded, "watermark": YEAR_3000}
+    later: list[dict] = []
+    more: list[str] = []
+    second = trigger(on=["failed"])
+    second.asset_state_store = store
+    run_for(([collect(second.run(), later)], [(0.3, start_and_fail(emulator, more)), (0.4, lambda: None)]))
+    assert [e["session_id"] for e in later] == more
+
+
+@needs_airflow3
+def test_bright_data_sessions_without_a_start_time_are_reported_once(emulator):
+    events: list[dict] = []
+    ids: list[str] = []
+    script = [(0.3, start_and_fail(emulator, ids, wire={"timestamp": None})) for _ in range(2)]
+    polled = after_first_polls(emulator)
+    run_for(([collect(trigger(on=["failed"]).run(), events)], [(0.0, polled), *script, (0.5, lambda: None)]))
+    assert sorted(e["session_id"] for e in events) == sorted(ids)
+    assert all(e["started_at"] is None for e in events)
+
+
+@needs_airflow3
+def test_a_stale_running_answer_after_a_long_session_ended_does_not_report_it_again(emulator):
+    long = emulator.add_session("brightdata", duration=None, started_at=emulator.now() - 7200)["session_id"]
+    emulator.add_session("brightdata", duration=None)  # a recent start: the history window is now, not 2 h ago
+    stored = emulator.store.get("brightdata", long)
+
+    def answer(wire):
+        def act():
+            stored.fields["wire"] = wire
+            emulator.store.changed()
+
+        return act
+
+    events: list[dict] = []
+    run_for(
+        (
+            [collect(trigger(on=["failed"]).run(), events)],
+            [
+                (0.0, after_first_polls(emulator)),
+                (0.1, lambda: emulator.end_session("brightdata", long, status="failed")),
+                # A lagging replica lists it as running again for a while, then the truth comes back.
+                (0.4, answer({"status": "running", "duration": None, "error": None})),
+                (0.4, answer(None)),
+                (0.4, lambda: None),
+            ],
+        )
+    )
+    assert [e["session_id"] for e in events] == [long]
+
+
+@needs_airflow3
+def test_a_watcher_rebuilt_from_a_lambdas_stored_source_text_builds_and_only_it_ends(emulator, caplog, capfd):
+    from airflow.serialization.decoders import smart_decode_trigger_kwargs
+    from airflow.serialization.encoders import encode_trigger
+
+    # Exactly what the triggerer gets back for a watcher whose DAG wrote filters={"where": lambda ...}.
+    kwargs = {"conn_id": BD, "on": ["failed"], "filters": {"where": lambda s: s.has_error}, "poll_interval": INTERVAL}
+    classpath = "airflow_provider_browsersessions.triggers.events.BrowserSessionEventTrigger"
+    stored = encode_trigger({"classpath": classpath, "kwargs": kwargs})["kwargs"]
+    rebuilt = {name: smart_decode_trigger_kwargs(value) for name, value in stored.items()}
+    assert isinstance(rebuilt["filters"]["where"], str)
+
+    broken = trigger(**rebuilt)  # the triggerer died here before: InvalidQueryError out of __init__
+    healthy = trigger(on=["failed"])
+    running = emulator.add_session("brightdata", duration=None)["session_id"]
+    broken_events: list[dict] = []
+    events: list[dict] = []
+    run_for(
+        (
+            [collect(broken.run(), broken_events), collect(healthy.run(), events)],
+            [
+                (0.0, after_first_polls(emulator)),
+                (0.1, lambda: emulator.end_session("brightdata", running, status="failed")),
+                (0.3, lambda: None),
+            ],
+        )
+    )
+    assert broken_events == []
+    assert [e["session_id"] for e in events] == [running]  # the other watcher went on
+    assert "cannot run and stops: Invalid value for 'where'" in logged(caplog, capfd)
+
+
+@needs_airflow3
+@pytest.mark.parametrize(
+    ("argument", "named", "says"),
+    [
+        ("filters={'where': lambda s: s.api_name == 'checkout'}", "'where'", "cannot be sent to the triggerer"),
+        ("on=['running']", "'on'", "one or more of finished, failed"),
+    ],
+)
+def test_a_dag_file_with_a_watcher_argument_that_cannot_work_fails_to_import_naming_it(tmp_path, argument, named, says):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.processor import _serialize_dags
+
+    dag_file = tmp_path / "watcher_with_a_lambda.py"
+    dag_file.write_text(
+        "from airflow.sdk import DAG, Asset, AssetWatcher, task\n"
+        "from airflow_provider_browsersessions.triggers.events import BrowserSessionEventTrigger\n"
+        "watched = Asset('failed_checkouts', watchers=[AssetWatcher(name='w', trigger=BrowserSessionEventTrigger(\n"
+        f"    conn_id='brightdata_default', {argument}))])\n"
+        "with DAG(dag_id='watcher_with_a_lambda', schedule=[watched]):\n"
+        "    @task\n"
+        "    def triage():\n"
+        "        pass\n"
+        "    triage()\n"
+    )
+    bag = DagBag(dag_folder=str(dag_file))
+    assert bag.import_errors == {}  # the file runs; what the triggerer would get is the problem
+    serialized, errors = _serialize_dags(bag, logging.getLogger("test"))
+    assert serialized == []
+    (message,) = errors.values()
+    assert "InvalidQueryError" in message
+    assert named in message
+    assert says in message
+    with pytest.raises(InvalidQueryError, match="'where'"):
+        trigger(filters={"where": lambda s: True}).serialize()
+    assert "where" in repr(trigger(filters={"where": lambda s: True}))  # a repr never raises
