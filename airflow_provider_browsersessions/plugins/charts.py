@@ -16,6 +16,14 @@ _HEIGHT = 160
 _LEFT = 44  # room for the y-axis labels
 _BOTTOM = 22  # room for the hour labels
 _TOP = 8
+# The largest value drawn as itself: Python's ints have no bound, and one past about 1.8e308 (a broken record's
+# 10**400) makes float arithmetic raise. The parsers keep counts and durations far below; this guards the sums.
+_MAX_PLOTTED = 1e300
+
+
+def _plottable(value: float) -> float:
+    """``value`` as a float the chart arithmetic can use (above ``_MAX_PLOTTED``: ``_MAX_PLOTTED``)."""
+    return float(min(value, _MAX_PLOTTED))  # min() compares an int of any size exactly, float() then cannot fail
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,7 +150,7 @@ def bandwidth_per_hour(buckets: list[HourBucket]) -> Chart:
     """Bars: billable bytes of the sessions started in each hour."""
     title = "Bandwidth per hour (sessions by start hour, UTC)"
     slot = (_WIDTH - _LEFT) / max(1, len(buckets))
-    peak = max((b.bandwidth for b in buckets), default=0)
+    peak = _plottable(max((b.bandwidth for b in buckets), default=0))
     if peak == 0:
         return Chart(
             title, _WIDTH, _HEIGHT, (), tuple(_hour_axis(buckets, slot)), empty="No bandwidth reported in these hours."
@@ -151,11 +159,11 @@ def bandwidth_per_hour(buckets: list[HourBucket]) -> Chart:
     bars = tuple(
         Bar(
             x=round(_LEFT + index * slot + 1, 1),
-            y=round(_HEIGHT - _BOTTOM - bucket.bandwidth * scale, 1),
+            y=round(_HEIGHT - _BOTTOM - _plottable(bucket.bandwidth) * scale, 1),
             width=round(slot - 2, 1),
-            height=round(bucket.bandwidth * scale, 1),
+            height=round(_plottable(bucket.bandwidth) * scale, 1),
             css="bandwidth",
-            title=f"{bucket.start.format('HH:mm')}: {human_bytes(bucket.bandwidth)}",
+            title=f"{bucket.start.format('HH:mm')}: {human_bytes(_plottable(bucket.bandwidth))}",
         )
         for index, bucket in enumerate(buckets)
         if bucket.bandwidth
@@ -172,14 +180,14 @@ def duration_percentiles(durations: dict[str, float | None]) -> Chart:
     """Two horizontal bars: the p50 and p95 duration of the ended sessions."""
     title = "Duration of ended sessions: p50 and p95"
     height = 90
-    p95 = durations.get("p95")
+    p95 = _plottable(durations.get("p95") or 0.0)
     if not p95:
         return Chart(title, _WIDTH, height, (), (), empty="No ended session reported a duration.")
     span = _WIDTH - _LEFT - 90
     bars: list[Bar] = []
     labels: list[Label] = []
     for row, name in enumerate(("p50", "p95")):
-        value = durations.get(name) or 0.0
+        value = _plottable(durations.get(name) or 0.0)
         y = 12 + row * 36
         width = round(span * value / p95, 1)
         bars.append(
