@@ -88,7 +88,7 @@ def parse_ratelimit(
     return (
         None if remaining is None else int(remaining),
         reset if reset is not None and 0 <= reset <= MAX_RESET_SECONDS else None,
-        int(quota) if quota is not None and quota > 0 else None,
+        int(quota) if quota is not None and quota >= 1 else None,
     )
 
 
