@@ -956,10 +956,11 @@ class RecordFields:
         return None
 
     def _epoch(self, key: str, value: Any, number: float, *, milliseconds: bool) -> DateTime | None:
-        if milliseconds or number >= _EPOCH_MILLISECONDS_FROM:
-            number = number / 1000 if number < 10**20 else math.inf  # a 400-digit int does not divide to a float
-        # Before 1970 is no session's time; NaN and infinities are no time at all.
-        if math.isfinite(number) and number > 0:
+        # Before 1970 is no session's time, past 10**20 (ms) none in the calendar; NaN fails both comparisons,
+        # and the bound comes first: an int of 400 digits does not even divide to a float.
+        if 0 < number < 10**20:
+            if milliseconds or number >= _EPOCH_MILLISECONDS_FROM:
+                number = number / 1000
             try:
                 return utc_datetime(datetime.fromtimestamp(number, UTC))
             except (ValueError, OverflowError, OSError):  # outside the calendar

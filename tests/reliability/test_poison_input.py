@@ -68,6 +68,7 @@ CLOUDFLARE_POISON = [
     ("startTime", math.inf, "started_at", None),
     ("startTime", 1e20, "started_at", None),
     ("startTime", 10**400, "started_at", None),
+    ("startTime", -(10**400), "started_at", None),
     ("endTime", -1e20, "ended_at", None),
     ("closeReason", [1], "close_reason", None),
     ("closeReasonText", {"a": 1}, "close_reason", None),
