@@ -21,6 +21,7 @@ from airflow_provider_browsersessions.platforms.base import (
     json_number,
     log_odd_values,
     path_segment,
+    plain_text,
     quoted_value,
     read_records,
     require_list,
@@ -108,7 +109,7 @@ class CloudflarePlatform(Platform):
         """``{"status": "closing" | "closed"}``, bare or enveloped; an answer without a status reads as closing."""
         answer = _unwrap(payload)
         status = answer.get("status") if isinstance(answer, Mapping) else None
-        return str(status or "closing")
+        return plain_text(status) or "closing"
 
 
 def _unwrap(payload: Any) -> Any:

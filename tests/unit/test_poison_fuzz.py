@@ -166,6 +166,17 @@ def test_any_cloudflare_page_is_sessions_or_a_provider_error(body):
         assert_sane(session)
 
 
+@FUZZ
+@given(body=st.fixed_dictionaries({"status": JSON}) | JSON)
+def test_any_close_answer_is_a_word_or_a_shape_error(body):
+    try:
+        answer = CF.parse_close_body(body)
+    except ResponseShapeError:
+        return
+    assert isinstance(answer, str)
+    assert answer
+
+
 HEADER_NAMES = st.sampled_from(
     ["Ratelimit", "RateLimit", "Ratelimit-Policy", "Ratelimit-Remaining", "Ratelimit-Reset", "Ratelimit-Limit"]
 )
