@@ -915,6 +915,8 @@ class RecordFields:
     def count(self, key: str) -> int | None:
         """A whole number from 0 to ``MAX_RECORD_COUNT`` (``12.0`` and ``"12"`` read as 12)."""
         value = self.data.get(key)
+        if type(value) is int and 0 <= value <= MAX_RECORD_COUNT:  # the usual case, first: listings are long
+            return value
         number = json_number(value)
         if isinstance(number, float) and math.isfinite(number) and number.is_integer():
             number = int(number)
@@ -943,15 +945,15 @@ class RecordFields:
         value = self.data.get(key)
         if value is None:
             return None
+        if isinstance(value, str) and len(value) <= _MAX_TIME_TEXT_CHARS:
+            parsed = _iso_time(value)  # first: the usual case, and "20251201" is a date, not an epoch number
+            if parsed is not None:
+                return parsed
         number = json_number(value)
         if number is not None:
             if number == 0:  # the reference's example sends 0 for every time: "not set", never 1970
                 return None
             return self._epoch(key, value, number, milliseconds=milliseconds)
-        if isinstance(value, str) and len(value) <= _MAX_TIME_TEXT_CHARS:
-            parsed = _iso_time(value)
-            if parsed is not None:
-                return parsed
         self.unread(key, value)
         return None
 
@@ -969,6 +971,9 @@ class RecordFields:
         return None
 
 
+_DATE_FIRST = re.compile(r"[0-9]{4}-?[0-9]{2}")
+
+
 def _iso_time(value: str) -> DateTime | None:
     """ISO 8601 text as a UTC time (naive means UTC); None when it is not a date-time in the calendar."""
     try:
@@ -976,7 +981,8 @@ def _iso_time(value: str) -> DateTime | None:
         return utc_datetime(datetime.fromisoformat(value))
     except (ValueError, OverflowError):  # not ISO for fromisoformat, or a zone that leaves the calendar
         pass
-    if not value[:1].isdigit():  # pendulum reads "now" and "today" as the moment it is asked: no record's time
+    # A date first: pendulum reads "now", "today" and "12:00" as (a time of) the day it is asked, no record's time.
+    if not _DATE_FIRST.match(value):
         return None
     try:
         parsed = pendulum.parse(value, tz="UTC")

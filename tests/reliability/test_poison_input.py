@@ -56,6 +56,7 @@ BRIGHTDATA_POISON = [
     ("timestamp", EPOCH, "started_at", "2025-12-06T05:46:40+00:00"),
     ("timestamp", EPOCH * 1000, "started_at", "2025-12-06T05:46:40+00:00"),
     ("timestamp", "tuesday", "started_at", None),
+    ("timestamp", "12:00", "started_at", None),  # a time of no day: pendulum would make it today
     ("timestamp", 10**400, "started_at", None),
     ("timestamp", "9999-12-31T23:59:59Z", "ended_at", None),
     ("api_name", ["zone"], "api_name", None),
