@@ -22,7 +22,6 @@ from airflow_provider_browsersessions.platforms.base import (
     log_odd_values,
     path_segment,
     plain_text,
-    quoted_value,
     read_records,
     require_list,
     require_mapping,
@@ -116,7 +115,7 @@ def _unwrap(payload: Any) -> Any:
     # Cloudflare's own tooling unwraps a {"result": ...} envelope defensively; so do we.
     if isinstance(payload, Mapping) and "result" in payload and "sessionId" not in payload:
         if payload.get("success") is False:
-            raise ResponseShapeError(f"the envelope says success=false: {quoted_value(payload.get('errors'))}")
+            raise ResponseShapeError(f"the envelope says success=false: {plain_text(payload.get('errors'))}")
         return payload["result"]
     return payload
 
