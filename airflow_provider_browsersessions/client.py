@@ -17,8 +17,13 @@ from airflow_provider_browsersessions.exceptions import (
     may_have_taken_effect,
 )
 from airflow_provider_browsersessions.paging import aiter_walk, iter_walk
-from airflow_provider_browsersessions.platforms.base import ApiRequest, ResponseShapeError, SessionWalk, shape_error
-from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
+from airflow_provider_browsersessions.platforms.base import (
+    ApiRequest,
+    ResponseShapeError,
+    SessionWalk,
+    shape_error,
+)
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, check_path_value
 from airflow_provider_browsersessions.transport import AsyncTransport, SyncTransport
 
 if TYPE_CHECKING:
@@ -58,10 +63,10 @@ def build_query(query: SessionQuery | None, filters: Mapping[str, Any]) -> Sessi
 
 
 def _check_session_id(session_id: Any) -> str:
-    """Validate a session id before it goes into a path (it is quoted there, never trusted)."""
+    """Validate a session id before it goes into a path (it is quoted there, never trusted; '..' is refused)."""
     if not isinstance(session_id, str) or not session_id.strip():
         raise InvalidQueryError("session_id", f"a non-empty string, not {session_id!r}")
-    return session_id
+    return check_path_value(session_id, parameter="session_id")
 
 
 def _reason(error: ApiError) -> str:

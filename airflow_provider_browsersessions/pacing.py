@@ -15,48 +15,80 @@ if TYPE_CHECKING:
 #: Longest single pacing wait, in seconds, whatever the headers say (a request's deadline may cap it further).
 MAX_PACE_WAIT = 30.0
 
+#: The furthest reset the pacer plans for, in seconds: a window longer than an hour (a daily quota) is not
+#: one to spread requests over, and a reset further away is garbage; either way the headers are ignored.
+MAX_RESET_SECONDS = 3600.0
+
+#: A reset at or above this many seconds is an epoch time (2001-09-09), not a delay: 31 years is no window.
+_EPOCH_RESET_FROM = 1e9
+
 #: Fraction of the budget kept back: several processes on one token each see ``remaining`` a little late.
 RESERVE_FRACTION = 0.1
 
-_ITEM_PARAM = re.compile(r"([A-Za-z-]+)\s*=\s*([0-9.]+)")
+# A parameter's whole value: "t=1e400" or "r=5x" is garbage, not 1 or 5.
+_ITEM_PARAM = re.compile(r"([A-Za-z-]+)\s*=\s*([0-9.]+)\s*(?=[;,]|$)")
 _NAMES = {"r": "remaining", "remaining": "remaining", "t": "reset", "reset": "reset", "q": "quota", "limit": "quota"}
 
 
-def parse_ratelimit(headers: Mapping[str, str]) -> tuple[int | None, float | None, int | None]:
+def _number(text: str) -> float | None:
+    """A header parameter's number; None for what only looks like one (``1.2.3``, ``...``) or is not finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_ratelimit(
+    headers: Mapping[str, str], *, now: float | None = None
+) -> tuple[int | None, float | None, int | None]:
     """
     ``(remaining, seconds until reset, quota)`` from the IETF draft headers; ``None`` for what is not there.
 
     Understands ``Ratelimit: "default";r=50;t=30`` with ``Ratelimit-Policy: "default";q=100;w=30`` (the
     form Cloudflare sends) and the older ``RateLimit-Remaining``/``-Reset``/``-Limit`` triple. With several
-    policies in one header the one with the least remaining wins. Garbage is ignored, never an error.
+    policies in one header the one with the least remaining wins. A reset given as an epoch time (some
+    APIs send one) is read as such; a reset in the past or more than ``MAX_RESET_SECONDS`` away is ignored.
+    Garbage is ignored, never an error.
+
+    :param now: The wall clock's epoch seconds, for an epoch reset (default: ``time.time()``).
     """
     values: dict[str, float] = {}
     combined = headers.get("Ratelimit") or headers.get("RateLimit")
     if combined:
         best: dict[str, float] | None = None
         for item in str(combined).split(","):
-            found = {_NAMES[k.lower()]: float(v) for k, v in _ITEM_PARAM.findall(item) if k.lower() in _NAMES}
+            found = {
+                _NAMES[k.lower()]: number
+                for k, v in _ITEM_PARAM.findall(item)
+                if k.lower() in _NAMES and (number := _number(v)) is not None
+            }
             if "remaining" in found and (best is None or found["remaining"] < best["remaining"]):
                 best = found
         values.update(best or {})
     for header, name in (("Ratelimit-Remaining", "remaining"), ("Ratelimit-Reset", "reset")):
         raw = headers.get(header)
-        if name not in values and raw is not None and re.fullmatch(r"\s*[0-9.]+\s*", str(raw)):
-            values[name] = float(raw)
+        number = (
+            _number(raw) if name not in values and raw is not None and re.fullmatch(r"\s*[0-9.]+\s*", raw) else None
+        )
+        if number is not None:
+            values[name] = number
     policy = headers.get("Ratelimit-Policy") or headers.get("Ratelimit-Limit")
     if policy:
-        quotas = [float(v) for k, v in _ITEM_PARAM.findall(str(policy)) if k.lower() in ("q", "limit")]
-        if not quotas and re.fullmatch(r"\s*[0-9]+\s*", str(policy)):
-            quotas = [float(policy)]
+        quotas = [n for k, v in _ITEM_PARAM.findall(str(policy)) if k.lower() in ("q", "limit") and (n := _number(v))]
+        if not quotas and re.fullmatch(r"\s*[0-9]+\s*", str(policy)) and (number := _number(policy)) is not None:
+            quotas = [number]
         if quotas:
             values["quota"] = min(quotas)
     remaining = values.get("remaining")
     reset = values.get("reset")
+    if reset is not None and reset >= _EPOCH_RESET_FROM:
+        reset -= time.time() if now is None else now
     quota = values.get("quota")
     return (
-        int(remaining) if remaining is not None and math.isfinite(remaining) else None,
-        reset if reset is not None and math.isfinite(reset) else None,
-        int(quota) if quota is not None and math.isfinite(quota) and quota > 0 else None,
+        None if remaining is None else int(remaining),
+        reset if reset is not None and 0 <= reset <= MAX_RESET_SECONDS else None,
+        int(quota) if quota is not None and quota >= 1 else None,
     )
 
 

@@ -45,17 +45,25 @@ def iter_walk(walk: SessionWalk, fetchers: Sequence[Fetch], *, in_flight: int = 
     Otherwise a thread pool of ``len(fetchers)`` workers fetches the known pages ahead, each worker
     borrowing one fetcher at a time (a ``requests.Session`` is not shared between threads at once).
     Closing the generator (an early stop, an error) cancels what has not started and waits for what
-    is running, so no thread outlives the walk.
+    is running, so no thread outlives the walk; either way the walk's odd values are logged.
 
     :param walk: The walk to drive.
     :param fetchers: Functions that send one request and return the decoded JSON; not shared at once.
     :param in_flight: The most pages fetched or held at once (1: sequential).
     """
-    if in_flight < 2 or len(fetchers) < 2:
-        fetch = fetchers[0]
-        while (request := walk.next_request()) is not None:
-            yield walk.consume_page(request, fetch(request))
-        return
+    try:
+        if in_flight < 2 or len(fetchers) < 2:
+            fetch = fetchers[0]
+            while (request := walk.next_request()) is not None:
+                yield walk.consume_page(request, fetch(request))
+            return
+        yield from _iter_pipelined(walk, fetchers, in_flight=in_flight)
+    finally:
+        walk.report_odd_values()
+
+
+def _iter_pipelined(walk: SessionWalk, fetchers: Sequence[Fetch], *, in_flight: int) -> Iterator[list[BrowserSession]]:
+    """:func:`iter_walk` with pages fetched ahead in a thread pool."""
     idle: queue.SimpleQueue[Fetch] = queue.SimpleQueue()
     for fetch in fetchers:
         idle.put(fetch)
@@ -102,18 +110,19 @@ async def aiter_walk(
     """
     The async twin of :func:`iter_walk`: the known pages are fetched ahead as tasks on one client.
 
-    Closing the generator (an early stop, an error) cancels the tasks still in flight and waits for them.
+    Closing the generator (an early stop, an error) cancels the tasks still in flight and waits for them;
+    either way the walk's odd values are logged.
 
     :param walk: The walk to drive.
     :param fetch_json: Sends one request and returns the decoded JSON (one httpx client serves many at once).
     :param in_flight: The most pages fetched or held at once (1: sequential).
     """
-    if in_flight < 2:
-        while (request := walk.next_request()) is not None:
-            yield walk.consume_page(request, await fetch_json(request))
-        return
     pending: collections.deque[tuple[ApiRequest, asyncio.Task[Any]]] = collections.deque()
     try:
+        if in_flight < 2:
+            while (request := walk.next_request()) is not None:
+                yield walk.consume_page(request, await fetch_json(request))
+            return
         while (request := walk.next_request()) is not None:
             if pending and pending[0][0] != request:
                 await _adrop(pending)
@@ -123,6 +132,7 @@ async def aiter_walk(
             payload = await task
             yield walk.consume_page(request, payload)
     finally:
+        walk.report_odd_values()
         await _adrop(pending)
 
 

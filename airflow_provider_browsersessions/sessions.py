@@ -17,6 +17,7 @@ from airflow_provider_browsersessions.exceptions import InvalidQueryError, cut_t
 
 __all__ = [
     "CAPTCHA_OUTCOMES",
+    "DOT_SEGMENTS",
     "FILTER_NAMES",
     "MAX_RAW_JSON_CHARS",
     "MAX_TEXT_CHARS",
@@ -27,6 +28,7 @@ __all__ = [
     "BrowserSession",
     "SessionQuery",
     "SessionStatus",
+    "check_path_value",
     "parse_bool",
 ]
 
@@ -52,6 +54,28 @@ CAPTCHA_OUTCOMES = ("solved", "none", "failed", "detected")
 
 # URL fields whose query strings can carry live-view or debugger tokens (Cloudflare devtools URLs).
 _TOKEN_BEARING_FIELDS = ("devtoolsFrontendUrl", "webSocketDebuggerUrl")
+
+#: Path segments that HTTP clients resolve as steps (``requests`` even decodes ``%2E%2E`` back to ``..``
+#: before sending, so ``DELETE .../devtools/browser/..`` would reach another endpoint): never an id.
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def check_path_value(value: str, *, parameter: str) -> str:
+    """
+    Refuse, before any request, a value that cannot be one path segment on every transport.
+
+    :param value: A session or account id.
+    :param parameter: The parameter's name, for the error.
+    :raises InvalidQueryError: for ``.`` and ``..``, naming ``parameter``.
+    """
+    if value in DOT_SEGMENTS:
+        raise InvalidQueryError(
+            parameter,
+            f"an id other than {value!r}: HTTP clients resolve '.' and '..' as path steps, so the request "
+            "would reach another endpoint. Nothing was sent",
+        )
+    return value
+
 
 #: The longest text a session keeps from the API (URLs, error messages, zone, close reason); longer text
 #: is cut and ends with "…". Sessions go to XCom, logs and trigger events: a 50 MB error text from a

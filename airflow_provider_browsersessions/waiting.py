@@ -28,7 +28,13 @@ from airflow_provider_browsersessions.exceptions import (
     cut_text,
     is_retryable,
 )
-from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
+from airflow_provider_browsersessions.sessions import (
+    RUNNING_FILTERS,
+    BrowserSession,
+    SessionQuery,
+    SessionStatus,
+    check_path_value,
+)
 
 #: The longest a poll loop (the triggerer's shared polls, the event watcher's stream) waits because a
 #: server's ``Retry-After`` said so, in seconds. A larger value (``999999999``, a date years ahead) is cut
@@ -223,6 +229,7 @@ def normalize_session_ids(value: Any) -> tuple[str, ...] | None:
             raise InvalidQueryError(
                 "session_ids", f"ids as non-empty strings (or dicts with 'session_id'), not {item!r}"
             )
+        check_path_value(item, parameter="session_ids")
         if item not in ids:
             ids.append(item)
     return tuple(ids)

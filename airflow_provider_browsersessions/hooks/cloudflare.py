@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 from airflow_provider_browsersessions.platforms.cloudflare import DEFAULT_BASE_URL, CloudflarePlatform
+from airflow_provider_browsersessions.sessions import DOT_SEGMENTS
 
 if TYPE_CHECKING:
     from airflow_provider_browsersessions.exceptions import NotFoundError
@@ -64,6 +65,8 @@ class CloudflareBrowserRenderingHook(BrowserSessionsHook):
         account_id = self.extra_value("account_id")
         if not isinstance(account_id, str) or not account_id.strip():
             raise self.config_problem('extra "account_id" is required: {"account_id": "<your account id>"}')
+        if account_id.strip() in DOT_SEGMENTS:
+            raise self.config_problem(f'extra "account_id" is {account_id.strip()!r}, which no request path can name')
         return CloudflarePlatform(account_id=account_id.strip())
 
     def is_unknown_session(self, error: NotFoundError) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Protocol
 from urllib.parse import quote
@@ -30,7 +31,14 @@ from airflow_provider_browsersessions.exceptions import (
     WalkLimitError,
     cut_text,
 )
-from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, sort_sessions
+from airflow_provider_browsersessions.sessions import (
+    DOT_SEGMENTS,
+    BrowserSession,
+    SessionQuery,
+    SessionStatus,
+    check_path_value,
+    sort_sessions,
+)
 
 # An error text longer than this is cut: proxies answer with whole HTML pages.
 _MAX_MESSAGE_CHARS = 300
@@ -79,27 +87,43 @@ class OddValue:
     A record field whose value this provider does not understand, kept in a safe form rather than
     failing the whole page (see docs/platforms.md, "Values the provider does not know").
 
-    :param session_id: The record's session id.
+    :param session_id: The record's session id; None when the record has no usable id (it is dropped).
     :param field: The field as the API names it.
-    :param value: The value as sent, quoted and cut for messages.
+    :param value: The value as sent, quoted and cut for messages (for a dropped record: what is wrong).
     :param kept_as: What the session holds instead, in words.
     """
 
-    session_id: str
+    session_id: str | None
     field: str
     value: str
     kept_as: str
 
     def describe(self) -> str:
         """One line for the warning log."""
-        return f"session {self.session_id!r} has {self.field} {self.value}, unknown to this provider: {self.kept_as}"
+        if self.session_id is None:
+            return f"a record is unusable ({self.value}): {self.kept_as}"
+        return (
+            f"session {self.session_id!r} has {self.field} {self.value}, not understood by this provider: "
+            f"{self.kept_as}"
+        )
 
 
 def quoted_value(value: Any) -> str:
-    """``repr(value)`` cut for messages: a hostile value of megabytes must not reach a log line whole."""
-    if isinstance(value, str | bytes) and len(value) > _MAX_QUOTED_VALUE_CHARS:
-        value = value[:_MAX_QUOTED_VALUE_CHARS]
-        return f"{value!r}…"
+    """
+    ``value`` quoted for messages, short whatever it is: a hostile value of megabytes (or an array nested
+    thousands deep, whose ``repr`` would exhaust the stack) must not reach a log line whole.
+    """
+    if isinstance(value, str | bytes):
+        if len(value) > _MAX_QUOTED_VALUE_CHARS:
+            return f"{value[:_MAX_QUOTED_VALUE_CHARS]!r}…"
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return f"an array of {len(value):,} item(s)"
+    if isinstance(value, Mapping):
+        return f"an object of {len(value):,} key(s)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**_MAX_QUOTED_VALUE_CHARS:
+        # Not str(): past 4,300 digits Python refuses to convert an int to text at all.
+        return f"a number of about {int(value.bit_length() * math.log10(2)) + 1:,} digits"
     return cut_text(repr(value), _MAX_QUOTED_VALUE_CHARS)
 
 
@@ -111,13 +135,16 @@ class Page:
     :param sessions: The page's sessions, normalized, in the API's order.
     :param next_request: The request for the following page, or None when this was the last.
     :param total: How many sessions match server-side, when the API says.
-    :param odd_values: Field values the parser did not understand and replaced with a safe form.
+    :param odd_values: Field values the parser did not understand and replaced with a safe form, and the
+        records it dropped (``session_id`` None).
+    :param dropped: Records left out because they have no usable session id.
     """
 
     sessions: list[BrowserSession]
     next_request: ApiRequest | None
     total: int | None = None
     odd_values: list[OddValue] = dataclasses.field(default_factory=list)
+    dropped: int = 0
 
 
 class ResponseShapeError(ValueError):
@@ -144,15 +171,26 @@ def utc_datetime(value: datetime) -> DateTime:
     )
 
 
-def path_segment(value: str) -> str:
+def seconds_later(value: DateTime, seconds: float) -> DateTime:
+    """
+    ``value`` plus ``seconds``, as ``utc_datetime`` builds it; ``OverflowError`` past the year 9999.
+
+    The arithmetic is done on a plain datetime: pendulum's own addition costs ten times as much per session.
+    """
+    plain = datetime(
+        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond, tzinfo=UTC
+    )
+    return utc_datetime(plain + timedelta(seconds=seconds))
+
+
+def path_segment(value: str, *, parameter: str) -> str:
     """
     ``value`` as exactly one URL path segment: every reserved character percent-encoded.
 
-    ``quote`` leaves dots alone, and HTTP clients resolve the dot-segments ``.`` and ``..`` before
-    sending (``/browser_sessions/..`` would reach ``/``), so those two are encoded as ``%2E`` too.
+    ``quote`` leaves dots alone and ``.``/``..`` cannot be sent as a segment by every client (see
+    ``DOT_SEGMENTS``), so those two are refused, naming ``parameter``.
     """
-    quoted = quote(value, safe="")
-    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+    return quote(check_path_value(value, parameter=parameter), safe="")
 
 
 class Platform(ABC):
@@ -270,10 +308,11 @@ def parse_retry_after(value: str | None) -> float | None:
     except ValueError:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)  # "-0000": UTC, RFC 5322
+            seconds = (when - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError, OverflowError, IndexError):  # garbage, a year the calendar cannot hold
             return None
-        seconds = (pendulum.instance(when) - pendulum.now("UTC")).total_seconds()
-    return max(0.0, seconds) if seconds == seconds else None  # NaN guard
+    return max(0.0, seconds) if math.isfinite(seconds) else None  # NaN, and 1e400 read as infinity
 
 
 def api_error_text(body: bytes, secrets: Sequence[str] = ()) -> str:
@@ -290,8 +329,17 @@ def api_error_text(body: bytes, secrets: Sequence[str] = ()) -> str:
         return "(empty body)"
     try:
         data = json.loads(text)
-    except ValueError:
+    # RecursionError: JSON nested thousands deep; read as the text it is, like any body that is not JSON.
+    except (ValueError, RecursionError):
         return _shorten(re.sub(r"<[^>]*>", " ", text), secrets)
+    try:
+        return _json_error_text(data, text, secrets)
+    except RecursionError:  # an item nested just shallow enough to decode, too deep to write out
+        return _shorten(text, secrets)
+
+
+def _json_error_text(data: Any, text: str, secrets: Sequence[str]) -> str:
+    """The error text of a decoded JSON error body (``api_error_text``)."""
     if isinstance(data, dict):
         errors = data.get("errors")
         if isinstance(errors, list) and errors:
@@ -310,9 +358,9 @@ def _describe_error_item(item: Any) -> str:
     if isinstance(item, dict):
         code, message = item.get("code"), item.get("message")
         if code is not None and message:
-            return f"{message} (code {code})"
-        return str(message or code or item)
-    return str(item)
+            return f"{plain_text(message)} (code {plain_text(code)})"
+        return plain_text(message or code or item) or ""
+    return plain_text(item) or ""
 
 
 def _shorten(text: str, secrets: Sequence[str] = ()) -> str:
@@ -487,8 +535,37 @@ class WalkStats:
     duplicates: int = 0
     matched: int = 0
     returned: int = 0
+    dropped: int = 0
     server_total: int | None = None
     truncated: bool = False
+
+
+class OddValueTally:
+    """
+    The odd values of one listing, by field: one warning per field however many records had one
+    (a listing of 100,000 sessions with a changed field logs one line, not 100,000).
+    """
+
+    def __init__(self) -> None:
+        self._fields: dict[str, tuple[int, OddValue]] = {}
+
+    def add(self, odd_values: Sequence[OddValue]) -> None:
+        """Count a page's odd values; the first of each field is kept as the example."""
+        for odd in odd_values:
+            count, first = self._fields.get(odd.field, (0, odd))
+            self._fields[odd.field] = (count + 1, first)
+
+    def report(self, platform: Platform, log: WarningLog) -> None:
+        """Log one warning per field counted so far, then forget them (a second call logs only what is new)."""
+        for field, (count, first) in self._fields.items():
+            log.warning(
+                "%s: field %r not understood in %d record(s) of this listing, e.g. %s",
+                platform.display_name,
+                field,
+                count,
+                first.describe(),
+            )
+        self._fields = {}
 
 
 class SessionWalk:
@@ -503,8 +580,9 @@ class SessionWalk:
     Every walk is bounded (docs/reliability.md, section 8): a page that asks for a next one but
     repeats the previous page, or is the second in a row to hold only sessions this walk already had,
     ends the walk with a ``MalformedResponseError``; and no walk fetches more than ``max_pages`` pages
-    (a ``WalkLimitError`` naming the bound). Record values the parser kept in a safe form are logged
-    once per walk and value, as a warning.
+    (a ``WalkLimitError`` naming the bound). Record values the parser kept in a safe form, and records it
+    dropped, are logged as one warning per field when the walk ends (or is abandoned: the drivers in
+    ``paging`` call :meth:`report_odd_values`).
 
     :param platform: The platform's wire logic.
     :param query: A validated query.
@@ -555,7 +633,7 @@ class SessionWalk:
         # The previous page's fingerprint, and how many pages in a row brought only sessions already had.
         self._previous_page: int | None = None
         self._stale_pages = 0
-        self._odd_values_logged: set[tuple[str, str]] = set()
+        self._odd_values = OddValueTally()
 
     @property
     def filters_left_to_server(self) -> frozenset[str]:
@@ -621,14 +699,11 @@ class SessionWalk:
         except ResponseShapeError as err:
             raise shape_error(self.platform, request, err) from None
         self.stats.pages += 1
+        self._odd_values.add(page.odd_values)
+        if page.dropped:
+            self._refuse_to_drop_a_running_session(request, page)
         if page.next_request is not None and page.sessions:
             self._refuse_a_repeated_page(request, page)
-        for odd in page.odd_values:
-            if (odd.field, odd.value) not in self._odd_values_logged:
-                self._odd_values_logged.add((odd.field, odd.value))
-                self.log.warning(
-                    "%s: %s (logged once per listing for this value)", self.platform.display_name, odd.describe()
-                )
         if page.total is not None:
             self.stats.server_total = page.total
         self._next = page.next_request
@@ -647,7 +722,39 @@ class SessionWalk:
                 return []
             fresh = sort_sessions(self._held, sort=str(self.query.sort), order=self.query.order or "desc")
             self._held = []
-        return self._cap(fresh)
+        fresh = self._cap(fresh)
+        if self._next is None:
+            self.report_odd_values()
+        return fresh
+
+    def report_odd_values(self) -> None:
+        """Log the odd values counted so far, one warning per field (at the walk's end, or when it is left)."""
+        self._odd_values.report(self.platform, self.log)
+
+    def _refuse_to_drop_a_running_session(self, request: ApiRequest, page: Page) -> None:
+        """
+        Count the records a page dropped; in a walk of the running sessions, fail instead (retryable).
+
+        A walk of running sessions answers "what still runs?" for waits and watchers: a record with no usable
+        id may be any running session, so leaving it out could open a drain's gate while it runs. The error
+        is retryable, so a wait skips this poll and goes on (docs/platforms.md).
+        """
+        self.stats.dropped += page.dropped
+        if self.query.status != frozenset({SessionStatus.RUNNING}):
+            return
+        error = MalformedResponseError(
+            platform=self.platform.display_name,
+            method=request.method,
+            path=request.path,
+            status=200,
+            message=(
+                f"{page.dropped} running session record(s) on this page have no usable id (e.g. "
+                f"{next(odd.value for odd in page.odd_values if odd.session_id is None)}): a list of the running "
+                "sessions cannot leave one out, so this answer is not used"
+            ),
+        )
+        error.retryable = True
+        raise error
 
     def _refuse_a_repeated_page(self, request: ApiRequest, page: Page) -> None:
         """
@@ -707,6 +814,8 @@ class SessionWalk:
             f"{stats.pages} page(s), {stats.scanned} scanned, {stats.duplicates} duplicate(s) dropped, "
             f"{stats.matched} matched, {stats.returned} returned"
         )
+        if stats.dropped:
+            line += f"; {stats.dropped} record(s) without a usable id dropped"
         if stats.truncated:
             line += f"; stopped at max_results={self.max_results}, more matching sessions were left behind"
             if stats.server_total is not None:
@@ -734,7 +843,10 @@ MAX_SESSION_ID_CHARS = 1024
 
 
 def require_session_id(record: Mapping[str, Any], key: str) -> str:
-    """The record's session id under ``key``: a non-empty string of at most ``MAX_SESSION_ID_CHARS``."""
+    """
+    The record's session id under ``key``: a non-empty string of at most ``MAX_SESSION_ID_CHARS``, and not
+    a ``DOT_SEGMENTS`` value (no request could name it).
+    """
     session_id = record.get(key)
     if not isinstance(session_id, str) or not session_id:
         raise ResponseShapeError(f"a session has no {key}")
@@ -742,21 +854,190 @@ def require_session_id(record: Mapping[str, Any], key: str) -> str:
         raise ResponseShapeError(
             f"a session has a {key} of {len(session_id):,} characters (at most {MAX_SESSION_ID_CHARS} expected)"
         )
+    if session_id in DOT_SEGMENTS:
+        raise ResponseShapeError(f"a session has the {key} {session_id!r}, which no request path can name")
     return session_id
+
+
+#: The largest count a record may report (navigations, bandwidth): 2**53, the largest integer JSON tools
+#: and float arithmetic (the view's charts) carry exactly. A larger one is not a count but a broken record.
+MAX_RECORD_COUNT = 2**53
+#: The longest duration a record may report, in seconds: ten years. Longer is not a browser session.
+MAX_RECORD_SECONDS = 10 * 366 * 24 * 3600.0
+#: An epoch number at or above this is in milliseconds where the unit is not fixed (year 5138 in seconds).
+_EPOCH_MILLISECONDS_FROM = 10**11
+#: A time text longer than this is not a time (and is not handed to a date parser whole).
+_MAX_TIME_TEXT_CHARS = 64
+# A number sent as text ("3", "5.0"): the API's intent is clear; anything else in text ("3s", "1e3", "NaN") is not.
+_NUMBER_TEXT = re.compile(r"\s*\+?([0-9]{1,20})(\.[0-9]{1,20})?\s*")
+_KEPT_AS_NONE = "kept as None"
+
+
+def json_number(value: Any) -> int | float | None:
+    """A JSON number, or a plain decimal number sent as text; None for anything else (booleans too)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str) and (match := _NUMBER_TEXT.fullmatch(value)):
+        return float(match.group(0)) if match.group(2) else int(match.group(1))
+    return None
+
+
+class RecordFields:
+    """
+    One record's optional fields, read leniently: a value that does not parse, or is out of range, becomes
+    None and is noted in ``odd_values`` (docs/platforms.md, "Values the provider does not know"). Nothing
+    here raises: one broken field harms only itself, never the record, the page or a wait on them.
+
+    :param data: The record.
+    :param session_id: Its id, for the notes.
+    :param odd_values: Collects the values replaced.
+    """
+
+    def __init__(self, data: Mapping[str, Any], session_id: str, odd_values: list[OddValue]) -> None:
+        self.data = data
+        self.session_id = session_id
+        self.odd_values = odd_values
+
+    def odd(self, key: str, value: Any, kept_as: str = _KEPT_AS_NONE) -> None:
+        """Note that ``key`` held ``value``, replaced as ``kept_as`` says."""
+        self.odd_values.append(OddValue(self.session_id, key, quoted_value(value), kept_as))
+
+    def unread(self, key: str, value: Any) -> None:
+        """What a field that does not parse reads as: None, noted unless the record left it out (None)."""
+        if value is not None:
+            self.odd(key, value)
+
+    def text(self, key: str) -> str | None:
+        """A text field; anything but a string is None."""
+        value = self.data.get(key)
+        if value is None or isinstance(value, str):
+            return value
+        self.unread(key, value)
+        return None
+
+    def count(self, key: str) -> int | None:
+        """A whole number from 0 to ``MAX_RECORD_COUNT`` (``12.0`` and ``"12"`` read as 12)."""
+        value = self.data.get(key)
+        if type(value) is int and 0 <= value <= MAX_RECORD_COUNT:  # the usual case, first: listings are long
+            return value
+        number = json_number(value)
+        if isinstance(number, float) and math.isfinite(number) and number.is_integer():
+            number = int(number)
+        if isinstance(number, int) and 0 <= number <= MAX_RECORD_COUNT:
+            return number
+        self.unread(key, value)
+        return None
+
+    def seconds(self, key: str) -> float | None:
+        """A duration in seconds, from 0 to ``MAX_RECORD_SECONDS`` (``"5.0"`` reads as 5.0)."""
+        value = self.data.get(key)
+        number = json_number(value)
+        # Compared before float(): an int of 400 digits does not convert.
+        if number is not None and 0 <= number <= MAX_RECORD_SECONDS:
+            return float(number)
+        self.unread(key, value)
+        return None
+
+    def time(self, key: str, *, milliseconds: bool) -> DateTime | None:
+        """
+        A point in time: ISO 8601 text (UTC when it names no zone), or an epoch number (0 means "not set").
+
+        :param milliseconds: Epoch numbers are milliseconds (Cloudflare); otherwise seconds, or milliseconds
+            from ``_EPOCH_MILLISECONDS_FROM`` on.
+        """
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, str) and len(value) <= _MAX_TIME_TEXT_CHARS:
+            parsed = _iso_time(value)  # first: the usual case, and "20251201" is a date, not an epoch number
+            if parsed is not None:
+                return parsed
+        number = json_number(value)
+        if number is not None:
+            if number == 0:  # the reference's example sends 0 for every time: "not set", never 1970
+                return None
+            return self._epoch(key, value, number, milliseconds=milliseconds)
+        self.unread(key, value)
+        return None
+
+    def _epoch(self, key: str, value: Any, number: float, *, milliseconds: bool) -> DateTime | None:
+        # Before 1970 is no session's time, past 10**20 (ms) none in the calendar; NaN fails both comparisons,
+        # and the bound comes first: an int of 400 digits does not even divide to a float.
+        if 0 < number < 10**20:
+            if milliseconds or number >= _EPOCH_MILLISECONDS_FROM:
+                number = number / 1000
+            try:
+                return utc_datetime(datetime.fromtimestamp(number, UTC))
+            except (ValueError, OverflowError, OSError):  # outside the calendar
+                pass
+        self.unread(key, value)
+        return None
+
+
+_DATE_FIRST = re.compile(r"[0-9]{4}-?[0-9]{2}")
+
+
+def _iso_time(value: str) -> DateTime | None:
+    """ISO 8601 text as a UTC time (naive means UTC); None when it is not a date-time in the calendar."""
+    try:
+        # The API's form ("2025-12-01T10:00:00Z") is what fromisoformat reads, fast; pendulum takes the rest.
+        return utc_datetime(datetime.fromisoformat(value))
+    except (ValueError, OverflowError):  # not ISO for fromisoformat, or a zone that leaves the calendar
+        pass
+    # A date first: pendulum reads "now", "today" and "12:00" as (a time of) the day it is asked, no record's time.
+    if not _DATE_FIRST.match(value):
+        return None
+    try:
+        parsed = pendulum.parse(value, tz="UTC")
+        return utc_datetime(parsed) if isinstance(parsed, datetime) else None
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
+def plain_text(value: Any) -> str | None:
+    """A free-text field (an error's code or message) as text: numbers written out, arrays and objects as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | float) or (isinstance(value, int) and abs(value) < 10**_MAX_QUOTED_VALUE_CHARS):
+        return json.dumps(value)
+    try:
+        return cut_text(json.dumps(value, default=str), _MAX_MESSAGE_CHARS * 4)
+    except (ValueError, TypeError, RecursionError):  # nested thousands deep, or an int too long for text
+        return quoted_value(value)
+
+
+def read_records(
+    records: Sequence[Any], parse: Any, *, id_key: str
+) -> tuple[list[BrowserSession], list[OddValue], int]:
+    """
+    A page's records as sessions, one by one: a record that is not an object or has no usable id is
+    dropped and noted; every other record is kept (its odd fields noted by ``parse``).
+
+    :param records: The page's records.
+    :param parse: The platform's ``parse_session(record, odd_values=...)``.
+    :param id_key: The id's field, for the note about a dropped record.
+    :return: The sessions, the notes, and how many records were dropped.
+    """
+    sessions: list[BrowserSession] = []
+    odd_values: list[OddValue] = []
+    dropped = 0
+    for record in records:
+        try:
+            sessions.append(parse(record, odd_values=odd_values))
+        except ResponseShapeError as err:
+            dropped += 1
+            odd_values.append(OddValue(None, id_key, str(err), "record dropped"))
+    return sessions, odd_values, dropped
+
+
+def log_odd_values(platform: Platform, odd_values: Sequence[OddValue], log: WarningLog | None = None) -> None:
+    """Log a single read's odd values, one warning each (a listing aggregates them: ``OddValueTally``)."""
+    for odd in odd_values:
+        (log or logger).warning("%s: %s", platform.display_name, odd.describe())
 
 
 def _json_type(value: Any) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
     return names.get(type(value), "a number" if isinstance(value, int | float) else type(value).__name__)
-
-
-def optional(record: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
-    """Read an optional field of a record, checking its JSON type (bools are not numbers)."""
-    value = record.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ResponseShapeError(f"{what}.{key} should be {kind}, got a boolean")
-    if not isinstance(value, kind):
-        raise ResponseShapeError(f"{what}.{key} has the wrong type: {_json_type(value)}")
-    return value

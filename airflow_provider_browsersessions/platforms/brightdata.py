@@ -6,28 +6,27 @@ Reference: Bright Data's "Browser Sessions API" 1.0.0 (``GET /browser_sessions``
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-import pendulum
 from pendulum import DateTime
 
 from airflow_provider_browsersessions.platforms.base import (
+    MAX_RECORD_COUNT,
     ApiRequest,
     OddValue,
     Page,
     Platform,
+    RecordFields,
     ResponseShapeError,
-    logger,
-    optional,
+    log_odd_values,
     path_segment,
-    quoted_value,
+    plain_text,
+    read_records,
     require_list,
     require_mapping,
     require_session_id,
-    utc_datetime,
+    seconds_later,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
 
@@ -100,13 +99,15 @@ class BrightDataPlatform(Platform):
         """Decode ``{"sessions", "count", "total", "pagination": {"has_more", "next_offset"}}``."""
         body = require_mapping(payload, "the list body")
         records = require_list(body.get("sessions"), "sessions")
-        odd_values: list[OddValue] = []
-        sessions = [parse_session(record, odd_values=odd_values) for record in records]
+        sessions, odd_values, dropped = read_records(records, parse_session, id_key="session_id")
         pagination = require_mapping(body.get("pagination"), "pagination")
         has_more = pagination.get("has_more")
         if not isinstance(has_more, bool):
             raise ResponseShapeError("pagination.has_more should be true or false")
-        total = optional(body, "total", int, "the list body")
+        # Only a hint for reading ahead (``pages_after``): an odd count is ignored, never fatal.
+        total = body.get("total")
+        if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total <= MAX_RECORD_COUNT:
+            total = None
         next_request = None
         if has_more:
             next_offset = pagination.get("next_offset")
@@ -118,11 +119,11 @@ class BrightDataPlatform(Platform):
                 raise ResponseShapeError(f"pagination does not advance (offset {current} -> {next_offset})")
             params = tuple((k, str(next_offset) if k == "offset" else v) for k, v in request.params)
             next_request = ApiRequest(request.method, request.path, params)
-        return Page(sessions=sessions, next_request=next_request, total=total, odd_values=odd_values)
+        return Page(sessions=sessions, next_request=next_request, total=total, odd_values=odd_values, dropped=dropped)
 
     def get_request(self, session_id: str) -> ApiRequest:
         """``GET /browser_sessions/{id}``, the id quoted so it stays one path segment."""
-        return ApiRequest("GET", f"{LIST_PATH}/{path_segment(session_id)}")
+        return ApiRequest("GET", f"{LIST_PATH}/{path_segment(session_id, parameter='session_id')}")
 
     def parse_session_body(self, payload: Any) -> BrowserSession | None:
         """Unwrap ``{"session": {...}}``."""
@@ -134,8 +135,7 @@ class BrightDataPlatform(Platform):
             return None
         odd_values: list[OddValue] = []
         session = parse_session(record, odd_values=odd_values)
-        for odd in odd_values:
-            logger.warning("%s: %s", self.display_name, odd.describe())
+        log_odd_values(self, odd_values)
         return session
 
     def error_reason(self, headers: Mapping[str, str]) -> str | None:
@@ -154,84 +154,52 @@ _KNOWN_STATUSES = frozenset(status.value for status in SessionStatus)
 
 def parse_session(record: Any, *, odd_values: list[OddValue] | None = None) -> BrowserSession:
     """
-    Normalize one Bright Data session record.
+    Normalize one Bright Data session record; only a record that is not an object or has no usable id fails.
 
     A status this provider does not know is kept as ``running`` (not ended: a wait never ends, and a
-    gate never opens, on a value nobody here understands) and a ``bandwidth`` that is not a whole number
-    becomes None; both are added to ``odd_values`` for the caller to log (docs/platforms.md). A record
-    that is not an object or has no id still fails the page.
+    gate never opens, on a value nobody here understands); any other field that does not parse becomes
+    None (``RecordFields``). Both are added to ``odd_values`` for the caller to log (docs/platforms.md).
 
     :param odd_values: Collects the values kept in a safe form.
+    :raises ResponseShapeError: for a record that is not an object or has no usable id.
     """
     data = require_mapping(record, "a session")
     session_id = require_session_id(data, "session_id")
-    what = f"session {session_id!r}"
-    odd = odd_values if odd_values is not None else []
+    fields = RecordFields(data, session_id, odd_values if odd_values is not None else [])
     status_text = data.get("status")
     if isinstance(status_text, str) and status_text in _KNOWN_STATUSES:
         status = SessionStatus(status_text)
     else:
         status = SessionStatus.RUNNING
-        odd.append(OddValue(session_id, "status", quoted_value(status_text), "kept as running (not ended)"))
-    bandwidth = data.get("bandwidth")
-    if isinstance(bandwidth, float) and bandwidth.is_integer():
-        bandwidth = int(bandwidth)
-    elif bandwidth is not None and (isinstance(bandwidth, bool) or not isinstance(bandwidth, int)):
-        odd.append(OddValue(session_id, "bandwidth", quoted_value(bandwidth), "kept as no bandwidth (None)"))
-        bandwidth = None
-    started = _parse_time(data.get("timestamp"), what)
-    duration = optional(data, "duration", (int, float), what)
-    if duration is not None and not math.isfinite(duration):
-        # Python's JSON reader accepts NaN and Infinity; no duration is either.
-        raise ResponseShapeError(f"{what} has a duration that is not a finite number: {duration!r}")
+        fields.odd("status", status_text, "kept as running (not ended)")
+    started = fields.time("timestamp", milliseconds=False)
+    duration = fields.seconds("duration")
     ended_at = None
     if status.is_terminal() and started is not None and duration is not None:
-        # Arithmetic on the plain datetime: pendulum's own addition costs ten times as much per session.
         try:
-            ended_at = utc_datetime(started + timedelta(seconds=duration))
+            ended_at = seconds_later(started, duration)
         except OverflowError:
-            raise ResponseShapeError(f"{what} ends outside the calendar (duration {duration!r})") from None
+            fields.odd("duration", duration, "no end time (it would end after the year 9999)")
     error = data.get("error")
     error_code = error_message = None
     if isinstance(error, Mapping):
-        error_code = None if error.get("code") is None else str(error.get("code"))
-        error_message = None if error.get("message") is None else str(error.get("message"))
-    elif error is not None:
-        error_message = str(error)
+        error_code, error_message = plain_text(error.get("code")), plain_text(error.get("message"))
+    else:
+        error_message = plain_text(error)
     return BrowserSession(
         provider=BrightDataPlatform.name,
         session_id=session_id,
         status=status,
-        started_at=None if started is None else utc_datetime(started),
+        started_at=started,
         ended_at=ended_at,
-        duration=None if duration is None else float(duration),
-        api_name=optional(data, "api_name", str, what),
-        target_url=optional(data, "target_url", str, what),
-        end_url=optional(data, "end_url", str, what),
-        navigations=optional(data, "navigations", int, what),
-        captcha=optional(data, "captcha", str, what),
-        bandwidth=bandwidth,
+        duration=duration,
+        api_name=fields.text("api_name"),
+        target_url=fields.text("target_url"),
+        end_url=fields.text("end_url"),
+        navigations=fields.count("navigations"),
+        captcha=fields.text("captcha"),
+        bandwidth=fields.count("bandwidth"),
         error_code=error_code,
         error_message=error_message,
         raw=data,
     )
-
-
-def _parse_time(value: Any, what: str) -> datetime | None:
-    """The API's start timestamp as an aware datetime (UTC assumed when it names no zone)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ResponseShapeError(f"{what} has a non-text timestamp")
-    try:
-        # The API's form ("2025-12-01T10:00:00Z") is what fromisoformat reads, fast; pendulum takes the rest.
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            other = pendulum.parse(value, tz="UTC")
-        except (ValueError, TypeError):
-            raise ResponseShapeError(f"{what} has an unreadable timestamp {quoted_value(value)}") from None
-        if not isinstance(other, DateTime):
-            raise ResponseShapeError(f"{what} has a timestamp that is not a date-time: {quoted_value(value)}") from None
-        parsed = other
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -6,28 +6,28 @@ and the official ``cloudflare`` Python SDK (``resources/browser_rendering/devtoo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from airflow_provider_browsersessions.exceptions import InvalidQueryError
 from airflow_provider_browsersessions.platforms.base import (
     ApiRequest,
+    OddValue,
     Page,
     Platform,
+    RecordFields,
     ResponseShapeError,
-    optional,
+    json_number,
+    log_odd_values,
     path_segment,
-    quoted_value,
+    plain_text,
+    read_records,
     require_list,
     require_mapping,
     require_session_id,
-    utc_datetime,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
-
-if TYPE_CHECKING:
-    from pendulum import DateTime
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -55,7 +55,7 @@ class CloudflarePlatform(Platform):
 
     def __init__(self, *, account_id: str) -> None:
         self.account_id = account_id
-        self._root = f"/accounts/{path_segment(account_id)}/browser-rendering"
+        self._root = f"/accounts/{path_segment(account_id, parameter='account_id')}/browser-rendering"
 
     def check_query(self, query: SessionQuery) -> None:
         """Also reject sorting by bandwidth, which Cloudflare does not report."""
@@ -81,65 +81,62 @@ class CloudflarePlatform(Platform):
             next_request = ApiRequest(
                 request.method, request.path, (("limit", str(limit)), ("offset", str(offset + limit)))
             )
-        return Page(sessions=[parse_session(record) for record in records], next_request=next_request)
+        sessions, odd_values, dropped = read_records(records, parse_session, id_key="sessionId")
+        return Page(sessions=sessions, next_request=next_request, odd_values=odd_values, dropped=dropped)
 
     def get_request(self, session_id: str) -> ApiRequest:
         """``GET .../devtools/session/{id}``, the id quoted so it stays one path segment."""
-        return ApiRequest("GET", f"{self._root}/devtools/session/{path_segment(session_id)}")
+        return ApiRequest("GET", f"{self._root}/devtools/session/{path_segment(session_id, parameter='session_id')}")
 
     def parse_session_body(self, payload: Any) -> BrowserSession | None:
         """A bare object or ``{"result": {...}}``; a JSON ``null`` means the session is unknown."""
         record = _unwrap(payload)
-        return None if record is None else parse_session(record)
+        if record is None:
+            return None
+        odd_values: list[OddValue] = []
+        session = parse_session(record, odd_values=odd_values)
+        log_odd_values(self, odd_values)
+        return session
 
     closes_sessions: ClassVar[bool] = True
 
     def close_request(self, session_id: str) -> ApiRequest:
         """``DELETE .../devtools/browser/{id}``: closes a session."""
-        return ApiRequest("DELETE", f"{self._root}/devtools/browser/{path_segment(session_id)}")
+        return ApiRequest("DELETE", f"{self._root}/devtools/browser/{path_segment(session_id, parameter='session_id')}")
 
     def parse_close_body(self, payload: Any) -> str:
         """``{"status": "closing" | "closed"}``, bare or enveloped; an answer without a status reads as closing."""
         answer = _unwrap(payload)
         status = answer.get("status") if isinstance(answer, Mapping) else None
-        return str(status or "closing")
+        return plain_text(status) or "closing"
 
 
 def _unwrap(payload: Any) -> Any:
     # Cloudflare's own tooling unwraps a {"result": ...} envelope defensively; so do we.
     if isinstance(payload, Mapping) and "result" in payload and "sessionId" not in payload:
         if payload.get("success") is False:
-            raise ResponseShapeError(f"the envelope says success=false: {quoted_value(payload.get('errors'))}")
+            raise ResponseShapeError(f"the envelope says success=false: {plain_text(payload.get('errors'))}")
         return payload["result"]
     return payload
 
 
-def _epoch_ms(record: Mapping[str, Any], key: str, what: str) -> DateTime | None:
-    value = optional(record, key, (int, float), what)
-    # The reference's example sends 0 for every time: 0 means "not set", never 1970.
-    if not value:
-        return None
-    try:
-        return utc_datetime(datetime.fromtimestamp(value / 1000, UTC))
-    except (ValueError, OverflowError, OSError):  # NaN, infinities, times outside the calendar
-        raise ResponseShapeError(f"{what}.{key} is not a time: {value!r}") from None
-
-
-def parse_session(record: Any) -> BrowserSession:
+def parse_session(record: Any, *, odd_values: list[OddValue] | None = None) -> BrowserSession:
     """
-    Normalize one Cloudflare session record.
+    Normalize one Cloudflare session record; only a record that is not an object or has no usable id fails.
 
     Running vs ended follows docs/platforms.md: no ``endTime`` and no close reason -> running; an
     ``endTime`` or a close reason -> ended, ``finished`` for NormalClosure/BrowserIdle, else ``failed``.
+    A field that does not parse becomes None (``RecordFields``) and is added to ``odd_values``.
+
+    :param odd_values: Collects the values kept in a safe form.
+    :raises ResponseShapeError: for a record that is not an object or has no usable id.
     """
     data = require_mapping(record, "a session")
     session_id = require_session_id(data, "sessionId")
-    what = f"session {session_id!r}"
-    started_at = _epoch_ms(data, "startTime", what)
-    ended_at = _epoch_ms(data, "endTime", what)
-    reason_value = optional(data, "closeReason", (str, int, float), what)
-    reason_text = optional(data, "closeReasonText", str, what)
-    reason = _close_reason_name(reason_value, reason_text)
+    fields = RecordFields(data, session_id, odd_values if odd_values is not None else [])
+    started_at = fields.time("startTime", milliseconds=True)
+    ended_at = fields.time("endTime", milliseconds=True)
+    reason = _close_reason_name(fields)
     if ended_at is None and reason is None:
         status = SessionStatus.RUNNING
     elif reason is None or reason in _ORDINARY_ENDINGS:
@@ -162,11 +159,20 @@ def parse_session(record: Any) -> BrowserSession:
     )
 
 
-def _close_reason_name(value: str | float | None, text: str | None) -> str | None:
+def _close_reason_name(fields: RecordFields) -> str | None:
+    """``closeReasonText``, else ``closeReason`` by name (a code or a name); None when there is none."""
+    text = fields.text("closeReasonText")
     if text:
         return text
-    if value is None or value == 0 or value == "":
+    value = fields.data.get("closeReason")
+    if value is None or isinstance(value, str):
+        return _CLOSE_REASON_NAMES.get(value, value) if value else None
+    number = json_number(value)
+    if number is None or not math.isfinite(number):  # an array, an object, a boolean, NaN: no reason at all
+        fields.unread("closeReason", value)
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return _CLOSE_REASON_NAMES.get(str(value), str(value))
+    if number == 0:
+        return None
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    return _CLOSE_REASON_NAMES.get(str(number), str(number))

@@ -28,10 +28,17 @@ def headers(remaining: int, reset: int, quota: int = 100, window: int = 60) -> d
         ({}, (None, None, None)),
         ({"Ratelimit": "garbage", "Ratelimit-Policy": "nonsense"}, (None, None, None)),
         ({"Ratelimit-Remaining": "lots"}, (None, None, None)),
+        ({"Ratelimit": '"default";r=1.2.3;t=5'}, (None, None, None)),  # a number only in looks: ignored
+        ({"Ratelimit": "r=3;t=1.2.3", "Ratelimit-Policy": "q=1.2.3"}, (3, None, None)),
+        ({"Ratelimit": "r=3;t=1e400"}, (3, None, None)),  # not read as t=1
+        ({"Ratelimit-Remaining": "1.2.3", "Ratelimit-Reset": "..."}, (None, None, None)),
+        ({"Ratelimit": "r=3;t=99999999"}, (3, None, None)),  # over a year away: no window to pace in
+        ({"Ratelimit": "r=3;t=1000000030"}, (3, 30.0, None)),  # an epoch reset, 30 s after "now" below
+        ({"Ratelimit": "r=3;t=999999990"}, (3, None, None)),  # an epoch reset in the past
     ],
 )
 def test_parse_ratelimit_reads_the_draft_forms_and_ignores_garbage(given, expected):
-    assert parse_ratelimit(given) == expected
+    assert parse_ratelimit(given, now=1_000_000_000.0) == expected
 
 
 def test_without_headers_it_never_waits():

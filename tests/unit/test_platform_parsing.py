@@ -10,6 +10,7 @@ from airflow_provider_browsersessions.exceptions import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    InvalidQueryError,
     MalformedResponseError,
     NotFoundError,
     RateLimitedError,
@@ -78,9 +79,7 @@ def test_bright_data_failed_session_keeps_its_error():
     [
         ([], "should be a JSON object"),
         ({"status": "finished"}, "no session_id"),
-        (bd_record(timestamp=17), "non-text timestamp"),
-        (bd_record(timestamp="soon"), "unreadable timestamp"),
-        (bd_record(duration="long"), "duration"),
+        ({"session_id": "..", "status": "finished"}, "no request path can name"),
     ],
 )
 def test_bright_data_bad_records_raise_a_shape_error(record, complaint):
@@ -160,6 +159,15 @@ def test_bright_data_single_session_is_unwrapped():
 def test_ids_are_quoted_into_one_path_segment():
     assert BD.get_request("a/../b?c#d %").path == "/browser_sessions/a%2F..%2Fb%3Fc%23d%20%25"
     assert CF.get_request("x/y").path == "/accounts/acc%2F1/browser-rendering/devtools/session/x%2Fy"
+
+
+@pytest.mark.parametrize("session_id", [".", ".."])
+def test_dot_segment_ids_are_refused_naming_the_parameter(session_id):
+    for build in (BD.get_request, CF.get_request, CF.close_request):
+        with pytest.raises(InvalidQueryError, match="'session_id'"):
+            build(session_id)
+    with pytest.raises(InvalidQueryError, match="'account_id'"):
+        CloudflarePlatform(account_id=session_id)
 
 
 def cf_record(**overrides):

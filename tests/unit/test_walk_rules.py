@@ -222,23 +222,24 @@ def test_an_unknown_status_keeps_the_page_and_counts_as_not_ended():
     assert session.raw["status"] == "paused"
 
 
-def test_an_unknown_status_is_logged_once_per_walk_and_value(caplog):
+def test_odd_values_are_logged_once_per_field_and_listing_with_a_count(caplog):
     log = logging.getLogger("test.walk")
     walk = SessionWalk(BD, SessionQuery(), page_size=3, log=log)
     with caplog.at_level(logging.WARNING, logger="test.walk"):
         got = walk_pages(
             walk,
             [
-                bd_page([bd(0, status="paused"), bd(1, status="paused"), bd(2)], offset=0, limit=3),
+                bd_page([bd(0, status="paused"), bd(1, status="paused"), bd(2, navigations="x")], offset=0, limit=3),
                 bd_page([bd(3, status="queued"), bd(4, status="paused")], offset=3, limit=3, has_more=False),
             ],
         )
     assert len(got) == 5
-    warnings = [r.getMessage() for r in caplog.records]
+    warnings = sorted(r.getMessage() for r in caplog.records)
     assert len(warnings) == 2
-    assert "session 's0' has status 'paused'" in warnings[0]
-    assert "kept as running (not ended)" in warnings[0]
-    assert "session 's3' has status 'queued'" in warnings[1]
+    assert "field 'navigations' not understood in 1 record(s) of this listing, e.g. session 's2'" in warnings[0]
+    assert "field 'status' not understood in 4 record(s) of this listing" in warnings[1]
+    assert "e.g. session 's0' has status 'paused'" in warnings[1]
+    assert "kept as running (not ended)" in warnings[1]
 
 
 def test_a_running_filter_keeps_a_session_of_unknown_status_as_running():
