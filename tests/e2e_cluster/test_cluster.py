@@ -235,7 +235,7 @@ def test_sibling_watchers_deliver_exactly_once_across_the_loss_of_their_triggere
     live_emulator.end_session("brightdata", before, status="failed", error=error)
     single_node._wait_for_triage_run(api, before, intervals=6)
     assert single_node._events_for(api, single_node.TRIAGE, before)[0] == 1
-    remembered(metadata, "concluded", {before}, what=f"{before} reported")
+    remembered(metadata, "ended", {before}, what=f"{before} reported")  # state v2 (watching.EndWatch.to_state)
 
     ((victim,),) = metadata.rows(
         "SELECT job.hostname FROM asset_watcher JOIN trigger ON trigger.id = asset_watcher.trigger_id "
