@@ -22,9 +22,7 @@ from airflow.triggers.base import TriggerEvent
 
 from airflow_provider_browsersessions.compat import BaseEventTrigger, require_event_triggers
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, InvalidQueryError, cut_text
-from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook, aget_browser_sessions_hook
 from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
-from airflow_provider_browsersessions.triggers.shared_poll import shared_read
 from airflow_provider_browsersessions.waiting import (
     next_poll_delay,
     positive_seconds,
@@ -42,6 +40,8 @@ from airflow_provider_browsersessions.watching import (
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Hashable
+
+    from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
 __all__ = ["BrowserSessionEventTrigger"]
 
@@ -110,6 +110,16 @@ def check_watch_arguments(
     except (TypeError, ValueError) as err:  # a value no filter parser expected (e.g. a list for a date)
         raise InvalidQueryError("filters", f"values each filter accepts ({cut_text(str(err), 200)})") from None
     return sorted(set(chosen)), dict(filters), interval, query, running
+
+
+async def _connect(conn_id: str) -> BrowserSessionsHook:
+    """
+    The hook of the watched connection, imported when a watcher runs: DAG files build watchers at every parse,
+    and the hooks bring the HTTP stack (``requests``, ``httpx``, ``tenacity``) that only the triggerer needs.
+    """
+    from airflow_provider_browsersessions.hooks.base import aget_browser_sessions_hook
+
+    return await aget_browser_sessions_hook(conn_id)
 
 
 async def _history(hook: BrowserSessionsHook, query: SessionQuery, since: float) -> list[BrowserSession]:
@@ -218,7 +228,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
             filters=kwargs.get("filters"),
             poll_interval=kwargs.get("poll_interval", 60.0),
         )
-        hook = await aget_browser_sessions_hook(kwargs["conn_id"])
+        hook = await _connect(kwargs["conn_id"])
         has_history = hook.platform.lists_ended_sessions
         # Where "now" is for the history window: the newest start seen, within a tolerance of this clock
         # (watching.advance_watermark, the rule each watcher's memory follows too).
@@ -250,7 +260,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
         if self.query is None:
             self._report_problem()
             return
-        hook = await aget_browser_sessions_hook(self.conn_id)
+        hook = await _connect(self.conn_id)
         watch = EndWatch.from_state(await self._load_state(), now=time.time())
         saved = watch.to_state()
         try:
@@ -305,6 +315,8 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
         )
 
     async def _read(self, hook: BrowserSessionsHook, session_id: str) -> BrowserSession | None:
+        from airflow_provider_browsersessions.triggers.shared_poll import shared_read  # run time only: see _connect
+
         try:
             return await shared_read(self.conn_id, session_id, lambda: hook.aget_session(session_id))
         except ApiError as err:

@@ -41,3 +41,36 @@ def test_operators_and_sensors_import_no_run_time_module():
     assert ours_loaded == []
     heavy_added = sorted(name for name in ours - airflow_only if name.split(".")[0] in HEAVY)
     assert heavy_added == []
+
+
+WATCHER_DAG = """
+from airflow.sdk import DAG, Asset, AssetWatcher
+from airflow_provider_browsersessions.triggers.events import BrowserSessionEventTrigger
+
+trigger = BrowserSessionEventTrigger(conn_id="brightdata_default", filters={"api_name": "zone"})
+asset = Asset("failed_sessions", watchers=[AssetWatcher(name="failed_sessions", trigger=trigger)])
+"""
+
+
+@pytest.mark.timeout(300)
+def test_a_dag_with_an_asset_watcher_imports_no_run_time_module():
+    pytest.importorskip("airflow.sdk", reason="asset watchers are Airflow 3 only")
+    # The same DAG file without our trigger: what Airflow's asset and trigger classes load is not ours to avoid.
+    airflow_only = modules_after(
+        "from airflow.sdk import DAG, Asset, AssetWatcher\n"
+        "from airflow.triggers.base import BaseEventTrigger, TriggerEvent\n"
+        "from airflow.providers.common.compat.sdk import BaseHook"
+    )
+    ours = modules_after(WATCHER_DAG)
+    assert "airflow_provider_browsersessions.triggers.events" in ours
+    run_time = tuple(name for name in OURS_AT_RUN_TIME if name != "airflow_provider_browsersessions.triggers")
+    ours_loaded = sorted(
+        name
+        for name in ours
+        if name.startswith(
+            (*run_time, "airflow_provider_browsersessions.triggers.shared", "airflow_provider_browsersessions.client")
+        )
+    )
+    assert ours_loaded == []
+    heavy_added = sorted(name for name in ours - airflow_only if name.split(".")[0] in HEAVY)
+    assert heavy_added == []
