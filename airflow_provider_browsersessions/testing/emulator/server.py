@@ -14,7 +14,6 @@ import time
 import zlib
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from ipaddress import ip_address
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -455,17 +454,6 @@ def _control(emulator: Emulator, method: str, segments: list[str], query: dict[s
     return Reply(404, {"error": f"no control route {method} /_emulator/{route}"})
 
 
-def _is_loopback(host: str) -> bool:
-    """Whether a host name is this machine: 127.0.0.0/8, ::1, ``localhost`` and its subdomains."""
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _control_refusal(headers: Any) -> str | None:
     """
     Why a control request is refused, or None: it must be addressed to a loopback host and not come from
@@ -477,7 +465,8 @@ def _control_refusal(headers: Any) -> str | None:
         name = urlsplit(f"//{host}").hostname
     except ValueError:
         name = None
-    if not name or not _is_loopback(name):
+    # A fully qualified name's trailing dot ("localhost.") names the same host.
+    if not name or not is_loopback_host(name.rstrip(".")):
         return (
             f"the control API answers only requests addressed to a loopback host (Host 127.0.0.1, localhost or "
             f"[::1]), not Host {host[:100]!r}"
