@@ -1032,10 +1032,21 @@ def read_records(
     return sessions, odd_values, dropped
 
 
-def log_odd_values(platform: Platform, odd_values: Sequence[OddValue], log: WarningLog | None = None) -> None:
-    """Log a single read's odd values, one warning each (a listing aggregates them: ``OddValueTally``)."""
+def read_one_record(platform: Platform, record: Any, parse: Any, log: WarningLog | None = None) -> BrowserSession:
+    """
+    One session read on its own (a ``GET`` of one id): parsed, and each odd field logged as one warning (a
+    listing aggregates them instead: ``OddValueTally``).
+
+    :param platform: The platform, named in the warnings.
+    :param record: The session record.
+    :param parse: The platform's ``parse_session(record, odd_values=...)``.
+    :param log: Where the warnings go (the module's logger by default).
+    """
+    odd_values: list[OddValue] = []
+    session: BrowserSession = parse(record, odd_values=odd_values)
     for odd in odd_values:
         (log or logger).warning("%s: %s", platform.display_name, odd.describe())
+    return session
 
 
 def _json_type(value: Any) -> str:

@@ -19,9 +19,9 @@ from airflow_provider_browsersessions.platforms.base import (
     Platform,
     RecordFields,
     ResponseShapeError,
-    log_odd_values,
     path_segment,
     plain_text,
+    read_one_record,
     read_records,
     require_list,
     require_mapping,
@@ -133,10 +133,7 @@ class BrightDataPlatform(Platform):
         record = body["session"]
         if record is None:
             return None
-        odd_values: list[OddValue] = []
-        session = parse_session(record, odd_values=odd_values)
-        log_odd_values(self, odd_values)
-        return session
+        return read_one_record(self, record, parse_session)
 
     def error_reason(self, headers: Mapping[str, str]) -> str | None:
         """
