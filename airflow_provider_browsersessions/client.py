@@ -27,8 +27,6 @@ from airflow_provider_browsersessions.sessions import BrowserSession, SessionQue
 from airflow_provider_browsersessions.transport import AsyncTransport, SyncTransport
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 
 __all__ = ["BrowserSessionsClient", "SessionIterator"]
