@@ -6,16 +6,17 @@ import dataclasses
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 # FastAPI reads the routes' annotations at runtime: the user dependency must be importable here.
 from airflow.api_fastapi.core_api.security import GetUserDep  # noqa: TC002
-from fastapi import FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import MutableHeaders
 
 from airflow_provider_browsersessions.plugins import access, charts, render, runs, snapshot
+from airflow_provider_browsersessions.plugins.browser_sessions_plugin import ui_base_path
 from airflow_provider_browsersessions.plugins.cache import DeadlineExceeded, TtlCache
 from airflow_provider_browsersessions.transport import RetryPolicy
 
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-URL_PREFIX = "/browser-sessions"
 #: Sessions of one task instance whose current state is looked up (the rest show their XCom state).
 MAX_TASK_SESSIONS = 200
 #: Reads of single sessions per task page, for sessions no longer in the connection's list.
@@ -63,11 +63,13 @@ class ViewState:
     deadline: float = VIEW_DEADLINE_SECONDS
 
 
-def ui_base_path() -> str:
-    """The Airflow UI's path prefix (``[api] base_url``'s path), without the trailing slash."""
-    from airflow.api_fastapi.app import API_ROOT_PATH
+def view_state(request: Request) -> ViewState:
+    """Dependency: the caches of the app serving the request (``create_app`` keeps them in its state)."""
+    state: ViewState = request.app.state.view
+    return state
 
-    return API_ROOT_PATH.rstrip("/")
+
+StateDep = Annotated[ViewState, Depends(view_state)]
 
 
 def parse_map_index(value: str) -> int:
@@ -268,150 +270,209 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+router = APIRouter()
+
+
+async def internal_error(request: Request, error: Exception) -> JSONResponse:
+    """The answer to an unexpected error, logged with its traceback, never shown."""
+    # Starlette answers an unexpected error outside every middleware: this answer carries the headers itself.
+    log.exception("Browser sessions view: %s %s failed", request.method, request.url.path)
+    return _json({"detail": "Internal error (see the API server's log)."}, status_code=500)
+
+
+@router.get("/static/style.css", include_in_schema=False)
+def style() -> Response:
+    """The page's stylesheet."""
+    # Served by us, so the policy needs no inline style; cacheable (no data in it), never sniffed.
+    return Response(
+        render.stylesheet(),
+        media_type="text/css",
+        headers={**render.SECURITY_HEADERS, "Cache-Control": "max-age=300"},
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def sessions_page(
+    request: Request, user: GetUserDep, state: StateDep, choice: access.ConnectionChoiceDep
+) -> HTMLResponse:
+    """
+    The sessions page of the chosen connection (``conn_id``, else the first the user may read).
+
+    :param request: The request (for the paths the browser sees).
+    :param user: The user from the UI's token.
+    :param state: The app's caches.
+    :param choice: The chooser's connections and the one to show (the access gate).
+    """
+    if choice.conn_id is None:
+        return _page(request, connections=choice.connections)
+    try:
+        shot = _load_snapshot(state, choice.conn_id, ends_at=time.monotonic() + state.deadline)
+    except HTTPException as err:
+        return _page(request, connections=choice.connections, error=str(err.detail), status_code=err.status_code)
+    return _page(request, connections=choice.connections, shot=shot, task_runs=_runs_for(state, user, shot))
+
+
+def _page(
+    request: Request,
+    *,
+    connections: list[tuple[str, str]],
+    shot: snapshot.SessionsSnapshot | None = None,
+    task_runs: dict[str, list[runs.TaskRef]] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    own = _own_path(request)
+    body = render.render(
+        "sessions.html",
+        snapshot=shot,
+        connections=connections,
+        runs=task_runs or {},
+        charts=_charts(shot) if shot is not None else {},
+        error=error,
+        history_hours=snapshot.HISTORY_HOURS,
+        max_rows=snapshot.MAX_ENDED_ROWS,
+        refresh_seconds=render.REFRESH_SECONDS,
+        page_path=f"{own}/",
+        static_path=f"{own}/static",
+        api_path=f"{own}/api/sessions?{urlencode({'conn_id': shot.conn_id})}" if shot else "",
+        base_path=ui_base_path(),
+    )
+    return _html(body, status_code=status_code)
+
+
+@router.get("/api/sessions")
+def sessions_json(user: GetUserDep, state: StateDep, conn_id: access.ReadableConnIdDep) -> JSONResponse:
+    """
+    The sessions page's data, with ``runs``: the task instances naming each session, and their UI links.
+
+    :param user: The user from the UI's token.
+    :param state: The app's caches.
+    :param conn_id: The connection, once the user may read it (the access gate).
+    """
+    shot = _load_snapshot(state, conn_id, ends_at=time.monotonic() + state.deadline)
+    task_runs = _runs_for(state, user, shot)
+    base = ui_base_path()
+    return _json(
+        {
+            **shot.to_dict(),
+            "runs": {sid: [ref.to_dict(base_path=base) for ref in refs] for sid, refs in task_runs.items()},
+        }
+    )
+
+
+def _task_data(
+    state: ViewState, user: BaseUser, *, dag_id: str, run_id: str, task_id: str, map_index: int
+) -> tuple[runs.TaskRef | None, list[dict[str, Any]], str | None, str | None, int | None]:
+    # The route's dependency has checked the DAG's XCom. The total is None when the XCom was too large to read.
+    ends_at = time.monotonic() + state.deadline
+    ref, records, conn_id, oversized = runs.task_instance_sessions(
+        dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index
+    )
+    if oversized is not None:
+        # Parsing it would cost hundreds of MB per view, every refresh: say so instead.
+        too_large = (
+            f"The task's XCom holds {oversized:,} characters, more than the {runs.MAX_XCOM_CHARS:,} this tab "
+            "reads: its sessions are not shown here."
+        )
+        return ref, [], conn_id, too_large, None
+    rows, note = _task_rows(state, user, conn_id, records[:MAX_TASK_SESSIONS], ends_at=ends_at)
+    return ref, rows, conn_id, note, len(records)
+
+
+#: The task pages' gate, answered before the handler runs: Airflow's own DAG dependency.
+_XCOM_READ = [Depends(access.requires_xcom_read)]
+
+
+@router.get("/task", response_class=HTMLResponse, dependencies=_XCOM_READ)
+def task_page(
+    request: Request,
+    user: GetUserDep,
+    state: StateDep,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: str = "-1",
+) -> HTMLResponse:
+    """
+    A task instance's tab: the sessions its XCom names, their state then and now.
+
+    :param request: The request (for the paths the browser sees).
+    :param user: The user from the UI's token.
+    :param state: The app's caches.
+    :param dag_id: The task instance's DAG (the gate checks its XCom may be read).
+    :param run_id: Its run.
+    :param task_id: Its task.
+    :param map_index: Its map index, as the UI sends it (``{MAP_INDEX}`` for an unmapped task).
+    """
+    ref, rows, conn_id, note, total = _task_data(
+        state, user, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=parse_map_index(map_index)
+    )
+    own = _own_path(request)
+    body = render.render(
+        "task.html",
+        task=ref,
+        task_id=task_id,
+        rows=rows,
+        conn_id=conn_id,
+        note=note,
+        total=total,
+        truncated=total is not None and total > len(rows),
+        refresh_seconds=render.REFRESH_SECONDS,
+        static_path=f"{own}/static",
+        sessions_path=f"{own}/?{urlencode({'conn_id': conn_id or ''})}",
+    )
+    return _html(body)
+
+
+@router.get("/api/task", dependencies=_XCOM_READ)
+def task_json(
+    user: GetUserDep, state: StateDep, dag_id: str, run_id: str, task_id: str, map_index: str = "-1"
+) -> JSONResponse:
+    """
+    A task instance's tab as JSON; 404 for a task instance of another operator.
+
+    :param user: The user from the UI's token.
+    :param state: The app's caches.
+    :param dag_id: The task instance's DAG (the gate checks its XCom may be read).
+    :param run_id: Its run.
+    :param task_id: Its task.
+    :param map_index: Its map index, as the UI sends it.
+    """
+    ref, rows, conn_id, note, total = _task_data(
+        state, user, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=parse_map_index(map_index)
+    )
+    if ref is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "No task instance of our operator or sensor there.")
+    return _json(
+        {
+            "task": ref.to_dict(base_path=ui_base_path()),
+            "conn_id": conn_id,
+            "note": note,
+            "total": total,
+            "sessions": [{k: v for k, v in row.items() if k != "linkable"} for row in rows],
+        }
+    )
+
+
 def create_app(*, state: ViewState | None = None) -> FastAPI:
     """
-    The app: ``/`` (the page), ``/api/sessions`` (its JSON), ``/task`` and ``/api/task`` (one task instance).
+    The app: ``/`` (the page), ``/api/sessions`` (its JSON), ``/task`` and ``/api/task`` (one task instance),
+    the routes of :data:`router` with their caches.
 
-    Every route asks Airflow's auth manager: the user from the UI's token (cookie or bearer header), then
-    read access to the connection (or to the DAG's XCom for the task pages).
+    Every route asks Airflow's auth manager through its dependencies: the user from the UI's token (cookie
+    or bearer header), then, once, read access to the connection (or to the DAG's XCom for the task pages).
 
     :param state: The caches (tests pass their own).
     """
-    state = state or ViewState()
     app = FastAPI(
         title="Browser sessions",
-        description="Sessions of the Bright Data and Cloudflare Browser Rendering connections.",
+        description="Sessions of the browser platforms' connections.",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.view = state
+    app.state.view = state or ViewState()
     app.add_middleware(_SecurityHeaders)
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, error: Exception) -> JSONResponse:
-        # Starlette answers an unexpected error outside every middleware: this answer carries the headers itself.
-        log.exception("Browser sessions view: %s %s failed", request.method, request.url.path)
-        return _json({"detail": "Internal error (see the API server's log)."}, status_code=500)
-
-    @app.get("/static/style.css", include_in_schema=False)
-    def style() -> Response:
-        # Served by us, so the policy needs no inline style; cacheable (no data in it), never sniffed.
-        return Response(
-            render.stylesheet(),
-            media_type="text/css",
-            headers={**render.SECURITY_HEADERS, "Cache-Control": "max-age=300"},
-        )
-
-    @app.get("/", response_class=HTMLResponse)
-    def sessions_page(request: Request, user: GetUserDep, conn_id: str | None = None) -> HTMLResponse:
-        connections = access.readable_connections(user)
-        if conn_id is None:
-            if not connections:
-                if access.stored_connection_count():
-                    raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
-                return _page(request, connections=connections)
-            conn_id = connections[0][0]
-        access.require_connection_read(user, conn_id)
-        try:
-            shot = _load_snapshot(state, conn_id, ends_at=time.monotonic() + state.deadline)
-        except HTTPException as err:
-            return _page(request, connections=connections, error=str(err.detail), status_code=err.status_code)
-        return _page(request, connections=connections, shot=shot, task_runs=_runs_for(state, user, shot))
-
-    def _page(
-        request: Request,
-        *,
-        connections: list[tuple[str, str]],
-        shot: snapshot.SessionsSnapshot | None = None,
-        task_runs: dict[str, list[runs.TaskRef]] | None = None,
-        error: str | None = None,
-        status_code: int = 200,
-    ) -> HTMLResponse:
-        own = _own_path(request)
-        body = render.render(
-            "sessions.html",
-            snapshot=shot,
-            connections=connections,
-            runs=task_runs or {},
-            charts=_charts(shot) if shot is not None else {},
-            error=error,
-            history_hours=snapshot.HISTORY_HOURS,
-            max_rows=snapshot.MAX_ENDED_ROWS,
-            refresh_seconds=render.REFRESH_SECONDS,
-            page_path=f"{own}/",
-            static_path=f"{own}/static",
-            api_path=f"{own}/api/sessions?{urlencode({'conn_id': shot.conn_id})}" if shot else "",
-            base_path=ui_base_path(),
-        )
-        return _html(body, status_code=status_code)
-
-    @app.get("/api/sessions")
-    def sessions_json(user: GetUserDep, conn_id: str = Query(min_length=1)) -> JSONResponse:
-        access.require_connection_read(user, conn_id)
-        shot = _load_snapshot(state, conn_id, ends_at=time.monotonic() + state.deadline)
-        task_runs = _runs_for(state, user, shot)
-        base = ui_base_path()
-        return _json(
-            {
-                **shot.to_dict(),
-                "runs": {sid: [ref.to_dict(base_path=base) for ref in refs] for sid, refs in task_runs.items()},
-            }
-        )
-
-    def _task_data(
-        user: BaseUser, dag_id: str, run_id: str, task_id: str, map_index: int
-    ) -> tuple[runs.TaskRef | None, list[dict[str, Any]], str | None, str | None, int | None]:
-        # The total is None when the XCom was too large to read.
-        ends_at = time.monotonic() + state.deadline
-        access.require_dag_read(user, dag_id)
-        ref, records, conn_id, oversized = runs.task_instance_sessions(
-            dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index
-        )
-        if oversized is not None:
-            # Parsing it would cost hundreds of MB per view, every refresh: say so instead.
-            too_large = (
-                f"The task's XCom holds {oversized:,} characters, more than the {runs.MAX_XCOM_CHARS:,} this tab "
-                "reads: its sessions are not shown here."
-            )
-            return ref, [], conn_id, too_large, None
-        rows, note = _task_rows(state, user, conn_id, records[:MAX_TASK_SESSIONS], ends_at=ends_at)
-        return ref, rows, conn_id, note, len(records)
-
-    @app.get("/task", response_class=HTMLResponse)
-    def task_page(
-        request: Request, user: GetUserDep, dag_id: str, run_id: str, task_id: str, map_index: str = "-1"
-    ) -> HTMLResponse:
-        ref, rows, conn_id, note, total = _task_data(user, dag_id, run_id, task_id, parse_map_index(map_index))
-        own = _own_path(request)
-        body = render.render(
-            "task.html",
-            task=ref,
-            task_id=task_id,
-            rows=rows,
-            conn_id=conn_id,
-            note=note,
-            total=total,
-            truncated=total is not None and total > len(rows),
-            refresh_seconds=render.REFRESH_SECONDS,
-            static_path=f"{own}/static",
-            sessions_path=f"{own}/?{urlencode({'conn_id': conn_id or ''})}",
-        )
-        return _html(body)
-
-    @app.get("/api/task")
-    def task_json(user: GetUserDep, dag_id: str, run_id: str, task_id: str, map_index: str = "-1") -> JSONResponse:
-        ref, rows, conn_id, note, total = _task_data(user, dag_id, run_id, task_id, parse_map_index(map_index))
-        if ref is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "No task instance of our operator or sensor there.")
-        return _json(
-            {
-                "task": ref.to_dict(base_path=ui_base_path()),
-                "conn_id": conn_id,
-                "note": note,
-                "total": total,
-                "sessions": [{k: v for k, v in row.items() if k != "linkable"} for row in rows],
-            }
-        )
-
+    app.add_exception_handler(Exception, internal_error)
+    app.include_router(router)
     return app

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 PLUGIN_NAME = "browser_sessions"
+#: Where the API server mounts the view, below the UI's base path.
 URL_PREFIX = "/browser-sessions"
 
 
@@ -38,14 +39,17 @@ class LazyApp:
         await self._app(scope, receive, send)
 
 
-def ui_path(path: str) -> str:
-    """``path`` below the Airflow UI's base path (``[api] base_url``), as the UI's links need it."""
+def ui_base_path() -> str:
+    """
+    The Airflow UI's path prefix (``[api] base_url``'s path, as Airflow's API server reads it), without the
+    trailing slash: ``""`` when Airflow is served at the root. The UI's links and the view's run links use it.
+    """
     from urllib.parse import urlsplit
 
     from airflow.providers.common.compat.sdk import conf
 
     base = conf.get("api", "base_url", fallback="") or "/"
-    return urlsplit(base).path.rstrip("/") + path
+    return urlsplit(base).path.rstrip("/")
 
 
 if HAS_API_SERVER:
@@ -63,15 +67,14 @@ if HAS_API_SERVER:
         external_views = [
             {
                 "name": "Browser sessions",
-                "href": ui_path(f"{URL_PREFIX}/"),
+                "href": f"{ui_base_path()}{URL_PREFIX}/",
                 "destination": "nav",
                 "url_route": "browser_sessions",
             },
             {
                 "name": "Browser sessions",
-                "href": ui_path(
-                    f"{URL_PREFIX}/task?dag_id={{DAG_ID}}&run_id={{RUN_ID}}&task_id={{TASK_ID}}&map_index={{MAP_INDEX}}"
-                ),
+                "href": f"{ui_base_path()}{URL_PREFIX}/task?"
+                "dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}&map_index={MAP_INDEX}",
                 "destination": "task_instance",
                 "url_route": "browser_sessions_task",
             },

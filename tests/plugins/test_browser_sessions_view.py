@@ -28,6 +28,61 @@ SCRIPT_CANARY = '<script>alert("xss-url")</script>'
 IMG_CANARY = "<img src=x onerror=alert('xss-error')>"
 DAGS = Path(__file__).parent / "dags" / "ui_dags.py"
 
+# Every authorization question the view asks the auth manager, in order, as (method, subject): recorded by
+# CountingAuthManager, the auth manager this module's Airflow runs with.
+QUESTIONS: list[tuple[str, object]] = []
+_ASKING = threading.local()  # a question asked inside another (the base class's per-id loop) is not one more
+_QUESTION_METHODS = (
+    "is_authorized_connection",
+    "is_authorized_dag",
+    "is_authorized_view",
+    "is_authorized_custom_view",
+    "batch_is_authorized_connection",
+    "batch_is_authorized_dag",
+    "filter_authorized_connections",
+    "filter_authorized_dag_ids",
+    "get_authorized_connections",
+    "get_authorized_dag_ids",
+)
+
+
+def _subject(kwargs: dict) -> object:
+    details = kwargs.get("details")
+    if "conn_ids" in kwargs:
+        return frozenset(kwargs["conn_ids"])
+    if "dag_ids" in kwargs:
+        return frozenset(kwargs["dag_ids"])
+    if details is not None and hasattr(details, "conn_id"):
+        return details.conn_id
+    if details is not None and hasattr(details, "id"):
+        return (details.id, kwargs.get("access_entity"))
+    return None
+
+
+def _recording(name: str):
+    def ask(self, **kwargs):
+        outer = not getattr(_ASKING, "busy", False)
+        if outer:
+            QUESTIONS.append((name, _subject(kwargs)))
+        _ASKING.busy = True
+        try:
+            return getattr(super(CountingAuthManager, self), name)(**kwargs)
+        finally:
+            _ASKING.busy = not outer
+
+    ask.__name__ = name
+    return ask
+
+
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    class CountingAuthManager(SimpleAuthManager):
+        """Airflow's simple auth manager, unchanged, recording each authorization question asked of it."""
+
+    for _name in _QUESTION_METHODS:
+        setattr(CountingAuthManager, _name, _recording(_name))
+
 
 @pytest.fixture(scope="module")
 def emulator(airflow_db):
@@ -71,9 +126,15 @@ def _env_by_id(emulator) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def app(stored_connections):
-    from airflow.api_fastapi.app import create_app
+    """Airflow's API server app, its auth manager the simple one that counts the questions it is asked."""
+    from airflow.api_fastapi.app import create_app, get_auth_manager, purge_cached_app
 
-    return create_app()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__CORE__AUTH_MANAGER", f"{__name__}.CountingAuthManager")
+        app = create_app()
+        assert isinstance(get_auth_manager(), CountingAuthManager)
+        yield app
+    purge_cached_app()  # the next module's app gets the configured auth manager
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +193,22 @@ def test_the_api_server_mounts_the_view_and_lists_it_in_the_ui_navigation(client
     assert views["nav"]["href"] == "/browser-sessions/"
     assert "{DAG_ID}" in views["task_instance"]["href"]
     assert "{MAP_INDEX}" in views["task_instance"]["href"]
+
+
+def test_the_routes_are_module_functions_that_create_app_only_assembles():
+    from fastapi.routing import APIRoute
+
+    from airflow_provider_browsersessions.plugins import app as view
+
+    def endpoints(app) -> dict[str, object]:
+        return {route.path: route.endpoint for route in app.routes if isinstance(route, APIRoute)}
+
+    first = endpoints(view.create_app())
+    assert set(first) == {"/static/style.css", "/", "/api/sessions", "/task", "/api/task"}
+    for path, endpoint in first.items():
+        assert endpoint.__qualname__ == endpoint.__name__, path  # not a closure (before: create_app.<locals>.…)
+        assert getattr(view, endpoint.__name__) is endpoint, path
+    assert endpoints(view.create_app()) == first  # a second app serves the same functions, with its own caches
 
 
 @pytest.mark.parametrize(
@@ -280,6 +357,53 @@ def test_the_chooser_offers_the_readable_connections_of_our_two_types(client, to
     assert offered == sorted([BRIGHTDATA, "brightdata_wrong_key", CLOUDFLARE])  # not the http one
 
 
+def _questions(client, path: str, token: str) -> tuple[int, tuple[str, object], list[tuple[str, object]]]:
+    """The answer's status, the first question the request asked the auth manager, and the others."""
+    QUESTIONS.clear()
+    status = client.get(path, headers=auth(token)).status_code
+    assert QUESTIONS, f"{path} asked the auth manager nothing"
+    first, *others = QUESTIONS
+    assert len(set(QUESTIONS)) == len(QUESTIONS), QUESTIONS  # never the same question twice
+    return status, first, others
+
+
+def _only_run_links(others: list[tuple[str, object]]) -> bool:
+    # After its gate, a sessions request may ask only which DAGs' XCom its run links may show, once each.
+    return all(name == "is_authorized_dag" for name, _ in others)
+
+
+def test_each_request_asks_the_auth_manager_once_about_what_it_shows(client, tokens, fresh):
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    ours = {BRIGHTDATA, "brightdata_wrong_key", CLOUDFLARE}
+    chooser = ("filter_authorized_connections", frozenset(ours))
+    # The page: the chooser's connections and the one shown in one question (before: each, then that one again).
+    for path, token, status in (
+        (f"/browser-sessions/?conn_id={CLOUDFLARE}", "op", 200),
+        ("/browser-sessions/", "op", 200),
+        (f"/browser-sessions/?conn_id={BRIGHTDATA}", "viewer", 403),
+        ("/browser-sessions/", "user", 403),
+    ):
+        answered, first, others = _questions(client, path, tokens[token])
+        assert (answered, first) == (status, chooser), path
+        assert _only_run_links(others), (path, others)
+    # A connection defined outside the database (here: none at all) is asked about with the stored ones.
+    answered, first, others = _questions(client, "/browser-sessions/?conn_id=env_only", tokens["op"])
+    assert (answered, first, others) == (404, ("filter_authorized_connections", frozenset({*ours, "env_only"})), [])
+    # The JSON: its connection, once.
+    json_path = f"/browser-sessions/api/sessions?conn_id={CLOUDFLARE}"
+    for token, status in (("op", 200), ("viewer", 403)):
+        answered, first, others = _questions(client, json_path, tokens[token])
+        assert (answered, first) == (status, ("is_authorized_connection", CLOUDFLARE)), token
+        assert _only_run_links(others), others
+    # The task pages: the DAG's XCom, through Airflow's own requires_access_dag (no such run: nothing else).
+    xcom = ("is_authorized_dag", ("ui_links", DagAccessEntity.XCOM))
+    for path, status in (("/browser-sessions/task", 200), ("/browser-sessions/api/task", 404)):
+        query = "dag_id=ui_links&run_id=no-such&task_id=wait"
+        answered, first, others = _questions(client, f"{path}?{query}", tokens["op"])
+        assert (answered, first, others) == (status, xcom, []), path
+
+
 def test_cloudflare_says_it_lists_active_sessions_only(client, tokens, emulator, fresh):
     live = emulator.add_session("cloudflare", duration=None)["sessionId"]
     answer = client.get(f"/browser-sessions/?conn_id={CLOUDFLARE}", headers=auth(tokens["op"]))
@@ -378,6 +502,20 @@ def test_a_viewer_sees_a_tasks_xcom_states_but_nothing_read_from_the_connection(
     assert "may not read connection" in body["note"]
     assert {row["session_id"] for row in body["sessions"]} >= set(linked_run["failed"])
     assert emulator.request_count() == 0
+
+
+def test_a_task_tab_asks_about_the_dag_and_then_the_connection_its_xcom_names_once_each(
+    client, tokens, linked_run, fresh
+):
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    query = f"dag_id=ui_links&run_id={_quoted(linked_run['run_id'])}&task_id=wait"
+    for path in ("/browser-sessions/task", "/browser-sessions/api/task"):
+        for token in ("op", "viewer"):
+            answered, first, others = _questions(client, f"{path}?{query}", tokens[token])
+            assert answered == 200, (path, token)
+            assert first == ("is_authorized_dag", ("ui_links", DagAccessEntity.XCOM))
+            assert others == [("is_authorized_connection", BRIGHTDATA)], (path, token)
 
 
 def test_a_task_of_another_operator_has_nothing_to_show(client, tokens, linked_run, fresh):
