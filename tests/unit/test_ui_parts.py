@@ -320,3 +320,24 @@ def test_the_runs_index_keeps_task_references_only_and_counts_what_it_skipped():
     assert index.tasks_naming(["s1", "s2"], dag_ids=lambda dags: dags) == {"s1": [ref_a], "s2": [ref_a]}
     assert index.skipped == 1
     assert index._current() == {"s1": [ref_a], "s2": [ref_a]}  # ids and references: no record is kept
+
+
+@pytest.mark.parametrize(
+    ("base_url", "expected"),
+    [
+        (None, ""),
+        ("http://localhost:8080", ""),
+        ("http://localhost:8080/", ""),
+        ("https://example.test/airflow/", "/airflow"),
+        ("https://example.test/team/airflow", "/team/airflow"),
+    ],
+)
+def test_the_ui_base_path_is_the_path_of_the_api_base_url_without_its_trailing_slash(base_url, expected, monkeypatch):
+    # One function serves the UI's entries (the plugin) and the view's run links (the app), on 2.11 and 3.
+    from airflow_provider_browsersessions.plugins.browser_sessions_plugin import ui_base_path
+
+    if base_url is None:
+        monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("AIRFLOW__API__BASE_URL", base_url)
+    assert ui_base_path() == expected
