@@ -372,10 +372,13 @@ def _only_run_links(others: list[tuple[str, object]]) -> bool:
     return all(name == "is_authorized_dag" for name, _ in others)
 
 
-def test_each_request_asks_the_auth_manager_once_about_what_it_shows(client, tokens, fresh):
+def test_each_request_asks_the_auth_manager_once_about_what_it_shows(client, tokens, stored_connections, fresh):
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 
-    ours = {BRIGHTDATA, "brightdata_wrong_key", CLOUDFLARE}
+    from airflow_provider_browsersessions.plugins.access import OUR_CONN_TYPES
+
+    ours = {conn_id for conn_id, row in stored_connections.items() if row["conn_type"] in OUR_CONN_TYPES}
+    assert {BRIGHTDATA, "brightdata_wrong_key", CLOUDFLARE} <= ours
     chooser = ("filter_authorized_connections", frozenset(ours))
     # The page: the chooser's connections and the one shown in one question (before: each, then that one again).
     for path, token, status in (
