@@ -4,75 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_browsersessions.connection_extras import COMMON_EXTRAS
+
 __all__ = ["get_provider_info"]
 
 __version__ = "0.1.0"
 
 PACKAGE_NAME = "airflow-provider-browsersessions"
 
-# Extras every connection type of this provider understands; the hooks read them through
-# ``hooks.base.ConnectionSettings``. Declared once here so the UI form (Airflow 3 ``conn-fields``)
-# and the hooks never disagree about a name.
-_COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {
-    "timeout": {
-        "label": "Read timeout (seconds)",
-        "description": "Seconds to wait for a response before retrying. Default 30.",
-        "schema": {"type": ["number", "null"], "minimum": 0},
-    },
-    "connect_timeout": {
-        "label": "Connect timeout (seconds)",
-        "description": "Seconds to wait for a TCP/TLS connection. Default 10.",
-        "schema": {"type": ["number", "null"], "minimum": 0},
-    },
-    "max_retries": {
-        "label": "Max retries",
-        "description": "Retries after the first attempt on 429, 5xx and connection errors. Default 5.",
-        "schema": {"type": ["integer", "null"], "minimum": 0},
-    },
-    "max_retry_wait": {
-        "label": "Max total retry wait (seconds)",
-        "description": "Upper bound on the time spent waiting between retries of one request. Default 300.",
-        "schema": {"type": ["number", "null"], "minimum": 0},
-    },
-    "verify": {
-        "label": "Verify TLS certificates",
-        "description": "Set to false only for a trusted proxy with a self-signed certificate (a warning is logged). "
-        "Default true.",
-        "schema": {"type": ["boolean", "null"]},
-    },
-    "request_deadline": {
-        "label": "Request deadline (seconds)",
-        "description": "Seconds one attempt may take end to end: connect, headers and the whole body. Default 60.",
-        "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
-    },
-    "max_response_bytes": {
-        "label": "Max response size (bytes)",
-        "description": "Decompressed bytes one answer may have; larger ones fail clearly. Default 33554432 (32 MiB).",
-        "schema": {"type": ["integer", "null"], "exclusiveMinimum": 0},
-    },
-    "pace": {
-        "label": "Pace requests by the rate-limit headers",
-        "description": "Slow down as the platform's Ratelimit headers say the budget runs out. Default true.",
-        "schema": {"type": ["boolean", "null"]},
-    },
-    "allow_insecure_http": {
-        "label": "Allow http:// to a non-loopback host",
-        "description": "Send the credentials in clear text to an http:// Base URL that is not loopback. Default false.",
-        "schema": {"type": ["boolean", "null"]},
-    },
-    "max_pages": {
-        "label": "Max pages per listing",
-        "description": "The most pages one listing fetches before it stops with an error naming this bound. "
-        "Default 2000 (200,000 Bright Data sessions).",
-        "schema": {"type": ["integer", "null"], "minimum": 1},
-    },
-    "pages_in_flight": {
-        "label": "List pages in flight",
-        "description": "How many list pages a listing fetches at once when the walk already knows they are "
-        "needed (Bright Data: from the server's total). 1 fetches one page at a time. Default 4.",
-        "schema": {"type": ["integer", "null"], "minimum": 1},
-    },
-}
+# The extras every connection type of this provider understands, as the UI form (Airflow 3 ``conn-fields``)
+# declares them: built from the one table the hooks parse them with (``connection_extras``).
+_COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {name: extra.conn_field() for name, extra in COMMON_EXTRAS.items()}
 
 CONNECTION_TYPES: list[dict[str, Any]] = [
     {

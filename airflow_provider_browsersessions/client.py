@@ -1,11 +1,17 @@
-"""The sessions client of one connection: list, read and close, sync and async, over one walk per listing."""
+"""The sessions client of one connection: list, read and close, sync and async, over one walk per listing.
+
+Internal: the hooks build it from a resolved connection and are the API users call. It knows nothing of
+the hooks (no import of them), only what it is given: the platform, the settings, the listing limits, a
+logger and what a 404 on a session means.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_browsersessions.closing import MAX_UNANSWERED_IN_A_ROW, CloseOutcome, SessionClose
 from airflow_provider_browsersessions.exceptions import (
@@ -21,15 +27,16 @@ from airflow_provider_browsersessions.platforms.base import (
     ApiRequest,
     ResponseShapeError,
     SessionWalk,
+    WarningLog,
     shape_error,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, check_path_value
-from airflow_provider_browsersessions.transport import AsyncTransport, SyncTransport
+from airflow_provider_browsersessions.transport import AsyncTransport, ClientSettings, SyncTransport
 
 if TYPE_CHECKING:
-    from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
+    from airflow_provider_browsersessions.platforms.base import Platform
 
-__all__ = ["BrowserSessionsClient", "SessionIterator"]
+__all__ = ["BrowserSessionsClient", "ListingLimits", "SessionIterator"]
 
 _PROGRESS_EVERY_PAGES = 10
 
@@ -53,11 +60,26 @@ class SessionIterator(Iterator[BrowserSession]):
         return next(self._sessions)
 
 
-def build_query(query: SessionQuery | None, filters: Mapping[str, Any]) -> SessionQuery:
-    """Accept either a ready ``SessionQuery`` or filters by name, never both."""
-    if query is not None and filters:
-        raise InvalidQueryError("query", "either a SessionQuery or filters by name, not both")
-    return query if query is not None else SessionQuery.build(**filters)
+class ProgressLog(WarningLog, Protocol):
+    """A logger the ``logging`` way (a stdlib logger, or an Airflow hook's ``log``): warnings and progress."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any:
+        """Log ``msg % args`` as information."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ListingLimits:
+    """
+    How a listing pages, from the connection's extras and the hook's arguments.
+
+    :param page_size: Page size to ask for (None: the API's maximum).
+    :param max_pages: The most pages one walk fetches (extra ``max_pages``).
+    :param pages_in_flight: The most list pages one listing fetches at once (extra ``pages_in_flight``).
+    """
+
+    page_size: int | None
+    max_pages: int
+    pages_in_flight: int
 
 
 def _check_session_id(session_id: Any) -> str:
@@ -76,17 +98,34 @@ class BrowserSessionsClient:
     """
     Lists, reads and closes the sessions of one connection: the sync calls tasks make and their async twins.
 
-    The hook resolves the connection (settings, the platform's wire logic, what a 404 means, how to explain
-    an error); this client owns the transports built from it and drives the platform's ``SessionWalk``:
-    the sync side through pooled ``SyncTransport`` objects (one per page in flight for a pipelined
-    listing), the async side through one ``AsyncTransport`` for the triggerer.
-    Get it as ``hook.client``; the hook's listing methods delegate to it.
+    The hook resolves the connection into what this client is built from (the async path reads it without
+    blocking first); the client owns the transports built from it and drives the platform's
+    ``SessionWalk``: the sync side through pooled ``SyncTransport`` objects (one per page in flight for a
+    pipelined listing), the async side through one ``AsyncTransport`` for the triggerer. Every error it
+    raises names the connection, its host and what to fix (``settings.errors``), built so by the transports
+    and the walks.
 
-    :param hook: The hook whose connection this client speaks for.
+    :param platform: The platform's wire logic for this connection.
+    :param settings: Where and how to connect, and the connection's error context.
+    :param limits: How listings page.
+    :param log: Where progress and odd values are logged (the hook's logger).
+    :param is_unknown_session: Whether a 404 on a session means "no such session" (not a wrong account or path).
     """
 
-    def __init__(self, hook: BrowserSessionsHook) -> None:
-        self.hook = hook
+    def __init__(
+        self,
+        *,
+        platform: Platform,
+        settings: ClientSettings,
+        limits: ListingLimits,
+        log: ProgressLog,
+        is_unknown_session: Callable[[NotFoundError], bool],
+    ) -> None:
+        self.platform = platform
+        self.settings = settings
+        self.limits = limits
+        self.log = log
+        self._is_unknown_session = is_unknown_session
         self._transport: SyncTransport | None = None
         self._async_transport: AsyncTransport | None = None
         # More sync transports for pipelined listings: one per page in flight, each used by one thread at a time.
@@ -98,14 +137,14 @@ class BrowserSessionsClient:
     def get_conn(self) -> SyncTransport:
         """The one pooled sync transport."""
         if self._transport is None:
-            self._transport = SyncTransport(platform=self.hook.platform, settings=self.hook.settings)
+            self._transport = SyncTransport(platform=self.platform, settings=self.settings)
         self._transport.calls_end = self._calls_end
         return self._transport
 
     def _page_fetchers(self, count: int) -> list[Any]:
         """``count`` sync fetchers for a pipelined walk: the pooled transport and pooled extras (kept for reuse)."""
         while len(self._page_transports) < count - 1:
-            self._page_transports.append(SyncTransport(platform=self.hook.platform, settings=self.hook.settings))
+            self._page_transports.append(SyncTransport(platform=self.platform, settings=self.settings))
         for transport in self._page_transports:
             transport.calls_end = self._calls_end
         return [self.get_conn().fetch_json, *(t.fetch_json for t in self._page_transports[: count - 1])]
@@ -131,7 +170,7 @@ class BrowserSessionsClient:
     def get_async_conn(self) -> AsyncTransport:
         """The one async transport (create it inside the event loop that will use it)."""
         if self._async_transport is None:
-            self._async_transport = AsyncTransport(platform=self.hook.platform, settings=self.hook.settings)
+            self._async_transport = AsyncTransport(platform=self.platform, settings=self.settings)
         return self._async_transport
 
     def close(self) -> None:
@@ -162,13 +201,14 @@ class BrowserSessionsClient:
     ) -> SessionWalk:
         """Validate everything and plan the listing; no request is sent (``server_judged``: see ``SessionWalk``)."""
         return SessionWalk(
-            self.hook.platform,
-            build_query(query, filters),
+            self.platform,
+            SessionQuery.build_or_take(query, filters),
             max_results=max_results,
-            page_size=page_size or self.hook.page_size,
-            max_pages=self.hook.max_pages,
-            log=self.hook.log,
+            page_size=page_size or self.limits.page_size,
+            max_pages=self.limits.max_pages,
+            log=self.log,
             server_judged=server_judged,
+            context=self.settings.errors,
         )
 
     def iter_sessions(
@@ -193,23 +233,22 @@ class BrowserSessionsClient:
         """
         walk = self.plan_walk(query, max_results=max_results, page_size=page_size, **filters)
         return SessionIterator(
-            walk, self._sessions_from_walk(walk, in_flight=self.hook.pages_in_flight if read_ahead else 1)
+            walk, self._sessions_from_walk(walk, in_flight=self.limits.pages_in_flight if read_ahead else 1)
         )
 
     def _sessions_from_walk(self, walk: SessionWalk, *, in_flight: int = 1) -> Iterator[BrowserSession]:
         """Fetch the walk's pages (up to ``in_flight`` at once) and yield its sessions, logging progress."""
-        with self.hook.explained_errors():
-            for sessions in iter_walk(walk, self._page_fetchers(in_flight), in_flight=in_flight):
-                yield from sessions
-                stats = walk.stats
-                if stats.pages % _PROGRESS_EVERY_PAGES == 0:
-                    self.hook.log.info(
-                        "%s: listing in progress: %d pages, %d sessions scanned, %d matched so far",
-                        self.hook.platform.display_name,
-                        stats.pages,
-                        stats.scanned,
-                        stats.matched,
-                    )
+        for sessions in iter_walk(walk, self._page_fetchers(in_flight), in_flight=in_flight):
+            yield from sessions
+            stats = walk.stats
+            if stats.pages % _PROGRESS_EVERY_PAGES == 0:
+                self.log.info(
+                    "%s: listing in progress: %d pages, %d sessions scanned, %d matched so far",
+                    self.platform.display_name,
+                    stats.pages,
+                    stats.scanned,
+                    stats.matched,
+                )
 
     def list_sessions(
         self,
@@ -228,15 +267,14 @@ class BrowserSessionsClient:
 
         :param session_id: The platform's session id (quoted into the path).
         """
-        request = self.hook.platform.get_request(_check_session_id(session_id))
-        with self.hook.explained_errors():
-            try:
-                payload = self.get_conn().fetch_json(request)
-            except NotFoundError as err:
-                if self.hook.is_unknown_session(err):
-                    return None
-                raise
-            return self._parse_session(request, payload)
+        request = self.platform.get_request(_check_session_id(session_id))
+        try:
+            payload = self.get_conn().fetch_json(request)
+        except NotFoundError as err:
+            if self._is_unknown_session(err):
+                return None
+            raise
+        return self._parse_session(request, payload)
 
     async def aiter_sessions(
         self,
@@ -245,33 +283,28 @@ class BrowserSessionsClient:
         max_results: int | None = None,
         read_ahead: bool = False,
         server_judged: Iterable[str] = (),
-    ) -> AsyncIterator[BrowserSession]:
+    ) -> AsyncGenerator[BrowserSession]:
         """The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx."""
-        await self.hook.aload_connection()
         walk = self.plan_walk(query, max_results=max_results, server_judged=server_judged)
-        in_flight = self.hook.pages_in_flight if read_ahead else 1
+        in_flight = self.limits.pages_in_flight if read_ahead else 1
         pages = aiter_walk(walk, self.get_async_conn().fetch_json, in_flight=in_flight)
         try:
-            # The triggerer's errors name the connection, host and what to fix, as the worker's do.
-            with self.hook.explained_errors():
-                async for sessions in pages:
-                    for session in sessions:
-                        yield session
+            async for sessions in pages:
+                for session in sessions:
+                    yield session
         finally:
             await pages.aclose()
 
     async def aget_session(self, session_id: str) -> BrowserSession | None:
         """The async twin of :meth:`get_session`."""
-        await self.hook.aload_connection()
-        request = self.hook.platform.get_request(_check_session_id(session_id))
-        with self.hook.explained_errors():
-            try:
-                payload = await self.get_async_conn().fetch_json(request)
-            except NotFoundError as err:
-                if self.hook.is_unknown_session(err):
-                    return None
-                raise
-            return self._parse_session(request, payload)
+        request = self.platform.get_request(_check_session_id(session_id))
+        try:
+            payload = await self.get_async_conn().fetch_json(request)
+        except NotFoundError as err:
+            if self._is_unknown_session(err):
+                return None
+            raise
+        return self._parse_session(request, payload)
 
     def close_session(self, session_id: str) -> str:
         """
@@ -282,9 +315,8 @@ class BrowserSessionsClient:
         :raises NotSupportedError: before any request, when the platform's API cannot close sessions.
         :raises NotFoundError: when the platform does not know the session (see the hook's ``is_unknown_session``).
         """
-        request = self.hook.platform.close_request(_check_session_id(session_id))
-        with self.hook.explained_errors():
-            return self._parse_close(request, self.get_conn().fetch_json(request))
+        request = self.platform.close_request(_check_session_id(session_id))
+        return self._parse_close(request, self.get_conn().fetch_json(request))
 
     def close_each(self, session_ids: Iterable[str]) -> Iterator[SessionClose]:
         """
@@ -299,7 +331,7 @@ class BrowserSessionsClient:
         :param session_ids: The sessions to close.
         :raises NotSupportedError: before any request, when the platform's API cannot close sessions.
         """
-        self.hook.platform.check_can_close()
+        self.platform.check_can_close()
         stopped: str | None = None
         unanswered = 0
         for session_id in session_ids:
@@ -316,14 +348,13 @@ class BrowserSessionsClient:
 
     def _close_one(self, session_id: str) -> tuple[SessionClose, ApiError | None]:
         """One close: its outcome, and the error behind it (None when it was closed or already gone)."""
-        request = self.hook.platform.close_request(_check_session_id(session_id))
+        request = self.platform.close_request(_check_session_id(session_id))
         earlier: list[BaseException] = []
         try:
-            with self.hook.explained_errors():
-                payload = self.get_conn().fetch_json(request, on_retry=earlier.append)
-                answer = self._parse_close(request, payload)
+            payload = self.get_conn().fetch_json(request, on_retry=earlier.append)
+            answer = self._parse_close(request, payload)
         except NotFoundError as err:
-            if not self.hook.is_unknown_session(err):  # a wrong account or path: not this session's answer
+            if not self._is_unknown_session(err):  # a wrong account or path: not this session's answer
                 return SessionClose(session_id=session_id, outcome=CloseOutcome.REFUSED, error=_reason(err)), err
             if any(may_have_taken_effect(attempt) for attempt in earlier):
                 return SessionClose(session_id=session_id, outcome=CloseOutcome.CLOSED), None
@@ -338,19 +369,17 @@ class BrowserSessionsClient:
 
     async def aclose_session(self, session_id: str) -> str:
         """The async twin of :meth:`close_session`."""
-        await self.hook.aload_connection()
-        request = self.hook.platform.close_request(_check_session_id(session_id))
-        with self.hook.explained_errors():
-            return self._parse_close(request, await self.get_async_conn().fetch_json(request))
+        request = self.platform.close_request(_check_session_id(session_id))
+        return self._parse_close(request, await self.get_async_conn().fetch_json(request))
 
     def _parse_close(self, request: ApiRequest, payload: Any) -> str:
         try:
-            return self.hook.platform.parse_close_body(payload)
+            return self.platform.parse_close_body(payload)
         except ResponseShapeError as err:
-            raise shape_error(self.hook.platform, request, err) from None
+            raise shape_error(self.platform, request, err, self.settings.errors) from None
 
     def _parse_session(self, request: ApiRequest, payload: Any) -> BrowserSession | None:
         try:
-            return self.hook.platform.parse_session_body(payload)
+            return self.platform.parse_session_body(payload)
         except ResponseShapeError as err:
-            raise shape_error(self.hook.platform, request, err) from None
+            raise shape_error(self.platform, request, err, self.settings.errors) from None

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING, Self
+
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "ApiError",
@@ -10,6 +16,7 @@ __all__ = [
     "BadRequestError",
     "BrowserSessionsError",
     "ConnectionConfigError",
+    "ErrorContext",
     "HostUnreachableError",
     "InvalidQueryError",
     "MalformedResponseError",
@@ -37,6 +44,24 @@ _MAX_PATH_CHARS = 200
 def cut_text(text: str, limit: int) -> str:
     """``text`` cut to at most ``limit`` characters, the cut marked with an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorContext:
+    """
+    What every ``ApiError`` of one connection says besides its request: the connection, its host, the fix.
+
+    The hook builds it from the connection; the transports, the walks and the client pass it to each error
+    they build, so a task's error and a deferred wait's name the same connection and field to fix.
+
+    :param conn_id: The Airflow connection id.
+    :param host: The base URL's host (and port): never userinfo, path or query.
+    :param fix: What to check in the connection for an error (None: the platform's message says it).
+    """
+
+    conn_id: str
+    host: str
+    fix: Callable[[ApiError], str | None] = dataclasses.field(repr=False, compare=False)
 
 
 class BrowserSessionsError(AirflowException):
@@ -97,34 +122,53 @@ class ApiError(BrowserSessionsError):
         status: int | None,
         message: str,
         retry_after: float | None = None,
+        context: ErrorContext | None = None,
     ) -> None:
         self.platform = platform
         self.method = method
         self.path = path
         self.status = status
-        self.api_message = message = cut_text(message, MAX_ERROR_MESSAGE_CHARS)
+        self.api_message = cut_text(message, MAX_ERROR_MESSAGE_CHARS)
         self.retry_after = retry_after
-        self.conn_id: str | None = None
-        self.host: str | None = None  # the API host, once ``add_context`` named it
-        where = f"{platform} API {method} {cut_text(path, _MAX_PATH_CHARS)}"
-        what = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"{where} failed: {what}: {message}")
+        #: How many attempts the request had, once the retries gave up on it (see :meth:`after_attempts`).
+        self.attempts: int | None = None
+        self.conn_id = context.conn_id if context is not None else None
+        self.host = context.host if context is not None else None  # the API host: never userinfo, path or query
+        # The fix depends on the error's class and text (a Cloudflare 404 naming the account): asked last.
+        self.hint = context.fix(self) if context is not None else None
+        super().__init__(self._message())
 
-    def add_context(self, *, conn_id: str, host: str, hint: str | None) -> None:
-        """
-        Name the Airflow connection, the API host and what to fix, as "Test connection" does; once only.
+    def _headline(self) -> str:
+        """What failed and how: the platform, the endpoint, the status and the API's text."""
+        what = f"HTTP {self.status}" if self.status is not None else "no response"
+        return f"{self._where()} failed: {what}: {self.api_message}"
 
-        The error keeps its class, so retry decisions and ``except`` clauses are unchanged.
+    def _where(self) -> str:
+        return f"{self.platform} API {self.method} {cut_text(self.path, _MAX_PATH_CHARS)}"
 
-        :param conn_id: The Airflow connection id.
-        :param host: The base URL's host (and port): never userinfo, path or query.
-        :param hint: What to check, in the connection form's words (None: the platform's message says it).
-        """
+    def _message(self) -> str:
+        # The one place the message is composed: the request's facts, the retries', then the connection's.
+        text = self._headline()
+        if self.attempts is not None:
+            text += f" (gave up after {self.attempts} attempt(s))"
         if self.conn_id is not None:
-            return
-        self.conn_id = conn_id
-        self.host = host
-        self.args = (f"{self.args[0]}. Connection {conn_id!r}, host {host}" + (f": {hint}" if hint else "."),)
+            text += f". Connection {self.conn_id!r}, host {self.host}" + (f": {self.hint}" if self.hint else ".")
+        return text
+
+    def after_attempts(self, attempts: int) -> Self:
+        """
+        This error as the last of ``attempts`` tries of its request: a new error of the same class and facts.
+
+        The retry policy only knows an error was the last once it decides not to retry it, after the
+        error was built; it raises this one instead, so no message is rewritten in place.
+
+        :param attempts: The attempts made, the first included.
+        """
+        final = type(self).__new__(type(self))
+        final.__dict__.update(self.__dict__)
+        final.attempts = attempts
+        BrowserSessionsError.__init__(final, final._message())
+        return final
 
 
 class AuthenticationError(ApiError, AirflowFailException):
@@ -185,10 +229,14 @@ class WalkLimitError(ApiError):
     Every page answered; the walk stopped on purpose, so no result is silently truncated.
     """
 
-    def __init__(self, *, platform: str, method: str, path: str, message: str) -> None:
-        super().__init__(platform=platform, method=method, path=path, status=None, message=message)
+    def __init__(
+        self, *, platform: str, method: str, path: str, message: str, context: ErrorContext | None = None
+    ) -> None:
+        super().__init__(platform=platform, method=method, path=path, status=None, message=message, context=context)
+
+    def _headline(self) -> str:
         # Not "failed: no response": every page came back, the bound ended the walk.
-        self.args = (f"{platform} API {method} {cut_text(path, _MAX_PATH_CHARS)}: {self.api_message}",)
+        return f"{self._where()}: {self.api_message}"
 
 
 class SessionsNotClosedError(BrowserSessionsError):

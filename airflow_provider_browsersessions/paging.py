@@ -18,12 +18,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Seque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_browsersessions.connection_extras import COMMON_EXTRAS
+
 if TYPE_CHECKING:
     from airflow_provider_browsersessions.platforms.base import ApiRequest, SessionWalk
     from airflow_provider_browsersessions.sessions import BrowserSession
 
-#: Default of the connection extra ``pages_in_flight``.
-DEFAULT_PAGES_IN_FLIGHT = 4
+#: The default of the connection extra ``pages_in_flight`` (its one table: ``connection_extras``).
+DEFAULT_PAGES_IN_FLIGHT = int(COMMON_EXTRAS["pages_in_flight"].default)
 
 #: The name prefix of the threads a sync pipelined walk starts (and always joins before it ends).
 _THREADS = "browsersessions-page"

@@ -461,6 +461,38 @@ class SessionQuery:
             where=where,
         )
 
+    @classmethod
+    def build_or_take(cls, query: SessionQuery | None, filters: Mapping[str, Any]) -> SessionQuery:
+        """
+        A ready query, or filters by name validated by :meth:`build`, never both: what the listing calls take.
+
+        :param query: A ready query, or None.
+        :param filters: Filters by name (see ``FILTER_NAMES``, plus ``where``).
+        :raises InvalidQueryError: for both at once, or a value that is not allowed.
+        """
+        if query is not None and filters:
+            raise InvalidQueryError("query", "either a SessionQuery or filters by name, not both")
+        return query if query is not None else cls.build(**filters)
+
+    @classmethod
+    def build_running(cls, *, now: datetime | None = None, **filters: Any) -> SessionQuery:
+        """
+        The running sessions matching ``filters``, ``min_duration`` read as "running at least this long".
+
+        A running session's duration is not known until it ends, so ``min_duration`` becomes a start bound
+        (the earlier of it and ``started_before``): what the close operator chooses by.
+
+        :param now: The time ``min_duration`` counts back from (default: now).
+        :param filters: Filters by name (see ``FILTER_NAMES``); ``status`` is ``running``.
+        """
+        min_duration = cls.build(min_duration=filters.pop("min_duration", None)).min_duration
+        query = cls.build(status="running", **filters)
+        if min_duration is not None:
+            latest_start = pendulum.instance(now or pendulum.now("UTC")).subtract(seconds=min_duration)
+            if query.started_before is None or latest_start < query.started_before:
+                query = cls.build(**{**filters, "started_before": latest_start}, status="running")
+        return query
+
     def active_filters(self) -> frozenset[str]:
         """Names of the filters that are set (``sort``/``order`` included, ``where`` as ``where``)."""
         names = {name for name in FILTER_NAMES if getattr(self, name) is not None}

@@ -16,8 +16,10 @@ import tenacity
 import urllib3
 
 from airflow_provider_browsersessions import __version__
+from airflow_provider_browsersessions.connection_extras import COMMON_EXTRAS
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
+    ErrorContext,
     MalformedResponseError,
     RedirectRefusedError,
     RequestDeadlineError,
@@ -42,12 +44,13 @@ if TYPE_CHECKING:
 
     import httpx
 
-DEFAULT_MAX_RETRIES = 5
-DEFAULT_MAX_RETRY_WAIT = 300.0
+# The defaults of the connection extras of the same names (their one table: ``connection_extras``).
+DEFAULT_MAX_RETRIES = int(COMMON_EXTRAS["max_retries"].default)
+DEFAULT_MAX_RETRY_WAIT = float(COMMON_EXTRAS["max_retry_wait"].default)
 #: Seconds one attempt may take end to end: connect, headers and the whole body.
-DEFAULT_REQUEST_DEADLINE = 60.0
+DEFAULT_REQUEST_DEADLINE = float(COMMON_EXTRAS["request_deadline"].default)
 #: Decoded (decompressed) bytes one answer may have.
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = int(COMMON_EXTRAS["max_response_bytes"].default)
 #: Longest ``Retry-After`` honoured, in seconds; a larger one counts as this (and usually ends the retries).
 MAX_RETRY_AFTER = 600.0
 
@@ -127,7 +130,8 @@ class RetryPolicy:
         def give_up(state: tenacity.RetryCallState) -> Any:
             error = state.outcome.exception() if state.outcome else None
             if isinstance(error, ApiError) and self.should_retry(error):
-                error.args = (f"{error.args[0]} (gave up after {state.attempt_number} attempt(s))",)
+                final = error.after_attempts(state.attempt_number)
+                raise final.with_traceback(error.__traceback__) from error.__cause__
             if error is not None:
                 raise error
             return None
@@ -156,27 +160,20 @@ class ClientSettings:
     :param request_deadline: Seconds one attempt may take end to end (connect, headers, whole body).
     :param max_response_bytes: Decoded bytes one answer may have.
     :param pace: Pace requests by the ``Ratelimit`` headers (see ``pacing.Pacer``).
+    :param errors: The connection every error names, with its host and what to fix (None: the request only).
     """
 
     base_url: str
     headers: Mapping[str, str] = dataclasses.field(repr=False)
     secrets: tuple[str, ...] = dataclasses.field(repr=False, default=())
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
+    timeout: float = float(COMMON_EXTRAS["timeout"].default)
+    connect_timeout: float = float(COMMON_EXTRAS["connect_timeout"].default)
     verify: bool = True
     retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
     request_deadline: float = DEFAULT_REQUEST_DEADLINE
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     pace: bool = True
-
-
-def _redacted(error: ApiError, secrets: tuple[str, ...]) -> ApiError:
-    # A proxy or an API can echo a request header back in its error text; never let a secret through.
-    for secret in secrets:
-        if secret and any(secret in str(arg) for arg in error.args):
-            error.args = tuple(str(arg).replace(secret, "***") for arg in error.args)
-            error.api_message = error.api_message.replace(secret, "***")
-    return error
+    errors: ErrorContext | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 def _root_cause(err: BaseException) -> BaseException:
@@ -195,26 +192,35 @@ def _root_cause(err: BaseException) -> BaseException:
     return current
 
 
-def _transport_error(platform: Platform, request: ApiRequest, err: Exception) -> TransportError:
+def _transport_error(transport: SyncTransport | AsyncTransport, request: ApiRequest, err: Exception) -> TransportError:
     root = _root_cause(err)
     detail = str(root).split("\n", 1)[0]
+    # A proxy's socket error can echo a request header back: redacted before the cut, so no prefix of a
+    # secret survives it.
+    for secret in transport.settings.secrets:
+        if secret:
+            detail = detail.replace(secret, "***")
     # urllib3 prefixes "HTTPConnection(host=..., port=...): "; the reason is what follows.
     detail = detail.rsplit("): ", 1)[-1][:200] or type(root).__name__
     return TransportError(
-        platform=platform.display_name,
+        platform=transport.platform.display_name,
         method=request.method,
         path=request.path,
         status=None,
         message=f"{type(err).__name__}: {detail}",
+        context=transport.settings.errors,
     )
 
 
-def _deadline_error(platform: Platform, request: ApiRequest, deadline: float) -> RequestDeadlineError:
+def _deadline_error(
+    transport: SyncTransport | AsyncTransport, request: ApiRequest, deadline: float
+) -> RequestDeadlineError:
     return RequestDeadlineError(
-        platform=platform.display_name,
+        platform=transport.platform.display_name,
         method=request.method,
         path=request.path,
         status=None,
+        context=transport.settings.errors,
         message=(
             f"no complete answer within the request deadline of {deadline:g} s (connect, headers and body); "
             "raise the connection extra 'request_deadline' if the API or a proxy is this slow"
@@ -226,6 +232,7 @@ def _body_error(
     transport: SyncTransport | AsyncTransport, request: ApiRequest, status: int, err: Exception
 ) -> ApiError:
     platform = transport.platform.display_name
+    context = transport.settings.errors
     if isinstance(err, BodyTooLarge):
         cap = transport.settings.max_response_bytes
         return ResponseTooLargeError(
@@ -237,6 +244,7 @@ def _body_error(
                 f"the answer is larger than {cap} bytes (decompressed), the connection extra 'max_response_bytes'; "
                 "raise it if the platform really sends this much"
             ),
+            context=context,
         )
     if isinstance(err, UnsupportedEncoding):
         return MalformedResponseError(
@@ -245,9 +253,15 @@ def _body_error(
             path=request.path,
             status=status,
             message=f"the answer uses Content-Encoding {str(err)[:40]!r}, which was not asked for",
+            context=context,
         )
     error = MalformedResponseError(
-        platform=platform, method=request.method, path=request.path, status=status, message=str(err)[:200]
+        platform=platform,
+        method=request.method,
+        path=request.path,
+        status=status,
+        message=str(err)[:200],
+        context=context,
     )
     error.retryable = True  # a corrupt compressed body is a cut or garbled transfer: worth another try
     return error
@@ -339,8 +353,8 @@ class SyncTransport:
             )
         except requests.RequestException as err:
             if left() <= 0:
-                raise _deadline_error(self.platform, request, deadline) from None
-            raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
+                raise _deadline_error(self, request, deadline) from None
+            raise _transport_error(self, request, err) from None
         complete = False
         try:
             body, complete = self._read_body(request, response, left)
@@ -360,7 +374,7 @@ class SyncTransport:
             while not body.full:
                 remaining = left()
                 if remaining <= 0:
-                    raise _deadline_error(self.platform, request, self.settings.request_deadline)
+                    raise _deadline_error(self, request, self.settings.request_deadline)
                 # Each read waits at most what is left of the deadline; read1 returns what arrived, so a
                 # trickling server cannot hold one read open for a whole buffer's worth of seconds.
                 sock = getattr(getattr(response.raw, "connection", None), "sock", None)
@@ -375,15 +389,17 @@ class SyncTransport:
             raise _body_error(self, request, response.status_code, err) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
             if left() <= 0:
-                raise _deadline_error(self.platform, request, self.settings.request_deadline) from None
-            raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
+                raise _deadline_error(self, request, self.settings.request_deadline) from None
+            raise _transport_error(self, request, err) from None
 
     def close(self) -> None:
         """Close pooled connections."""
         self._session.close()
 
 
-def _redirect_error(platform: Platform, request: ApiRequest, status: int, headers: Any) -> RedirectRefusedError:
+def _redirect_error(
+    transport: SyncTransport | AsyncTransport, request: ApiRequest, status: int, headers: Any
+) -> RedirectRefusedError:
     location = str(headers.get("Location") or "")
     try:
         host = urlsplit(location).hostname
@@ -392,7 +408,7 @@ def _redirect_error(platform: Platform, request: ApiRequest, status: int, header
     # Only the host: a Location's query string can carry anything, a signed token included.
     target = f"to host {host!r}" if host else "to a path on the same host" if location else "with no Location"
     return RedirectRefusedError(
-        platform=platform.display_name,
+        platform=transport.platform.display_name,
         method=request.method,
         path=request.path,
         status=status,
@@ -400,6 +416,7 @@ def _redirect_error(platform: Platform, request: ApiRequest, status: int, header
             f"redirected {target}; redirects are refused on purpose, so the credentials are never sent to "
             "another host: set the connection's Base URL to where the API really is"
         ),
+        context=transport.settings.errors,
     )
 
 
@@ -410,13 +427,16 @@ def _decoded(
     if transport._pacer is not None:
         transport._pacer.observe(headers)
     if 300 <= status < 400:
-        raise _redirect_error(transport.platform, request, status, headers)
-    try:
-        return decode_response(
-            transport.platform, request, status=status, headers=headers, body=body, secrets=transport.settings.secrets
-        )
-    except ApiError as err:
-        raise _redacted(err, transport.settings.secrets) from None
+        raise _redirect_error(transport, request, status, headers)
+    return decode_response(
+        transport.platform,
+        request,
+        status=status,
+        headers=headers,
+        body=body,
+        secrets=transport.settings.secrets,
+        context=transport.settings.errors,
+    )
 
 
 @functools.cache
@@ -489,9 +509,9 @@ class AsyncTransport:
             async with asyncio.timeout(deadline):
                 status, headers, body = await self._exchange(request)
         except TimeoutError:
-            raise _deadline_error(self.platform, request, deadline) from None
+            raise _deadline_error(self, request, deadline) from None
         except self._httpx.HTTPError as err:
-            raise _redacted(_transport_error(self.platform, request, err), self.settings.secrets) from None
+            raise _transport_error(self, request, err) from None
         return _decoded(self, request, status, headers, body)
 
     async def _exchange(self, request: ApiRequest) -> tuple[int, httpx.Headers, bytes]:

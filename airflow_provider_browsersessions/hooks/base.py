@@ -1,10 +1,9 @@
-"""The hook both platforms share: the connection, its settings and its test; its ``client`` lists, reads and closes."""
+"""The hook both platforms share: the connection, its settings and its test, and the sessions API users call."""
 
 from __future__ import annotations
 
 import dataclasses
 from abc import abstractmethod
-from contextlib import AbstractContextManager, contextmanager
 from functools import cache, cached_property
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -13,27 +12,22 @@ from urllib.parse import urlsplit
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_browsersessions import CONNECTION_TYPES
-from airflow_provider_browsersessions.client import BrowserSessionsClient, SessionIterator
+from airflow_provider_browsersessions.client import BrowserSessionsClient, ListingLimits, SessionIterator
 from airflow_provider_browsersessions.compat import aget_connection
+from airflow_provider_browsersessions.connection_extras import COMMON_EXTRAS
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
     AuthenticationError,
     ConnectionConfigError,
+    ErrorContext,
     InvalidQueryError,
     MalformedResponseError,
     NotFoundError,
     TransportError,
 )
 from airflow_provider_browsersessions.hostnames import is_loopback_host
-from airflow_provider_browsersessions.paging import DEFAULT_PAGES_IN_FLIGHT
-from airflow_provider_browsersessions.platforms.base import DEFAULT_MAX_PAGES, Platform, SessionWalk
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
 from airflow_provider_browsersessions.transport import (
-    DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_WAIT,
-    DEFAULT_REQUEST_DEADLINE,
-    AsyncTransport,
     ClientSettings,
     RetryPolicy,
     SyncTransport,
@@ -42,8 +36,12 @@ from airflow_provider_browsersessions.transport import (
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable, Iterator
+    from contextlib import AbstractContextManager
 
     from airflow.providers.common.compat.sdk import Connection
+
+    from airflow_provider_browsersessions.closing import SessionClose
+    from airflow_provider_browsersessions.platforms.base import Platform
 
 __all__ = [
     "BrowserSessionsHook",
@@ -52,8 +50,6 @@ __all__ = [
     "hook_class_for_conn_type",
 ]
 
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_CONNECT_TIMEOUT = 10.0
 #: The Test button's deadline per attempt: a person is waiting on the form.
 TEST_CONNECTION_DEADLINE = 10.0
 
@@ -63,14 +59,14 @@ def _header_safe(value: str) -> bool:
     return all(" " <= char <= "~" for char in value)
 
 
-# A long listing says how far it got this often (pages), so a slow task is never silent for minutes.
 class BrowserSessionsHook(BaseHook):
     """
-    Base of the platform hooks: resolves the Airflow connection into settings, and tests it.
+    Base of the platform hooks: lists, reads and closes sessions of one connection, and tests it.
 
-    Subclasses only say how a connection becomes credentials and which ``Platform`` to use. Listing,
-    reading and closing sessions belong to :attr:`client` (a ``BrowserSessionsClient``); the hook's methods
-    of the same names delegate to it, so tasks and triggers call the hook as before.
+    The hook resolves the Airflow connection (sync, or without blocking in the triggerer) into settings,
+    limits and an error context, and builds an internal client from them that speaks HTTP; its methods are
+    the API tasks, triggers and users call. Subclasses only say how a connection becomes credentials and
+    which ``Platform`` to use.
 
     :param conn_id: The Airflow connection id (defaults to the platform's default connection).
     :param page_size: Page size for listings (default: the API's maximum).
@@ -136,28 +132,21 @@ class BrowserSessionsHook(BaseHook):
             value = extra.get(f"extra__{self.conn_type}__{name}")
         return None if value == "" else value
 
-    def _extra_number(self, name: str, default: float, *, integer: bool = False) -> float:
-        value = self.extra_value(name)
-        if value is None:
-            return default
-        try:
-            number = float(value) if not isinstance(value, bool) else float("nan")
-        except (TypeError, ValueError):
-            number = float("nan")
-        if not number >= 0 or (integer and not number.is_integer()):
-            kind = "a non-negative integer" if integer else "a non-negative number"
-            raise self.config_problem(f"extra {name!r} must be {kind}, got {value!r}")
-        return number
+    def extra_setting(self, name: str) -> float | bool:
+        """
+        One of the common extras (``connection_extras.COMMON_EXTRAS``), checked; its default when unset.
 
-    def _extra_bool(self, name: str, default: bool) -> bool:
+        :param name: The extra's name.
+        :raises ConnectionConfigError: naming this connection, the extra and what it accepts.
+        """
+        extra = COMMON_EXTRAS[name]
         value = self.extra_value(name)
         if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.strip().lower() in ("true", "1", "yes")
-        raise self.config_problem(f"extra {name!r} must be true or false, got {value!r}")
+            return extra.default
+        parsed = extra.parse(value)
+        if parsed is None:
+            raise self.config_problem(f"extra {name!r} must be {extra.allowed}, got {value!r}")
+        return parsed
 
     def base_url(self) -> str:
         """
@@ -193,11 +182,7 @@ class BrowserSessionsHook(BaseHook):
             )
         if parts.scheme not in ("http", "https") or not hostname:
             raise self.config_problem("the Base URL (Host) must start with https:// (or http:// for loopback)")
-        if (
-            parts.scheme == "http"
-            and not is_loopback_host(hostname)
-            and not self._extra_bool("allow_insecure_http", False)
-        ):
+        if parts.scheme == "http" and not is_loopback_host(hostname) and not self.extra_setting("allow_insecure_http"):
             raise self.config_problem(
                 f"the Base URL is http:// to {hostname!r}, which is not loopback: the credentials would cross "
                 'the network in clear text. Use https://, or set the extra {"allow_insecure_http": true} '
@@ -236,83 +221,78 @@ class BrowserSessionsHook(BaseHook):
     def settings(self) -> ClientSettings:
         """Everything the transports need, resolved and validated from the connection."""
         headers, secrets = self.auth_headers()
+        extra = self.extra_setting
         retry = self._retry_override or RetryPolicy(
-            max_retries=int(self._extra_number("max_retries", DEFAULT_MAX_RETRIES, integer=True)),
-            max_wait=self._extra_number("max_retry_wait", DEFAULT_MAX_RETRY_WAIT),
+            max_retries=int(extra("max_retries")), max_wait=float(extra("max_retry_wait"))
         )
-        deadline = self._extra_number("request_deadline", DEFAULT_REQUEST_DEADLINE)
-        max_bytes = self._extra_number("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES, integer=True)
-        if deadline <= 0 or max_bytes <= 0:
-            name = "request_deadline" if deadline <= 0 else "max_response_bytes"
-            raise self.config_problem(f"extra {name!r} must be above 0")
         settings = ClientSettings(
             base_url=self.base_url(),
             headers=headers,
             secrets=secrets,
-            timeout=self._extra_number("timeout", DEFAULT_TIMEOUT),
-            connect_timeout=self._extra_number("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
-            verify=self._extra_bool("verify", True),
+            timeout=float(extra("timeout")),
+            connect_timeout=float(extra("connect_timeout")),
+            verify=bool(extra("verify")),
             retry=retry,
-            request_deadline=deadline,
-            max_response_bytes=int(max_bytes),
-            pace=self._extra_bool("pace", True),
+            request_deadline=float(extra("request_deadline")),
+            max_response_bytes=int(extra("max_response_bytes")),
+            pace=bool(extra("pace")),
+            errors=ErrorContext(conn_id=self.conn_id, host=self.api_host(), fix=self.fix_for),
         )
         warn_if_unverified(self.platform, settings)
         return settings
 
     @cached_property
-    def max_pages(self) -> int:
-        """The most pages one walk fetches (extra ``max_pages``, default ``DEFAULT_MAX_PAGES``)."""
-        value = self._extra_number("max_pages", DEFAULT_MAX_PAGES, integer=True)
-        if value < 1:
-            raise self.config_problem(f"extra 'max_pages' must be a positive integer, got {value:g}")
-        return int(value)
-
-    @cached_property
-    def pages_in_flight(self) -> int:
-        """The most list pages one listing fetches at once (extra ``pages_in_flight``, default 4; 1: one at a time)."""
-        value = self._extra_number("pages_in_flight", DEFAULT_PAGES_IN_FLIGHT, integer=True)
-        if value < 1:
-            raise self.config_problem(f"extra 'pages_in_flight' must be a positive integer, got {value:g}")
-        return int(value)
+    def limits(self) -> ListingLimits:
+        """How listings page: ``page_size`` and the extras ``max_pages`` and ``pages_in_flight``."""
+        return ListingLimits(
+            page_size=self.page_size,
+            max_pages=int(self.extra_setting("max_pages")),
+            pages_in_flight=int(self.extra_setting("pages_in_flight")),
+        )
 
     @cached_property
     def client(self) -> BrowserSessionsClient:
-        """The sessions client of this connection: its transports, and the listing, reading and closing calls."""
-        return BrowserSessionsClient(self)
+        """
+        The internal client this hook's session calls go through, built from the resolved connection.
 
-    # -- the provider-neutral API: thin delegates to ``client`` ------------------------------------------
+        Not API: call the hook's methods. Reading it reads the connection (sync); the async methods read it
+        without blocking first.
+        """
+        return BrowserSessionsClient(
+            platform=self.platform,
+            settings=self.settings,
+            limits=self.limits,
+            log=self.log,
+            is_unknown_session=self.is_unknown_session,
+        )
+
+    # -- the provider-neutral sessions API --------------------------------------------------------------
 
     def get_conn(self) -> SyncTransport:
-        """The client's one pooled sync transport."""
+        """The one pooled sync transport of this connection."""
         return self.client.get_conn()
 
-    def get_async_conn(self) -> AsyncTransport:
-        """The client's one async transport (create it inside the event loop that will use it)."""
-        return self.client.get_async_conn()
-
     def calls_within(self, seconds: float | None) -> AbstractContextManager[None]:
-        """The sync calls made inside end their retry and pacing sleeps within ``seconds`` (see the client)."""
+        """
+        The sync calls made inside end their retry and pacing sleeps within ``seconds``: a wait's deadline.
+
+        A call that would have to sleep past it gives up with its last error; each attempt stays bounded by
+        ``request_deadline``.
+
+        :param seconds: Seconds from now; None leaves the calls unbounded (only the retry policy's own bounds).
+        """
         return self.client.calls_within(seconds)
 
     def close(self) -> None:
-        """Release the sync transports' connections."""
-        self.client.close()
+        """Release the sync transports' connections (nothing to do when no call was made)."""
+        # Never build the client to close it: that would read (and check) the connection in a ``finally``.
+        if "client" in self.__dict__:
+            self.client.close()
 
     async def aclose(self) -> None:
-        """Release the async transport's connections."""
-        await self.client.aclose()
-
-    def plan_walk(
-        self,
-        query: SessionQuery | None = None,
-        *,
-        max_results: int | None = None,
-        page_size: int | None = None,
-        **filters: Any,
-    ) -> SessionWalk:
-        """Validate everything and plan the listing; no request is sent."""
-        return self.client.plan_walk(query, max_results=max_results, page_size=page_size, **filters)
+        """Release the async transport's connections (nothing to do when no call was made)."""
+        if "client" in self.__dict__:
+            await self.client.aclose()
 
     def iter_sessions(
         self,
@@ -324,10 +304,15 @@ class BrowserSessionsHook(BaseHook):
         **filters: Any,
     ) -> SessionIterator:
         """
-        Yield matching sessions lazily, fetching the next page only when needed.
+        Yield matching sessions lazily, fetching the next page only when needed; ``.walk`` tells what was done.
 
-        The parameters are those of
-        :meth:`~airflow_provider_browsersessions.client.BrowserSessionsClient.iter_sessions`.
+        :param query: A ready ``SessionQuery``; or give the filters by name instead.
+        :param max_results: Stop after this many sessions.
+        :param page_size: Page size (default: the hook's, else the API maximum).
+        :param read_ahead: The caller reads to the end (or stops only on an error): fetch the pages the walk
+            is sure to need ahead, up to the extra ``pages_in_flight`` at once. Without it nothing is fetched
+            before the caller asks past the page in hand, so stopping early never leaves a request unused.
+        :raises InvalidQueryError: before any request, for a value that is not allowed.
         """
         return self.client.iter_sessions(
             query, max_results=max_results, page_size=page_size, read_ahead=read_ahead, **filters
@@ -341,7 +326,7 @@ class BrowserSessionsHook(BaseHook):
         page_size: int | None = None,
         **filters: Any,
     ) -> list[BrowserSession]:
-        """Return matching sessions as a list (see :meth:`iter_sessions`)."""
+        """Return matching sessions as a list (see :meth:`iter_sessions`; the pages are read ahead)."""
         return self.client.list_sessions(query, max_results=max_results, page_size=page_size, **filters)
 
     def get_session(self, session_id: str) -> BrowserSession | None:
@@ -351,23 +336,6 @@ class BrowserSessionsHook(BaseHook):
         :param session_id: The platform's session id (quoted into the path).
         """
         return self.client.get_session(session_id)
-
-    def aiter_sessions(
-        self,
-        query: SessionQuery,
-        *,
-        max_results: int | None = None,
-        read_ahead: bool = False,
-        server_judged: Iterable[str] = (),
-    ) -> AsyncIterator[BrowserSession]:
-        """The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx."""
-        return self.client.aiter_sessions(
-            query, max_results=max_results, read_ahead=read_ahead, server_judged=server_judged
-        )
-
-    async def aget_session(self, session_id: str) -> BrowserSession | None:
-        """The async twin of :meth:`get_session`."""
-        return await self.client.aget_session(session_id)
 
     def close_session(self, session_id: str) -> str:
         """
@@ -380,8 +348,57 @@ class BrowserSessionsHook(BaseHook):
         """
         return self.client.close_session(session_id)
 
+    def close_each(self, session_ids: Iterable[str]) -> Iterator[SessionClose]:
+        """
+        Close sessions one by one, yielding each one's outcome; an id the API refuses never stops the others.
+
+        A close whose first attempt got no answer (a timeout, a reset connection, a 5xx) and whose retry
+        then finds the session unknown was closed by that attempt (``closed``, not ``not_found``). The batch
+        stops early, the rest ``not_attempted``, only when the API refuses the connection itself
+        (credentials, a redirect, a wrong account) or gives no usable answer several ids in a row.
+
+        :param session_ids: The sessions to close.
+        :raises NotSupportedError: before any request, when the platform's API cannot close sessions.
+        """
+        return self.client.close_each(session_ids)
+
+    async def aiter_sessions(
+        self,
+        query: SessionQuery,
+        *,
+        max_results: int | None = None,
+        read_ahead: bool = False,
+        server_judged: Iterable[str] = (),
+    ) -> AsyncIterator[BrowserSession]:
+        """
+        The async twin of :meth:`iter_sessions`, for triggers: the same walk, driven by httpx.
+
+        The connection is read without blocking the event loop before anything else.
+
+        :param query: The query.
+        :param max_results: Stop after this many sessions.
+        :param read_ahead: As in :meth:`iter_sessions`.
+        :param server_judged: Pushed-down filters whose server answer is final for this walk.
+        """
+        await self.aload_connection()
+        sessions = self.client.aiter_sessions(
+            query, max_results=max_results, read_ahead=read_ahead, server_judged=server_judged
+        )
+        try:
+            async for session in sessions:
+                yield session
+        finally:
+            # Closed here, not left to the garbage collector: its pages in flight end with it.
+            await sessions.aclose()
+
+    async def aget_session(self, session_id: str) -> BrowserSession | None:
+        """The async twin of :meth:`get_session` (the connection is read without blocking first)."""
+        await self.aload_connection()
+        return await self.client.aget_session(session_id)
+
     async def aclose_session(self, session_id: str) -> str:
-        """The async twin of :meth:`close_session`."""
+        """The async twin of :meth:`close_session` (the connection is read without blocking first)."""
+        await self.aload_connection()
         return await self.client.aclose_session(session_id)
 
     def is_unknown_session(self, error: NotFoundError) -> bool:
@@ -398,10 +415,12 @@ class BrowserSessionsHook(BaseHook):
             settings = self.settings
             probe = self.platform.list_request(SessionQuery(), page_size=1)
             # A person is waiting on the form: one quick retry, never minutes of backoff or of a silent server.
+            # Its errors carry no connection context: the answer below words each one for the form.
             quick = dataclasses.replace(
                 settings,
                 retry=RetryPolicy(max_retries=1, max_wait=5.0),
                 request_deadline=min(settings.request_deadline, TEST_CONNECTION_DEADLINE),
+                errors=None,
             )
             transport = SyncTransport(platform=self.platform, settings=quick)
             try:
@@ -470,20 +489,6 @@ class BrowserSessionsHook(BaseHook):
         except ValueError:
             return "an unparsable Base URL"
         return f"{parts.hostname or '?'}{f':{port}' if port else ''}"
-
-    @contextmanager
-    def explained_errors(self) -> Iterator[None]:
-        """
-        Platform errors raised inside leave naming this connection, its host and what to fix.
-
-        The sync calls tasks make and the triggerer's async calls both go through it, so a deferred wait's
-        error says the same as a poke's.
-        """
-        try:
-            yield
-        except ApiError as err:
-            err.add_context(conn_id=self.conn_id, host=self.api_host(), hint=self.fix_for(err))
-            raise
 
 
 @cache

@@ -296,19 +296,11 @@ class CloseBrowserSessionsOperator(BaseOperator):
 
     def build_query(self, *, now: datetime | None = None) -> SessionQuery:
         """
-        The running sessions to close: ``min_duration`` becomes a start bound, since a running
-        session's duration is not known until it ends.
+        The running sessions to close (``SessionQuery.build_running``: ``min_duration`` becomes a start bound).
 
         :param now: The time ``min_duration`` counts back from (default: now).
         """
-        filters = self._filters()
-        min_duration = SessionQuery.build(min_duration=filters.pop("min_duration")).min_duration
-        query = SessionQuery.build(status="running", **filters)
-        if min_duration is not None:
-            latest_start = pendulum.instance(now or pendulum.now("UTC")).subtract(seconds=min_duration)
-            if query.started_before is None or latest_start < query.started_before:
-                query = SessionQuery.build(**{**filters, "started_before": latest_start}, status="running")
-        return query
+        return SessionQuery.build_running(now=now, **self._filters())
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         """Choose the sessions, close every one (or only log them, in a dry run); fail at the end if any is left."""
@@ -328,7 +320,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
             if dry_run:
                 return self._dry_run(chosen)
             closes = []
-            for close in hook.client.close_each(chosen):
+            for close in hook.close_each(chosen):
                 self._log_close(close)
                 closes.append(close)
         finally:

@@ -17,10 +17,12 @@ from urllib.parse import quote
 import pendulum
 from pendulum import DateTime
 
+from airflow_provider_browsersessions.connection_extras import COMMON_EXTRAS
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    ErrorContext,
     InvalidQueryError,
     MalformedResponseError,
     NotFoundError,
@@ -47,10 +49,8 @@ _MAX_ERROR_BODY_BYTES = 64 * 1024
 # A value quoted in a message about a record (an odd status, a broken timestamp) is cut to this.
 _MAX_QUOTED_VALUE_CHARS = 60
 
-#: Pages a walk fetches at most unless the connection's extra ``max_pages`` says otherwise: 200,000
-#: sessions at Bright Data's 100 per page (the largest real listings hold about 100,000), 400,000 at
-#: Cloudflare's 200 (whose list holds only the running sessions, at most a few hundred).
-DEFAULT_MAX_PAGES = 2000
+#: Pages a walk fetches at most unless the connection's extra ``max_pages`` says otherwise (its default).
+DEFAULT_MAX_PAGES = int(COMMON_EXTRAS["max_pages"].default)
 
 logger = logging.getLogger(__name__)
 
@@ -381,16 +381,17 @@ def decode_response(
     headers: Mapping[str, str],
     body: bytes,
     secrets: Sequence[str] = (),
+    context: ErrorContext | None = None,
 ) -> Any:
     """
     Turn an HTTP response into the decoded JSON payload, or raise the matching ``ApiError``.
 
     Errors carry the platform, the request (never its query string or headers), the status and the
-    API's own text, with ``secrets`` redacted. ``headers`` must be case-insensitive (requests and httpx
-    both provide that).
+    API's own text, with ``secrets`` redacted, and the connection's ``context``. ``headers`` must be
+    case-insensitive (requests and httpx both provide that).
     """
     if 200 <= status < 300:
-        return _decode_json(platform, request, status, body)
+        return _decode_json(platform, request, status, body, context)
     error_class: type[ApiError] = ApiError
     if status in (400, 422):
         error_class = BadRequestError
@@ -411,15 +412,23 @@ def decode_response(
         status=status,
         message=_error_message(platform, headers, body, secrets),
         retry_after=parse_retry_after(headers.get("Retry-After")),
+        context=context,
     )
 
 
-def _decode_json(platform: Platform, request: ApiRequest, status: int, body: bytes) -> Any:
+def _decode_json(
+    platform: Platform, request: ApiRequest, status: int, body: bytes, context: ErrorContext | None
+) -> Any:
     """A 2xx body's JSON; an empty, garbled or undecodable body is a ``MalformedResponseError``."""
 
     def malformed(message: str, *, retryable: bool) -> MalformedResponseError:
         error = MalformedResponseError(
-            platform=platform.display_name, method=request.method, path=request.path, status=status, message=message
+            platform=platform.display_name,
+            method=request.method,
+            path=request.path,
+            status=status,
+            message=message,
+            context=context,
         )
         error.retryable = retryable
         return error
@@ -457,14 +466,17 @@ def _error_message(platform: Platform, headers: Mapping[str, str], body: bytes, 
     return reason if text == "(empty body)" else _shorten(f"{reason}; {text}", secrets)
 
 
-def shape_error(platform: Platform, request: ApiRequest, err: ResponseShapeError) -> MalformedResponseError:
-    """Wrap a parser's complaint with the platform and the endpoint it came from."""
+def shape_error(
+    platform: Platform, request: ApiRequest, err: ResponseShapeError, context: ErrorContext | None = None
+) -> MalformedResponseError:
+    """Wrap a parser's complaint with the platform, the endpoint it came from and the connection's context."""
     return MalformedResponseError(
         platform=platform.display_name,
         method=request.method,
         path=request.path,
         status=200,
         message=f"unexpected response shape: {err}",
+        context=context,
     )
 
 
@@ -593,6 +605,7 @@ class SessionWalk:
     :param server_judged: Pushed-down filters whose server answer is final for this walk, besides the
         platform's own ``server_judged_filters`` (an event watcher's history window keeps a session the
         server listed in it even when its record has no start time).
+    :param context: The connection its errors name (None: the request only).
     """
 
     def __init__(
@@ -605,8 +618,10 @@ class SessionWalk:
         max_pages: int | None = None,
         log: WarningLog | None = None,
         server_judged: Iterable[str] = (),
+        context: ErrorContext | None = None,
     ) -> None:
         platform.check_query(query)
+        self.context = context
         if max_results is not None and (
             isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1
         ):
@@ -657,6 +672,7 @@ class SessionWalk:
                     f"account really lists that many sessions, raise the connection extra 'max_pages' (now "
                     f"{self.max_pages:,}, default {DEFAULT_MAX_PAGES:,}) or narrow the filters"
                 ),
+                context=self.context,
             )
         return self._next
 
@@ -697,7 +713,7 @@ class SessionWalk:
         try:
             page = self.platform.parse_list_page(request, payload)
         except ResponseShapeError as err:
-            raise shape_error(self.platform, request, err) from None
+            raise shape_error(self.platform, request, err, self.context) from None
         self.stats.pages += 1
         self._odd_values.add(page.odd_values)
         if page.dropped:
@@ -752,6 +768,7 @@ class SessionWalk:
                 f"{next(odd.value for odd in page.odd_values if odd.session_id is None)}): a list of the running "
                 "sessions cannot leave one out, so this answer is not used"
             ),
+            context=self.context,
         )
         error.retryable = True
         raise error
@@ -789,6 +806,7 @@ class SessionWalk:
                 f"pagination repeats itself: page {self.stats.pages} ({where}) holds {what} and asks for "
                 "another page; the listing was stopped rather than paged forever"
             ),
+            context=self.context,
         )
 
     def _cap(self, sessions: list[BrowserSession]) -> list[BrowserSession]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 
 from airflow_provider_browsersessions.exceptions import (
@@ -183,3 +186,36 @@ def test_cut_and_garbled_bodies_are_retried(emulator, hook, kind):
     emulator.script_faults([{"kind": kind}], platform="brightdata")
     assert len(hook.list_sessions()) == 3
     assert emulator.request_count(platform="brightdata") == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"request_deadline": 0}, "extra 'request_deadline' must be a number above 0, got 0"),
+        ({"max_response_bytes": "0"}, "extra 'max_response_bytes' must be an integer above 0, got '0'"),
+        ({"max_pages": 0}, "extra 'max_pages' must be a positive integer, got 0"),
+        ({"verify": "maybe"}, "extra 'verify' must be true or false, got 'maybe'"),
+    ],
+)
+def test_a_refused_extra_names_the_connection_the_extra_and_what_it_accepts(emulator, monkeypatch, extra, message):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BRIGHTDATA_ODD",
+        json.dumps({"conn_type": "brightdata", "host": emulator.url, "password": "k", "extra": extra}),
+    )
+    hook = BrightDataBrowserHook(conn_id="brightdata_odd")
+    with pytest.raises(ConnectionConfigError) as raised:
+        hook.list_sessions()
+    assert str(raised.value) == f"Connection 'brightdata_odd' (Bright Data Browser API): {message}"
+    assert emulator.request_count() == 0
+
+
+def test_closing_a_hook_that_made_no_call_reads_no_connection(emulator, monkeypatch):
+    # Operators close their hook in a ``finally``: a connection that fails its checks must not fail again there.
+    monkeypatch.setenv("AIRFLOW_CONN_BRIGHTDATA_NOKEY", f'{{"conn_type": "brightdata", "host": "{emulator.url}"}}')
+    hook = BrightDataBrowserHook(conn_id="brightdata_nokey")
+    hook.close()
+    asyncio.run(hook.aclose())
+    assert hook._connection is None
+    with pytest.raises(ConnectionConfigError, match="brightdata_nokey"):
+        hook.list_sessions()
+    hook.close()

@@ -1,4 +1,4 @@
-"""The hook keeps the connection; its ``client`` lists, reads and closes, and the hook's methods delegate to it."""
+"""The hook resolves the connection and builds its internal ``client`` from it; the hook's methods go through it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from airflow_provider_browsersessions.client import BrowserSessionsClient
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
+from airflow_provider_browsersessions.sessions import SessionQuery
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,7 +23,12 @@ def test_the_hook_has_one_client_bound_to_it(emulator):
     hook = BrightDataBrowserHook()
     assert isinstance(hook.client, BrowserSessionsClient)
     assert hook.client is hook.client
-    assert hook.client.hook is hook
+    # Built from what the hook resolved, never from the hook itself (the client knows nothing of hooks).
+    assert (hook.client.platform, hook.client.settings, hook.client.limits) == (
+        hook.platform,
+        hook.settings,
+        hook.limits,
+    )
     assert hook.get_conn() is hook.client.get_conn()  # one pooled transport, whichever way it is reached
 
 
@@ -44,7 +50,7 @@ def test_the_async_twins_go_through_the_client(emulator):
 
     async def run() -> tuple[list[str], str]:
         try:
-            listed = [s.session_id async for s in hook.aiter_sessions(hook.plan_walk().query)]
+            listed = [s.session_id async for s in hook.aiter_sessions(SessionQuery())]
             return listed, await hook.aclose_session(running)
         finally:
             await hook.aclose()

@@ -192,4 +192,4 @@ def test_pages_in_flight_must_be_a_positive_integer(emulator, monkeypatch):
     from airflow_provider_browsersessions.exceptions import ConnectionConfigError
 
     with pytest.raises(ConnectionConfigError, match="pages_in_flight"):
-        _ = hook_for(emulator, monkeypatch, 0).pages_in_flight
+        _ = hook_for(emulator, monkeypatch, 0).limits.pages_in_flight

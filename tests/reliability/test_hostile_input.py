@@ -168,7 +168,7 @@ def test_valid_filters_always_give_a_request_the_api_accepts(monkeypatch, hook_c
                 after = filters["started_after"]
                 after = datetime.fromisoformat(after) if isinstance(after, str) else after
                 filters["started_before"] = after + span
-            planned = hook.plan_walk(**filters).next_request()
+            planned = hook.client.plan_walk(**filters).next_request()
             before = requests_so_far(emulator)
             list(hook.iter_sessions(max_results=1, **filters))
             log = emulator.request_log()[before:]

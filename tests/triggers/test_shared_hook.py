@@ -64,7 +64,7 @@ def test_triggers_of_one_connection_share_one_hook_closed_when_the_last_ends(emu
         # Every trigger and the shared poll hold the lease: twenty waits and one poll.
         await until(lambda: CONN in shared_hooks() and shared_hooks()[CONN].users == len(ids) + 1, "all subscribed")
         hook = await shared_hooks()[CONN].get()
-        transport = hook.get_async_conn()  # the one client every read and walk goes through
+        transport = hook.client.get_async_conn()  # the one client every read and walk goes through
         hooks_during = live_hooks() - hooks_before
         # End half: their waits read the ended sessions through the shared hook and leave; the rest go on.
         for sid in ids[:10]:
@@ -72,7 +72,7 @@ def test_triggers_of_one_connection_share_one_hook_closed_when_the_last_ends(emu
         first_half = await asyncio.gather(*tasks[:10])
         users_after_half = shared_hooks()[CONN].users
         client_open_after_half = not transport._client.is_closed
-        same_transport = hook.get_async_conn() is transport
+        same_transport = hook.client.get_async_conn() is transport
         for sid in ids[10:]:
             emulator.end_session("brightdata", sid)
         second_half = await asyncio.gather(*tasks[10:])
@@ -109,7 +109,7 @@ def test_a_cancelled_trigger_does_not_close_the_hook_under_its_siblings(emulator
         await until(tasks[0].done, "the first cancel delivered")
         await until(lambda: CONN in shared_hooks() and shared_hooks()[CONN].users == 3, "two waits and the poll")
         hook = await shared_hooks()[CONN].get()
-        transport = hook.get_async_conn()
+        transport = hook.client.get_async_conn()
         polls = emulator.request_count(platform="brightdata")
         await until(lambda: emulator.request_count(platform="brightdata") > polls, "a poll after the first cancel")
         tasks[1].cancel()

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from airflow_provider_browsersessions.exceptions import InvalidQueryError, ServerError
+from airflow_provider_browsersessions.exceptions import ErrorContext, InvalidQueryError, ServerError
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
 from airflow_provider_browsersessions.operators.sessions import ListBrowserSessionsOperator
 from airflow_provider_browsersessions.sensors.sessions import WAIT_FILTERS, BrowserSessionsSensor
@@ -108,10 +108,9 @@ def test_the_summary_says_when_the_listing_was_cut():
     assert summary.to_dict()["server_total"] == 1234
 
 
-def test_context_is_added_once_and_keeps_the_error_class():
-    error = ServerError(platform="Bright Data", method="GET", path="/x", status=503, message="down")
-    error.add_context(conn_id="bd", host="api.example.com", hint=None)
-    error.add_context(conn_id="other", host="elsewhere", hint="never shown")
+def test_the_context_is_built_into_the_message_and_keeps_the_error_class():
+    context = ErrorContext(conn_id="bd", host="api.example.com", fix=lambda error: None)
+    error = ServerError(platform="Bright Data", method="GET", path="/x", status=503, message="down", context=context)
     assert str(error) == "Bright Data API GET /x failed: HTTP 503: down. Connection 'bd', host api.example.com."
     assert error.retryable
     assert error.conn_id == "bd"

@@ -11,6 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
     AuthenticationError,
+    ErrorContext,
     HostUnreachableError,
     InvalidQueryError,
     RateLimitedError,
@@ -244,12 +245,17 @@ class _Log:
 
 
 def _no_answer(host: str | None = "api.example:443") -> TransportError:
-    error = TransportError(
-        platform="Bright Data", method="GET", path="/browser_sessions", status=None, message="ConnectError: refused"
-    )
+    context = None
     if host is not None:
-        error.add_context(conn_id="bd", host=host, hint="Check the Base URL (Host field).")
-    return error
+        context = ErrorContext(conn_id="bd", host=host, fix=lambda error: "Check the Base URL (Host field).")
+    return TransportError(
+        platform="Bright Data",
+        method="GET",
+        path="/browser_sessions",
+        status=None,
+        message="ConnectError: refused",
+        context=context,
+    )
 
 
 def _answered(status: int) -> ApiError:
