@@ -279,8 +279,12 @@ def _number(name: str, value: Any, *, integer: bool = False) -> float | None:
             value = float(value)
         except ValueError:
             raise InvalidQueryError(name, f"a non-negative number, not {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidQueryError(name, f"a finite non-negative number, not {value!r}")
+    try:  # float() of an int of 400 digits overflows: not a number of seconds either
+        finite = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(float(value))
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise InvalidQueryError(name, f"a finite non-negative number, not {cut_text(repr(value), 100)}")
     if value < 0 or (integer and int(value) != value):
         kind = "integer" if integer else "number"
         raise InvalidQueryError(name, f"a non-negative {kind}, not {value!r}")

@@ -165,7 +165,9 @@ def _close_reason_name(fields: RecordFields) -> str | None:
     if value is None or isinstance(value, str):
         return _CLOSE_REASON_NAMES.get(value, value) if value else None
     number = json_number(value)
-    if number is None or not math.isfinite(number):  # an array, an object, a boolean, NaN: no reason at all
+    # An array, an object, a boolean, NaN: no reason at all. An int is always finite (and math.isfinite would
+    # overflow on one of 400 digits).
+    if number is None or (isinstance(number, float) and not math.isfinite(number)):
         fields.unread("closeReason", value)
         return None
     if number == 0:

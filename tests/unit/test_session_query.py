@@ -36,6 +36,8 @@ def make(**overrides):
         ({"started_after": 12}, "started_after", "datetime or an ISO-8601 string"),
         ({"min_duration": -1}, "min_duration", "non-negative"),
         ({"min_duration": float("nan")}, "min_duration", "finite"),
+        ({"min_duration": 10**400}, "min_duration", "finite"),  # float() of it overflows
+        ({"min_bandwidth": 10**400}, "min_bandwidth", "finite"),
         ({"min_bandwidth": 1.5}, "min_bandwidth", "integer"),
         ({"has_error": "maybe"}, "has_error", "True, False or None"),
         ({"api_name": "   "}, "api_name", "non-empty string"),
