@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ import pendulum
 from airflow_provider_browsersessions.plugins.cache import DeadlineExceeded
 from airflow_provider_browsersessions.plugins.charts import amount
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionStatus
+from airflow_provider_browsersessions.summary import percentile
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -143,13 +143,6 @@ def _bytes(session: BrowserSession) -> int:
     # Whole bytes, summed exactly (an int never overflows to infinity); an odd value counts as none.
     value = amount(session.bandwidth)
     return 0 if value is None else int(value)
-
-
-def percentile(ordered: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of sorted values (a value that was observed), None for no values."""
-    if not ordered:
-        return None
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 def _iso(value: DateTime) -> str:
