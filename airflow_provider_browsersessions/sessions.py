@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import pendulum
 from pendulum import DateTime
@@ -150,8 +150,8 @@ class BrowserSession:
             "provider": self.provider,
             "session_id": self.session_id,
             "status": self.status.value,
-            "started_at": _iso(self.started_at),
-            "ended_at": _iso(self.ended_at),
+            "started_at": utc_iso(self.started_at),
+            "ended_at": utc_iso(self.ended_at),
             "duration": self.duration,
             "api_name": self.api_name,
             "target_url": self.target_url,
@@ -215,14 +215,28 @@ def _cut_strings(value: Any) -> Any:
     return value
 
 
-def _iso(value: DateTime | None) -> str | None:
-    return None if value is None else value.in_timezone("UTC").isoformat().replace("+00:00", "Z")
-
-
 def _strip_url_secrets(value: Any) -> Any:
     if not isinstance(value, str) or ("?" not in value and "#" not in value):
         return value
     return value.split("?", 1)[0].split("#", 1)[0]
+
+
+@overload
+def utc_iso(value: DateTime, *, whole_seconds: bool = False) -> str: ...
+@overload
+def utc_iso(value: None, *, whole_seconds: bool = False) -> None: ...
+def utc_iso(value: DateTime | None, *, whole_seconds: bool = False) -> str | None:
+    """
+    A time as ISO 8601 text in UTC ending in ``Z``, the one form this provider writes times in: XCom records,
+    the view's JSON, messages and Bright Data's query parameters. None stays None.
+
+    :param value: The time (any zone).
+    :param whole_seconds: Leave out the fraction of a second (cut, not rounded): the form of Bright Data's
+        documented example for its ``start_date``/``end_date`` parameters, ``2025-12-01T00:00:00Z``.
+    """
+    if value is None:
+        return None
+    return value.in_timezone("UTC").isoformat(timespec="seconds" if whole_seconds else "auto").replace("+00:00", "Z")
 
 
 def parse_datetime(value: Any, *, name: str) -> DateTime | None:
@@ -432,7 +446,9 @@ class SessionQuery:
         started_after = parse_datetime(filters.get("started_after"), name="started_after")
         started_before = parse_datetime(filters.get("started_before"), name="started_before")
         if started_after and started_before and started_after > started_before:
-            raise InvalidQueryError("started_after", f"a time not later than started_before ({_iso(started_before)})")
+            raise InvalidQueryError(
+                "started_after", f"a time not later than started_before ({utc_iso(started_before)})"
+            )
         has_error = _flag("has_error", filters.get("has_error"))
         min_duration = _number("min_duration", filters.get("min_duration"))
         max_duration = _number("max_duration", filters.get("max_duration"))
@@ -486,7 +502,7 @@ class SessionQuery:
             if isinstance(value, frozenset):
                 value = sorted(str(v) for v in value)
             elif isinstance(value, DateTime):
-                value = _iso(value)
+                value = utc_iso(value)
             data[name] = value
         return data
 

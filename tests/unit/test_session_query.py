@@ -6,7 +6,7 @@ import pendulum
 import pytest
 
 from airflow_provider_browsersessions.exceptions import InvalidQueryError
-from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus, utc_iso
 
 
 def make(**overrides):
@@ -75,6 +75,14 @@ def test_naive_and_offset_datetimes_become_utc():
     query = SessionQuery.build(started_after="2025-12-01T02:00:00+02:00", started_before="2025-12-02 00:00:00")
     assert query.started_after == pendulum.datetime(2025, 12, 1, 0, 0, tz="UTC")
     assert query.started_before == pendulum.datetime(2025, 12, 2, 0, 0, tz="UTC")
+
+
+def test_times_are_written_in_utc_with_a_z_and_four_digit_years():
+    paris = pendulum.datetime(2025, 12, 1, 10, 30, 5, 250000, tz="Europe/Paris")
+    assert utc_iso(paris) == "2025-12-01T09:30:05.250000Z"
+    assert utc_iso(paris, whole_seconds=True) == "2025-12-01T09:30:05Z"
+    assert utc_iso(pendulum.datetime(999, 1, 2, tz="UTC"), whole_seconds=True) == "0999-01-02T00:00:00Z"
+    assert utc_iso(None) is None
 
 
 def test_to_dict_round_trips_through_build():
