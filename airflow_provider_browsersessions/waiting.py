@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -35,6 +35,9 @@ from airflow_provider_browsersessions.sessions import (
     SessionStatus,
     check_path_value,
 )
+
+if TYPE_CHECKING:
+    from airflow_provider_browsersessions.warning_log import WarningLog
 
 #: The longest a poll loop (the triggerer's shared polls, the event watcher's stream) waits because a
 #: server's ``Retry-After`` said so, in seconds. A larger value (``999999999``, a date years ahead) is cut
@@ -58,13 +61,6 @@ DEFAULT_UNREACHABLE_TIMEOUT = 30 * 60.0
 
 #: The version of ``WaitPlan.to_state()``; another version is ignored (the wait starts blind, as before).
 _STATE_VERSION = 1
-
-
-class WarningLog(Protocol):
-    """What ``skip_failed_poll`` logs through: a stdlib logger, or Airflow 3's task and trigger loggers."""
-
-    def warning(self, msg: str, /, *args: Any) -> Any:
-        """Log a warning."""
 
 
 def name_ids(ids: Iterable[str], *, limit: int = IDS_SHOWN) -> str:

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import pendulum
@@ -40,6 +40,9 @@ from airflow_provider_browsersessions.sessions import (
     sort_sessions,
 )
 
+if TYPE_CHECKING:
+    from airflow_provider_browsersessions.warning_log import WarningLog
+
 # An error text longer than this is cut: proxies answer with whole HTML pages.
 _MAX_MESSAGE_CHARS = 300
 # Only the start of an error body is read for its text: a 50 MB error page costs 64 KiB of work, not 50 MB.
@@ -53,13 +56,6 @@ _MAX_QUOTED_VALUE_CHARS = 60
 DEFAULT_MAX_PAGES = 2000
 
 logger = logging.getLogger(__name__)
-
-
-class WarningLog(Protocol):
-    """Anything that logs a warning the ``logging`` way: a stdlib logger, or an Airflow hook's ``log``."""
-
-    def warning(self, msg: Any, /, *args: Any) -> Any:
-        """Log ``msg % args`` as a warning."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
