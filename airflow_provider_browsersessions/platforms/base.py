@@ -31,6 +31,7 @@ from airflow_provider_browsersessions.exceptions import (
     WalkLimitError,
     cut_text,
 )
+from airflow_provider_browsersessions.response_body import ERROR_BODY_LIMIT
 from airflow_provider_browsersessions.sessions import (
     DOT_SEGMENTS,
     BrowserSession,
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 
 # An error text longer than this is cut: proxies answer with whole HTML pages.
 _MAX_MESSAGE_CHARS = 300
-# Only the start of an error body is read for its text: a 50 MB error page costs 64 KiB of work, not 50 MB.
-_MAX_ERROR_BODY_BYTES = 64 * 1024
 # A value quoted in a message about a record (an odd status, a broken timestamp) is cut to this.
 _MAX_QUOTED_VALUE_CHARS = 60
 
@@ -320,7 +319,9 @@ def api_error_text(body: bytes, secrets: Sequence[str] = ()) -> str:
 
     :param secrets: Values replaced by ``***`` before the text is cut to length (a proxy may echo them).
     """
-    text = body[:_MAX_ERROR_BODY_BYTES].decode("utf-8", errors="replace").strip()
+    # Only the start is read for its text (the transports keep no more anyway): a 50 MB error page that reaches
+    # this function another way costs ERROR_BODY_LIMIT bytes of work, not 50 MB.
+    text = body[:ERROR_BODY_LIMIT].decode("utf-8", errors="replace").strip()
     if not text:
         return "(empty body)"
     try:
