@@ -28,6 +28,7 @@ from airflow_provider_browsersessions.exceptions import (
     cut_text,
     is_retryable,
 )
+from airflow_provider_browsersessions.pacing import MAX_POLL_RETRY_AFTER
 from airflow_provider_browsersessions.sessions import (
     RUNNING_FILTERS,
     BrowserSession,
@@ -38,11 +39,6 @@ from airflow_provider_browsersessions.sessions import (
 
 if TYPE_CHECKING:
     from airflow_provider_browsersessions.warning_log import WarningLog
-
-#: The longest a poll loop (the triggerer's shared polls, the event watcher's stream) waits because a
-#: server's ``Retry-After`` said so, in seconds. A larger value (``999999999``, a date years ahead) is cut
-#: to this; a wait's own deadline is never delayed by it (the trigger wakes for its deadline anyway).
-MAX_RETRY_AFTER_SECONDS = 300.0
 
 #: How long the final check a deferred wait makes at its deadline may take, in seconds: if the platform
 #: cannot answer by then, the timeout event reports the last poll's state instead.
@@ -107,13 +103,13 @@ def next_poll_delay(interval: float, error: BaseException | None = None, *, fail
 
     ``failures`` polls in a row failed: the delay doubles with each (a server that keeps failing is not
     polled in a tight loop), and a server's ``Retry-After`` is honoured; both are capped at
-    ``MAX_RETRY_AFTER_SECONDS``, and never shorter than the interval.
+    ``pacing.MAX_POLL_RETRY_AFTER``, and never shorter than the interval.
     """
     if error is None or failures <= 0:
         return interval
-    backoff = min(interval * 2 ** min(failures - 1, 30), MAX_RETRY_AFTER_SECONDS)
+    backoff = min(interval * 2 ** min(failures - 1, 30), MAX_POLL_RETRY_AFTER)
     retry_after = getattr(error, "retry_after", None) or 0.0
-    return max(interval, backoff, min(float(retry_after), MAX_RETRY_AFTER_SECONDS))
+    return max(interval, backoff, min(float(retry_after), MAX_POLL_RETRY_AFTER))
 
 
 def positive_seconds(name: str, value: Any) -> float:

@@ -171,16 +171,17 @@ def test_a_timeout_message_names_the_drain_and_what_still_runs():
 
 def test_retry_after_is_honoured_but_capped_and_failures_back_off():
     from airflow_provider_browsersessions.exceptions import RateLimitedError
-    from airflow_provider_browsersessions.waiting import MAX_RETRY_AFTER_SECONDS, next_poll_delay
+    from airflow_provider_browsersessions.pacing import MAX_POLL_RETRY_AFTER
+    from airflow_provider_browsersessions.waiting import next_poll_delay
 
     def limited(seconds):
         return RateLimitedError(platform="P", method="GET", path="/", status=429, message="m", retry_after=seconds)
 
     assert next_poll_delay(2.0) == 2.0
-    assert next_poll_delay(2.0, limited(999999999), failures=1) == MAX_RETRY_AFTER_SECONDS
+    assert next_poll_delay(2.0, limited(999999999), failures=1) == MAX_POLL_RETRY_AFTER
     assert next_poll_delay(2.0, limited(5), failures=1) == 5
     assert next_poll_delay(2.0, limited(None), failures=3) == 8.0
-    assert next_poll_delay(2.0, limited(None), failures=100) == MAX_RETRY_AFTER_SECONDS
+    assert next_poll_delay(2.0, limited(None), failures=100) == MAX_POLL_RETRY_AFTER
 
 
 def test_one_rule_for_skipping_a_failed_poll():
