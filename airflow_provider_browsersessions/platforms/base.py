@@ -413,31 +413,25 @@ def decode_response(
 
 def _decode_json(platform: Platform, request: ApiRequest, status: int, body: bytes) -> Any:
     """A 2xx body's JSON; an empty, garbled or undecodable body is a ``MalformedResponseError``."""
-
-    def malformed(message: str, *, retryable: bool) -> MalformedResponseError:
-        error = MalformedResponseError(
-            platform=platform.display_name, method=request.method, path=request.path, status=status, message=message
-        )
-        error.retryable = retryable
-        return error
-
     if not body.strip():
         # No endpoint of either API answers a 2xx without a body: an empty one is a proxy's or a cut answer,
         # never "null" (a Cloudflare read's null means "unknown session", so the difference matters).
-        raise malformed("the body is empty where JSON was expected", retryable=True)
+        raise malformed_response(
+            platform, request, "the body is empty where JSON was expected", status=status, retryable=True
+        )
     try:
         return json.loads(body)
     # RecursionError: JSON nested thousands deep (a broken or hostile proxy) exhausts the parser's stack.
     except (ValueError, RecursionError) as err:
         detail = f"{err.msg} at byte {err.pos}" if isinstance(err, json.JSONDecodeError) else str(err)
         # A cut or garbled body from a proxy is transient on an idempotent GET: worth a retry.
-        raise malformed(f"the body is not valid JSON ({cut_text(detail, 200)})", retryable=True) from None
+        message = f"the body is not valid JSON ({cut_text(detail, 200)})"
+        raise malformed_response(platform, request, message, status=status, retryable=True) from None
     except MemoryError:
         # The same body would exhaust memory again: not retried. Our error, not a raw MemoryError, so the
         # sensor's and the triggers' handling applies.
-        raise malformed(
-            f"the body ({len(body):,} bytes) needs more memory to decode than this process has", retryable=False
-        ) from None
+        message = f"the body ({len(body):,} bytes) needs more memory to decode than this process has"
+        raise malformed_response(platform, request, message, status=status) from None
 
 
 def _error_message(platform: Platform, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> str:
@@ -454,15 +448,30 @@ def _error_message(platform: Platform, headers: Mapping[str, str], body: bytes, 
     return reason if text == "(empty body)" else _shorten(f"{reason}; {text}", secrets)
 
 
+def malformed_response(
+    platform: Platform, request: ApiRequest, message: str, *, status: int = 200, retryable: bool = False
+) -> MalformedResponseError:
+    """
+    The ``MalformedResponseError`` for an answer to ``request``: the platform, the endpoint (never its query
+    string) and the status, built in this one place.
+
+    :param platform: The platform that answered.
+    :param request: The request it answered.
+    :param message: What is wrong with the answer.
+    :param status: The answer's HTTP status (a 2xx: the body is what is wrong).
+    :param retryable: Whether the same request may well be answered right next time (a cut or garbled body,
+        a page that left out a running session); a body of the wrong shape would come again, so not by default.
+    """
+    error = MalformedResponseError(
+        platform=platform.display_name, method=request.method, path=request.path, status=status, message=message
+    )
+    error.retryable = retryable
+    return error
+
+
 def shape_error(platform: Platform, request: ApiRequest, err: ResponseShapeError) -> MalformedResponseError:
     """Wrap a parser's complaint with the platform and the endpoint it came from."""
-    return MalformedResponseError(
-        platform=platform.display_name,
-        method=request.method,
-        path=request.path,
-        status=200,
-        message=f"unexpected response shape: {err}",
-    )
+    return malformed_response(platform, request, f"unexpected response shape: {err}")
 
 
 class _SeenSessions:
@@ -739,19 +748,14 @@ class SessionWalk:
         self.stats.dropped += page.dropped
         if self.query.status != frozenset({SessionStatus.RUNNING}):
             return
-        error = MalformedResponseError(
-            platform=self.platform.display_name,
-            method=request.method,
-            path=request.path,
-            status=200,
-            message=(
-                f"{page.dropped} running session record(s) on this page have no usable id (e.g. "
-                f"{next(odd.value for odd in page.odd_values if odd.session_id is None)}): a list of the running "
-                "sessions cannot leave one out, so this answer is not used"
-            ),
+        raise malformed_response(
+            self.platform,
+            request,
+            f"{page.dropped} running session record(s) on this page have no usable id (e.g. "
+            f"{next(odd.value for odd in page.odd_values if odd.session_id is None)}): a list of the running "
+            "sessions cannot leave one out, so this answer is not used",
+            retryable=True,
         )
-        error.retryable = True
-        raise error
 
     def _refuse_a_repeated_page(self, request: ApiRequest, page: Page) -> None:
         """
@@ -777,15 +781,11 @@ class SessionWalk:
             self._stale_pages = 0
             return
         where = ", ".join(f"{key} {value}" for key, value in request.params if key in ("offset", "limit"))
-        raise MalformedResponseError(
-            platform=self.platform.display_name,
-            method=request.method,
-            path=request.path,
-            status=200,
-            message=(
-                f"pagination repeats itself: page {self.stats.pages} ({where}) holds {what} and asks for "
-                "another page; the listing was stopped rather than paged forever"
-            ),
+        raise malformed_response(
+            self.platform,
+            request,
+            f"pagination repeats itself: page {self.stats.pages} ({where}) holds {what} and asks for "
+            "another page; the listing was stopped rather than paged forever",
         )
 
     def _cap(self, sessions: list[BrowserSession]) -> list[BrowserSession]:
