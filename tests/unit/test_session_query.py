@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pendulum
 import pytest
 
 from airflow_provider_browsersessions.exceptions import InvalidQueryError
-from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus, utc_iso
+from airflow_provider_browsersessions.sessions import (
+    RECORD_FIELDS,
+    BrowserSession,
+    SessionQuery,
+    SessionStatus,
+    utc_iso,
+)
 
 
 def make(**overrides):
@@ -137,3 +145,20 @@ def test_to_dict_is_json_safe_and_hides_url_secrets():
     assert data["raw"]["webSocketDebuggerUrl"] == "wss://x/devtools"
     assert "SECRET" not in repr(session)
     assert BrowserSession.from_dict(session.to_dict()) == session
+
+
+def test_every_field_goes_to_xcom_and_back():
+    session = make(
+        ended_at=pendulum.datetime(2025, 12, 16, 18, 2, tz="UTC"),
+        target_url="https://example.com/a",
+        end_url="https://example.com/b",
+        navigations=3,
+        error_code="E1",
+        error_message="boom",
+        close_reason="2",
+    )
+    data = session.to_dict()
+    assert tuple(data) == RECORD_FIELDS
+    assert json.loads(json.dumps(data)) == data
+    assert data["ended_at"] == "2025-12-16T18:02:00Z"
+    assert BrowserSession.from_dict(data) == session
