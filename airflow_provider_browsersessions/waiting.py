@@ -112,18 +112,29 @@ def next_poll_delay(interval: float, error: BaseException | None = None, *, fail
     return max(interval, backoff, min(float(retry_after), MAX_POLL_RETRY_AFTER))
 
 
-def positive_seconds(name: str, value: Any) -> float:
+def check_seconds(name: str, value: Any, *, zero: bool = False) -> float:
     """
-    A trigger's interval or deadline as a positive, finite number of seconds (a number, or its text).
+    A duration a DAG author or a serialized trigger gives, in seconds: a number, its text or a ``timedelta``;
+    finite (it travels in trigger kwargs and wait state as JSON, which has no infinity), and above 0.
 
-    :raises InvalidQueryError: naming ``name``, for anything else (a bool, NaN, infinity, zero, a list).
+    :param name: The parameter, named in the error.
+    :param value: The value given.
+    :param zero: 0 is allowed too, where it means something (``unreachable_timeout=0``: fail at the first poll
+        without an answer).
+    :raises InvalidQueryError: naming ``name``, for anything else (a bool, NaN, infinity, a negative number, a list).
     """
+    given = value
+    if hasattr(value, "total_seconds"):
+        value = value.total_seconds()
     try:
         seconds = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError, OverflowError):
         seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise InvalidQueryError(name, f"a positive, finite number of seconds, not {cut_text(repr(value), 100)}")
+    if not (math.isfinite(seconds) and (seconds >= 0 if zero else seconds > 0)):
+        bound = "0 or more" if zero else "above 0"
+        raise InvalidQueryError(
+            name, f"a finite number of seconds (or a timedelta), {bound}, not {cut_text(repr(given), 100)}"
+        )
     return seconds
 
 
@@ -179,16 +190,11 @@ class PermanentWaitError(BrowserSessionsError, AirflowFailException):
 
 def check_unreachable_timeout(value: Any) -> float | None:
     """
-    The ``unreachable_timeout`` a DAG author gave, in seconds (a number or a ``timedelta``; None: no bound).
+    The ``unreachable_timeout`` a DAG author gave, in seconds (``check_seconds``, 0 allowed; None: no bound).
 
-    :raises InvalidQueryError: for a negative or non-numeric value.
+    :raises InvalidQueryError: for anything but None and 0 or more seconds.
     """
-    if value is None:
-        return None
-    seconds = value.total_seconds() if hasattr(value, "total_seconds") else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
-        raise InvalidQueryError("unreachable_timeout", f"seconds (or a timedelta) of 0 or more, or None; got {value!r}")
-    return float(seconds)
+    return None if value is None else check_seconds("unreachable_timeout", value, zero=True)
 
 
 def normalize_session_ids(value: Any) -> tuple[str, ...] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,12 @@ from airflow_provider_browsersessions.exceptions import (
     TransportError,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
-from airflow_provider_browsersessions.waiting import WaitPlan, check_unreachable_timeout, normalize_session_ids
+from airflow_provider_browsersessions.waiting import (
+    WaitPlan,
+    check_seconds,
+    check_unreachable_timeout,
+    normalize_session_ids,
+)
 
 
 def session(sid, status="running", **extra):
@@ -312,7 +318,8 @@ def test_the_count_of_unanswered_polls_is_kept_in_the_memory_a_reschedule_poke_r
         again.poll_failed(_no_answer(), log=_Log(), now=1060.0)
 
 
-@pytest.mark.parametrize("value", [-1, "soon", True, timedelta(seconds=-5)])
+# Infinity too: the bound travels in trigger kwargs and wait state as JSON, which has no infinity (None: no bound).
+@pytest.mark.parametrize("value", [-1, "soon", True, timedelta(seconds=-5), math.inf, math.nan, "inf", 10**400])
 def test_an_unreachable_timeout_that_is_not_a_duration_is_refused(value):
     with pytest.raises(InvalidQueryError, match="unreachable_timeout"):
         check_unreachable_timeout(value)
@@ -322,3 +329,13 @@ def test_an_unreachable_timeout_is_seconds_or_a_timedelta():
     assert check_unreachable_timeout(timedelta(minutes=2)) == 120.0
     assert check_unreachable_timeout(90) == 90.0
     assert check_unreachable_timeout(None) is None
+    assert check_unreachable_timeout(0) == 0.0
+
+
+def test_every_duration_parameter_reads_seconds_the_same_way():
+    for name in ("poll_interval", "end_time", "unreachable_timeout"):
+        assert check_seconds(name, 90) == check_seconds(name, "90") == check_seconds(name, timedelta(seconds=90)) == 90
+    with pytest.raises(InvalidQueryError, match="'poll_interval': expected a finite number of seconds"):
+        check_seconds("poll_interval", 0)
+    with pytest.raises(InvalidQueryError, match=r"not 'x{98}…\.$"):
+        check_seconds("end_time", "x" * 10**6)
