@@ -25,7 +25,6 @@ from airflow_provider_browsersessions.exceptions import (
     InvalidQueryError,
     MalformedResponseError,
     TransportError,
-    cut_text,
     is_retryable,
 )
 from airflow_provider_browsersessions.pacing import MAX_POLL_RETRY_AFTER
@@ -123,17 +122,21 @@ def check_seconds(name: str, value: Any, *, zero: bool = False) -> float:
         without an answer).
     :raises InvalidQueryError: naming ``name``, for anything else (a bool, NaN, infinity, a negative number, a list).
     """
-    given = value
-    if hasattr(value, "total_seconds"):
-        value = value.total_seconds()
     try:
-        seconds = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError, OverflowError):
+        if hasattr(value, "total_seconds"):  # a timedelta (or pendulum's Duration)
+            seconds = float(value.total_seconds())
+        else:
+            seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):  # a trigger's __init__ calls this: only our error may leave
         seconds = math.nan
     if not (math.isfinite(seconds) and (seconds >= 0 if zero else seconds > 0)):
+        # Here, not at the top: a DAG file that builds a watcher or a sensor imports this module, and the wire
+        # logic would add about 40 ms to its parse.
+        from airflow_provider_browsersessions.platforms.base import quoted_value
+
         bound = "0 or more" if zero else "above 0"
         raise InvalidQueryError(
-            name, f"a finite number of seconds (or a timedelta), {bound}, not {cut_text(repr(given), 100)}"
+            name, f"a finite number of seconds (or a timedelta), {bound}, not {quoted_value(value)}"
         )
     return seconds
 
