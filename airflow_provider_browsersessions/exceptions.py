@@ -108,6 +108,9 @@ class ApiError(BrowserSessionsError):
     :param status: HTTP status code (None when no response arrived).
     :param message: The API's own error text, or what went wrong.
     :param retry_after: Seconds the server asked us to wait, when it said.
+    :param retryable: Whether a retry of the same request may succeed, when this error says so itself (a cut body);
+        None leaves it to the class.
+    :param context: The connection's context (id, host, what to fix), when the caller has one.
     """
 
     #: Whether a retry of the same request may succeed (429, 5xx, transport failures, cut bodies).
@@ -122,8 +125,11 @@ class ApiError(BrowserSessionsError):
         status: int | None,
         message: str,
         retry_after: float | None = None,
+        retryable: bool | None = None,
         context: ErrorContext | None = None,
     ) -> None:
+        if retryable is not None:  # otherwise the class decides (a 429 or a 5xx is, a 400 is not)
+            self.retryable = retryable
         self.platform = platform
         self.method = method
         self.path = path

@@ -1,4 +1,4 @@
-"""Pacing inside a platform's rate budget, read from the ``Ratelimit``/``Ratelimit-Policy`` answer headers."""
+"""How long a server may make us wait: pacing in its rate budget (``Ratelimit`` headers), caps on ``Retry-After``."""
 
 from __future__ import annotations
 
@@ -14,6 +14,19 @@ if TYPE_CHECKING:
 
 #: Longest single pacing wait, in seconds, whatever the headers say (a request's deadline may cap it further).
 MAX_PACE_WAIT = 30.0
+
+# A server's ``Retry-After`` is capped twice, for two different waits (docs/reliability.md, "Two caps on
+# Retry-After"): a request's retries may sleep longer, because ``max_retry_wait`` bounds them anyway; a poll
+# loop has no such bound, so its cap is what keeps a watcher from sleeping for days.
+
+#: Longest ``Retry-After`` one request's retries honour, in seconds (``transport.RetryPolicy``): a larger one
+#: counts as this, which is longer than the default ``max_retry_wait`` (300 s) and so ends the retries at once.
+MAX_REQUEST_RETRY_AFTER = 600.0
+
+#: Longest a poll loop (the triggerer's shared polls, the event watcher's stream) waits after failed polls,
+#: in seconds, whether a server's ``Retry-After`` or the loop's own backoff asks for more
+#: (``waiting.next_poll_delay``). A wait's own deadline is never delayed by it: the trigger wakes for it anyway.
+MAX_POLL_RETRY_AFTER = 300.0
 
 #: The furthest reset the pacer plans for, in seconds: a window longer than an hour (a daily quota) is not
 #: one to spread requests over, and a reset further away is garbage; either way the headers are ignored.

@@ -7,7 +7,8 @@ import zlib
 #: Bytes of raw body asked for per read: small enough that one read of a gzip bomb inflates to little.
 READ_SIZE = 64 * 1024
 
-#: Bytes kept of an error answer's body (4xx/5xx): its text is cut to a few hundred characters anyway.
+#: Bytes kept of an error answer's body (4xx/5xx), and read of it for its text (``platforms.base.api_error_text``):
+#: the text is cut to a few hundred characters anyway.
 ERROR_BODY_LIMIT = 64 * 1024
 
 #: Decoded bytes asked of the decompressor per step: the cap's check never waits for a huge piece.

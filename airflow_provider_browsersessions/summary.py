@@ -13,10 +13,19 @@ if TYPE_CHECKING:
 __all__ = ["SessionSummary"]
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
-    # Nearest-rank percentile: always a value that was observed, as dashboards expect.
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
+def percentile(ordered: list[float], fraction: float) -> float | None:
+    """
+    Nearest-rank percentile of sorted values: always a value that was observed, as dashboards expect.
+
+    The ``summary`` XCom and the view's duration chart both use it, so they agree on what p95 means.
+
+    :param ordered: The values, sorted ascending.
+    :param fraction: Which percentile, from 0 to 1 (0.95 for p95).
+    :return: The value at that rank; None when there are no values.
+    """
+    if not ordered:
+        return None
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
 
 
 class SessionSummary:
@@ -72,8 +81,8 @@ class SessionSummary:
         if ordered:
             duration = {
                 "min": ordered[0],
-                "p50": _percentile(ordered, 0.50),
-                "p95": _percentile(ordered, 0.95),
+                "p50": percentile(ordered, 0.50),
+                "p95": percentile(ordered, 0.95),
                 "max": ordered[-1],
             }
         return {

@@ -27,7 +27,7 @@ from airflow_provider_browsersessions.exceptions import (
     TransportError,
     is_retryable,
 )
-from airflow_provider_browsersessions.pacing import Pacer, pacer_for
+from airflow_provider_browsersessions.pacing import MAX_REQUEST_RETRY_AFTER, Pacer, pacer_for
 from airflow_provider_browsersessions.platforms.base import ApiRequest, Platform, decode_response
 from airflow_provider_browsersessions.response_body import (
     ACCEPT_ENCODING,
@@ -51,8 +51,6 @@ DEFAULT_MAX_RETRY_WAIT = float(COMMON_EXTRAS["max_retry_wait"].default)
 DEFAULT_REQUEST_DEADLINE = float(COMMON_EXTRAS["request_deadline"].default)
 #: Decoded (decompressed) bytes one answer may have.
 DEFAULT_MAX_RESPONSE_BYTES = int(COMMON_EXTRAS["max_response_bytes"].default)
-#: Longest ``Retry-After`` honoured, in seconds; a larger one counts as this (and usually ends the retries).
-MAX_RETRY_AFTER = 600.0
 
 USER_AGENT = f"airflow-provider-browsersessions/{__version__}"
 
@@ -64,7 +62,7 @@ class RetryPolicy:
     """
     When and how long to retry one request: 429, 5xx, connection errors and cut bodies.
 
-    The server's ``Retry-After`` wins when it asks for a positive wait (capped at ``MAX_RETRY_AFTER``);
+    The server's ``Retry-After`` wins when it asks for a positive wait (capped at ``MAX_REQUEST_RETRY_AFTER``);
     otherwise, and for ``0``, negative values, past dates and garbage, the wait grows exponentially with
     jitter. Both the number of retries and the total time spent waiting are bounded: a wait that would pass
     ``max_wait`` ends the retries at once with the last error.
@@ -89,7 +87,7 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after", None)
         # 0, a past date or a negative value would retry at once, again and again: only a real wait counts.
         if isinstance(retry_after, int | float) and retry_after > 0:
-            return min(float(retry_after), MAX_RETRY_AFTER)
+            return min(float(retry_after), MAX_REQUEST_RETRY_AFTER)
         # wait_exponential + wait_random: stable across tenacity 8 and 9 (wait_exponential_jitter renamed args).
         exponential = tenacity.wait_exponential(multiplier=self.backoff, max=self.max_backoff) + tenacity.wait_random(
             0, self.backoff
@@ -255,16 +253,15 @@ def _body_error(
             message=f"the answer uses Content-Encoding {str(err)[:40]!r}, which was not asked for",
             context=context,
         )
-    error = MalformedResponseError(
+    return MalformedResponseError(
         platform=platform,
         method=request.method,
         path=request.path,
         status=status,
         message=str(err)[:200],
+        retryable=True,  # a corrupt compressed body is a cut or garbled transfer: worth another try
         context=context,
     )
-    error.retryable = True  # a corrupt compressed body is a cut or garbled transfer: worth another try
-    return error
 
 
 def _new_body(transport: SyncTransport | AsyncTransport, status: int, headers: Mapping[str, str]) -> BoundedBody:

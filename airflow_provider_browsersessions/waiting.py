@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
@@ -25,9 +25,9 @@ from airflow_provider_browsersessions.exceptions import (
     InvalidQueryError,
     MalformedResponseError,
     TransportError,
-    cut_text,
     is_retryable,
 )
+from airflow_provider_browsersessions.pacing import MAX_POLL_RETRY_AFTER
 from airflow_provider_browsersessions.sessions import (
     RUNNING_FILTERS,
     BrowserSession,
@@ -36,10 +36,8 @@ from airflow_provider_browsersessions.sessions import (
     check_path_value,
 )
 
-#: The longest a poll loop (the triggerer's shared polls, the event watcher's stream) waits because a
-#: server's ``Retry-After`` said so, in seconds. A larger value (``999999999``, a date years ahead) is cut
-#: to this; a wait's own deadline is never delayed by it (the trigger wakes for its deadline anyway).
-MAX_RETRY_AFTER_SECONDS = 300.0
+if TYPE_CHECKING:
+    from airflow_provider_browsersessions.warning_log import WarningLog
 
 #: How long the final check a deferred wait makes at its deadline may take, in seconds: if the platform
 #: cannot answer by then, the timeout event reports the last poll's state instead.
@@ -58,13 +56,6 @@ DEFAULT_UNREACHABLE_TIMEOUT = 30 * 60.0
 
 #: The version of ``WaitPlan.to_state()``; another version is ignored (the wait starts blind, as before).
 _STATE_VERSION = 1
-
-
-class WarningLog(Protocol):
-    """What ``skip_failed_poll`` logs through: a stdlib logger, or Airflow 3's task and trigger loggers."""
-
-    def warning(self, msg: str, /, *args: Any) -> Any:
-        """Log a warning."""
 
 
 def name_ids(ids: Iterable[str], *, limit: int = IDS_SHOWN) -> str:
@@ -111,27 +102,42 @@ def next_poll_delay(interval: float, error: BaseException | None = None, *, fail
 
     ``failures`` polls in a row failed: the delay doubles with each (a server that keeps failing is not
     polled in a tight loop), and a server's ``Retry-After`` is honoured; both are capped at
-    ``MAX_RETRY_AFTER_SECONDS``, and never shorter than the interval.
+    ``pacing.MAX_POLL_RETRY_AFTER``, and never shorter than the interval.
     """
     if error is None or failures <= 0:
         return interval
-    backoff = min(interval * 2 ** min(failures - 1, 30), MAX_RETRY_AFTER_SECONDS)
+    backoff = min(interval * 2 ** min(failures - 1, 30), MAX_POLL_RETRY_AFTER)
     retry_after = getattr(error, "retry_after", None) or 0.0
-    return max(interval, backoff, min(float(retry_after), MAX_RETRY_AFTER_SECONDS))
+    return max(interval, backoff, min(float(retry_after), MAX_POLL_RETRY_AFTER))
 
 
-def positive_seconds(name: str, value: Any) -> float:
+def check_seconds(name: str, value: Any, *, zero: bool = False) -> float:
     """
-    A trigger's interval or deadline as a positive, finite number of seconds (a number, or its text).
+    A duration a DAG author or a serialized trigger gives, in seconds: a number, its text or a ``timedelta``;
+    finite (it travels in trigger kwargs and wait state as JSON, which has no infinity), and above 0.
 
-    :raises InvalidQueryError: naming ``name``, for anything else (a bool, NaN, infinity, zero, a list).
+    :param name: The parameter, named in the error.
+    :param value: The value given.
+    :param zero: 0 is allowed too, where it means something (``unreachable_timeout=0``: fail at the first poll
+        without an answer).
+    :raises InvalidQueryError: naming ``name``, for anything else (a bool, NaN, infinity, a negative number, a list).
     """
     try:
-        seconds = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError, OverflowError):
+        if hasattr(value, "total_seconds"):  # a timedelta (or pendulum's Duration)
+            seconds = float(value.total_seconds())
+        else:
+            seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError, OverflowError):  # a trigger's __init__ calls this: only our error may leave
         seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise InvalidQueryError(name, f"a positive, finite number of seconds, not {cut_text(repr(value), 100)}")
+    if not (math.isfinite(seconds) and (seconds >= 0 if zero else seconds > 0)):
+        # Here, not at the top: a DAG file that builds a watcher or a sensor imports this module, and the wire
+        # logic would add about 40 ms to its parse.
+        from airflow_provider_browsersessions.platforms.base import quoted_value
+
+        bound = "0 or more" if zero else "above 0"
+        raise InvalidQueryError(
+            name, f"a finite number of seconds (or a timedelta), {bound}, not {quoted_value(value)}"
+        )
     return seconds
 
 
@@ -187,16 +193,11 @@ class PermanentWaitError(BrowserSessionsError, AirflowFailException):
 
 def check_unreachable_timeout(value: Any) -> float | None:
     """
-    The ``unreachable_timeout`` a DAG author gave, in seconds (a number or a ``timedelta``; None: no bound).
+    The ``unreachable_timeout`` a DAG author gave, in seconds (``check_seconds``, 0 allowed; None: no bound).
 
-    :raises InvalidQueryError: for a negative or non-numeric value.
+    :raises InvalidQueryError: for anything but None and 0 or more seconds.
     """
-    if value is None:
-        return None
-    seconds = value.total_seconds() if hasattr(value, "total_seconds") else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
-        raise InvalidQueryError("unreachable_timeout", f"seconds (or a timedelta) of 0 or more, or None; got {value!r}")
-    return float(seconds)
+    return None if value is None else check_seconds("unreachable_timeout", value, zero=True)
 
 
 def normalize_session_ids(value: Any) -> tuple[str, ...] | None:

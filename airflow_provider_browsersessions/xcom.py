@@ -11,7 +11,7 @@ from airflow_provider_browsersessions.sessions import RECORD_FIELDS
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from airflow_provider_browsersessions.waiting import WarningLog
+    from airflow_provider_browsersessions.warning_log import WarningLog
 
 __all__ = ["XCOM_ADVICE", "XCOM_WARN_BYTES", "XComRecords", "parse_fields", "parse_positive_int"]
 

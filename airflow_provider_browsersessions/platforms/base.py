@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import pendulum
@@ -33,6 +33,7 @@ from airflow_provider_browsersessions.exceptions import (
     WalkLimitError,
     cut_text,
 )
+from airflow_provider_browsersessions.response_body import ERROR_BODY_LIMIT
 from airflow_provider_browsersessions.sessions import (
     DOT_SEGMENTS,
     BrowserSession,
@@ -42,10 +43,11 @@ from airflow_provider_browsersessions.sessions import (
     sort_sessions,
 )
 
+if TYPE_CHECKING:
+    from airflow_provider_browsersessions.warning_log import WarningLog
+
 # An error text longer than this is cut: proxies answer with whole HTML pages.
 _MAX_MESSAGE_CHARS = 300
-# Only the start of an error body is read for its text: a 50 MB error page costs 64 KiB of work, not 50 MB.
-_MAX_ERROR_BODY_BYTES = 64 * 1024
 # A value quoted in a message about a record (an odd status, a broken timestamp) is cut to this.
 _MAX_QUOTED_VALUE_CHARS = 60
 
@@ -53,13 +55,6 @@ _MAX_QUOTED_VALUE_CHARS = 60
 DEFAULT_MAX_PAGES = int(COMMON_EXTRAS["max_pages"].default)
 
 logger = logging.getLogger(__name__)
-
-
-class WarningLog(Protocol):
-    """Anything that logs a warning the ``logging`` way: a stdlib logger, or an Airflow hook's ``log``."""
-
-    def warning(self, msg: Any, /, *args: Any) -> Any:
-        """Log ``msg % args`` as a warning."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -324,7 +319,9 @@ def api_error_text(body: bytes, secrets: Sequence[str] = ()) -> str:
 
     :param secrets: Values replaced by ``***`` before the text is cut to length (a proxy may echo them).
     """
-    text = body[:_MAX_ERROR_BODY_BYTES].decode("utf-8", errors="replace").strip()
+    # Only the start is read for its text (the transports keep no more anyway): a 50 MB error page that reaches
+    # this function another way costs ERROR_BODY_LIMIT bytes of work, not 50 MB.
+    text = body[:ERROR_BODY_LIMIT].decode("utf-8", errors="replace").strip()
     if not text:
         return "(empty body)"
     try:
@@ -420,36 +417,30 @@ def _decode_json(
     platform: Platform, request: ApiRequest, status: int, body: bytes, context: ErrorContext | None
 ) -> Any:
     """A 2xx body's JSON; an empty, garbled or undecodable body is a ``MalformedResponseError``."""
-
-    def malformed(message: str, *, retryable: bool) -> MalformedResponseError:
-        error = MalformedResponseError(
-            platform=platform.display_name,
-            method=request.method,
-            path=request.path,
-            status=status,
-            message=message,
-            context=context,
-        )
-        error.retryable = retryable
-        return error
-
     if not body.strip():
         # No endpoint of either API answers a 2xx without a body: an empty one is a proxy's or a cut answer,
         # never "null" (a Cloudflare read's null means "unknown session", so the difference matters).
-        raise malformed("the body is empty where JSON was expected", retryable=True)
+        raise malformed_response(
+            platform,
+            request,
+            "the body is empty where JSON was expected",
+            status=status,
+            retryable=True,
+            context=context,
+        )
     try:
         return json.loads(body)
     # RecursionError: JSON nested thousands deep (a broken or hostile proxy) exhausts the parser's stack.
     except (ValueError, RecursionError) as err:
         detail = f"{err.msg} at byte {err.pos}" if isinstance(err, json.JSONDecodeError) else str(err)
         # A cut or garbled body from a proxy is transient on an idempotent GET: worth a retry.
-        raise malformed(f"the body is not valid JSON ({cut_text(detail, 200)})", retryable=True) from None
+        message = f"the body is not valid JSON ({cut_text(detail, 200)})"
+        raise malformed_response(platform, request, message, status=status, retryable=True, context=context) from None
     except MemoryError:
         # The same body would exhaust memory again: not retried. Our error, not a raw MemoryError, so the
         # sensor's and the triggers' handling applies.
-        raise malformed(
-            f"the body ({len(body):,} bytes) needs more memory to decode than this process has", retryable=False
-        ) from None
+        message = f"the body ({len(body):,} bytes) needs more memory to decode than this process has"
+        raise malformed_response(platform, request, message, status=status, context=context) from None
 
 
 def _error_message(platform: Platform, headers: Mapping[str, str], body: bytes, secrets: Sequence[str]) -> str:
@@ -466,18 +457,43 @@ def _error_message(platform: Platform, headers: Mapping[str, str], body: bytes, 
     return reason if text == "(empty body)" else _shorten(f"{reason}; {text}", secrets)
 
 
-def shape_error(
-    platform: Platform, request: ApiRequest, err: ResponseShapeError, context: ErrorContext | None = None
+def malformed_response(
+    platform: Platform,
+    request: ApiRequest,
+    message: str,
+    *,
+    status: int = 200,
+    retryable: bool = False,
+    context: ErrorContext | None = None,
 ) -> MalformedResponseError:
-    """Wrap a parser's complaint with the platform, the endpoint it came from and the connection's context."""
+    """
+    The ``MalformedResponseError`` for an answer to ``request``: the platform, the endpoint (never its query
+    string) and the status, built in this one place.
+
+    :param platform: The platform that answered.
+    :param request: The request it answered.
+    :param message: What is wrong with the answer.
+    :param status: The answer's HTTP status (a 2xx: the body is what is wrong).
+    :param retryable: Whether the same request may well be answered right next time (a cut or garbled body,
+        a page that left out a running session); a body of the wrong shape would come again, so not by default.
+    :param context: The connection's context (id, host, what to fix), when the caller has one.
+    """
     return MalformedResponseError(
         platform=platform.display_name,
         method=request.method,
         path=request.path,
-        status=200,
-        message=f"unexpected response shape: {err}",
+        status=status,
+        message=message,
+        retryable=retryable,
         context=context,
     )
+
+
+def shape_error(
+    platform: Platform, request: ApiRequest, err: ResponseShapeError, context: ErrorContext | None = None
+) -> MalformedResponseError:
+    """Wrap a parser's complaint with the platform, the endpoint it came from and the connection's context."""
+    return malformed_response(platform, request, f"unexpected response shape: {err}", context=context)
 
 
 class _SeenSessions:
@@ -758,20 +774,15 @@ class SessionWalk:
         self.stats.dropped += page.dropped
         if self.query.status != frozenset({SessionStatus.RUNNING}):
             return
-        error = MalformedResponseError(
-            platform=self.platform.display_name,
-            method=request.method,
-            path=request.path,
-            status=200,
-            message=(
-                f"{page.dropped} running session record(s) on this page have no usable id (e.g. "
-                f"{next(odd.value for odd in page.odd_values if odd.session_id is None)}): a list of the running "
-                "sessions cannot leave one out, so this answer is not used"
-            ),
+        raise malformed_response(
+            self.platform,
+            request,
+            f"{page.dropped} running session record(s) on this page have no usable id (e.g. "
+            f"{next(odd.value for odd in page.odd_values if odd.session_id is None)}): a list of the running "
+            "sessions cannot leave one out, so this answer is not used",
+            retryable=True,
             context=self.context,
         )
-        error.retryable = True
-        raise error
 
     def _refuse_a_repeated_page(self, request: ApiRequest, page: Page) -> None:
         """
@@ -797,15 +808,11 @@ class SessionWalk:
             self._stale_pages = 0
             return
         where = ", ".join(f"{key} {value}" for key, value in request.params if key in ("offset", "limit"))
-        raise MalformedResponseError(
-            platform=self.platform.display_name,
-            method=request.method,
-            path=request.path,
-            status=200,
-            message=(
-                f"pagination repeats itself: page {self.stats.pages} ({where}) holds {what} and asks for "
-                "another page; the listing was stopped rather than paged forever"
-            ),
+        raise malformed_response(
+            self.platform,
+            request,
+            f"pagination repeats itself: page {self.stats.pages} ({where}) holds {what} and asks for "
+            "another page; the listing was stopped rather than paged forever",
             context=self.context,
         )
 

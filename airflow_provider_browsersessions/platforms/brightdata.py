@@ -28,7 +28,7 @@ from airflow_provider_browsersessions.platforms.base import (
     require_session_id,
     seconds_later,
 )
-from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus, utc_iso
 
 LIST_PATH = "/browser_sessions"
 DEFAULT_BASE_URL = "https://api.brightdata.com"
@@ -44,10 +44,6 @@ _PARAMETER_OF = {
     "sort": "sort",
     "order": "order",
 }
-
-
-def _utc_iso(value: DateTime) -> str:
-    return value.in_timezone("UTC").format("YYYY-MM-DDTHH:mm:ss") + "Z"
 
 
 class BrightDataPlatform(Platform):
@@ -79,7 +75,7 @@ class BrightDataPlatform(Platform):
             if isinstance(value, frozenset):
                 (value,) = value
             if isinstance(value, DateTime):
-                value = _utc_iso(value)
+                value = utc_iso(value, whole_seconds=True)
             params.append((_PARAMETER_OF[name], str(value)))
         params += [("limit", str(page_size)), ("offset", "0")]
         return ApiRequest("GET", LIST_PATH, tuple(params))

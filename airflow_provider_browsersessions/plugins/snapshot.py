@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,8 @@ import pendulum
 
 from airflow_provider_browsersessions.plugins.cache import DeadlineExceeded
 from airflow_provider_browsersessions.plugins.charts import amount
-from airflow_provider_browsersessions.sessions import BrowserSession, SessionStatus
+from airflow_provider_browsersessions.sessions import BrowserSession, SessionStatus, utc_iso
+from airflow_provider_browsersessions.summary import percentile
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -122,7 +122,7 @@ class SessionsSnapshot:
         return {
             "conn_id": self.conn_id,
             "platform": self.platform,
-            "taken_at": _iso(self.taken_at),
+            "taken_at": utc_iso(self.taken_at),
             "has_history": self.has_history,
             "history_hours": HISTORY_HOURS,
             "truncated": list(self.truncated),
@@ -131,7 +131,7 @@ class SessionsSnapshot:
             "ended_by_status": self.ended_by_status(),
             "errors": [{"code": c, "message": m, "count": n} for c, m, n in self.error_counts()],
             "hourly": [
-                {"start": _iso(bucket.start), **bucket.counts, "bandwidth": bucket.bandwidth}
+                {"start": utc_iso(bucket.start), **bucket.counts, "bandwidth": bucket.bandwidth}
                 for bucket in self.hourly()
             ],
             "duration_seconds": self.durations(),
@@ -143,17 +143,6 @@ def _bytes(session: BrowserSession) -> int:
     # Whole bytes, summed exactly (an int never overflows to infinity); an odd value counts as none.
     value = amount(session.bandwidth)
     return 0 if value is None else int(value)
-
-
-def percentile(ordered: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of sorted values (a value that was observed), None for no values."""
-    if not ordered:
-        return None
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
-
-
-def _iso(value: DateTime) -> str:
-    return value.in_timezone("UTC").isoformat().replace("+00:00", "Z")
 
 
 def _read(listing: SessionIterator, *, max_pages: int, ends_at: float | None) -> tuple[list[BrowserSession], bool]:

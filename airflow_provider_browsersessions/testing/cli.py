@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_browsersessions.hostnames import WILDCARD_ADDRESSES
 
@@ -53,45 +53,47 @@ def _number(
     return parse
 
 
+#: Every option that takes a value: its flag, how its text is read (and the range it must be in), its default,
+#: and its help, where ``{default}`` stands for the default, so the two cannot disagree. Cloudflare's budget
+#: (None) is the emulator's own, Cloudflare's published one (``cloudflare_api.RATE_BUDGET``), read when the
+#: emulator starts: ``--help`` does not import the emulator.
+_VALUE_OPTIONS: tuple[tuple[str, Callable[[str], Any], Any, str], ...] = (
+    ("--host", str, "127.0.0.1", "address to bind (default {default}); anything but loopback exposes it in clear text"),
+    (
+        "--port",
+        _number(int, low=0, high=65535, allowed="0 for a free port, or 1 to 65535"),
+        0,
+        "port (default {default}: a free one, printed at start)",
+    ),
+    ("--seed", int, 0, "seed of the generated data (default {default})"),
+    ("--sessions", _number(int, low=0, allowed="0 or more"), 200, "sessions seeded per platform (default {default})"),
+    (
+        "--speed",
+        _number(float, low=0, allowed="0 (a frozen clock) or more"),
+        1.0,
+        "emulator seconds per real second (default {default}; 0 freezes the clock)",
+    ),
+    (
+        "--cloudflare-budget",
+        _number(int, low=0, allowed="0 or more requests"),
+        None,
+        "Cloudflare requests per window (default: Cloudflare's published budget)",
+    ),
+    (
+        "--cloudflare-window",
+        _number(float, low=0, strict=True, allowed="seconds above 0"),
+        None,
+        "seconds of Cloudflare's budget window (default: Cloudflare's published window)",
+    ),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line: every option, its default and what it accepts."""
     parser = argparse.ArgumentParser(prog="browsersessions-emulator", description=DESCRIPTION)
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to bind (default 127.0.0.1); anything but loopback exposes it in clear text",
-    )
-    parser.add_argument(
-        "--port",
-        type=_number(int, low=0, high=65535, allowed="0 for a free port, or 1 to 65535"),
-        default=0,
-        help="port (default 0: a free one, printed at start)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data (default 0)")
-    parser.add_argument(
-        "--sessions",
-        type=_number(int, low=0, allowed="0 or more"),
-        default=200,
-        help="sessions seeded per platform (default 200)",
-    )
-    parser.add_argument(
-        "--speed",
-        type=_number(float, low=0, allowed="0 (a frozen clock) or more"),
-        default=1.0,
-        help="emulator seconds per real second (default 1; 0 freezes the clock)",
-    )
-    parser.add_argument(
-        "--cloudflare-budget",
-        type=_number(int, low=0, allowed="0 or more requests"),
-        default=1200,
-        help="Cloudflare requests per window (default 1200)",
-    )
-    parser.add_argument(
-        "--cloudflare-window",
-        type=_number(float, low=0, strict=True, allowed="seconds above 0"),
-        default=300.0,
-        help="seconds of Cloudflare's budget window (default 300)",
-    )
+    for flag, parse, default, text in _VALUE_OPTIONS:
+        shown = f"{default:g}" if isinstance(default, float) else default  # 1, not 1.0
+        parser.add_argument(flag, type=parse, default=default, help=text.format(default=shown))
     parser.add_argument(
         "--no-cloudflare-budget", action="store_true", help="no budget, no lockout, no Ratelimit headers"
     )
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     from airflow_provider_browsersessions.testing.emulator import Emulator
+    from airflow_provider_browsersessions.testing.emulator.cloudflare_api import RATE_BUDGET
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -143,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         print(_cannot_listen(args.host, args.port, error), file=sys.stderr)
         return 1
     with emulator:
-        budget = None if args.no_cloudflare_budget else args.cloudflare_budget
-        emulator.set_lockout(budget=budget, window=args.cloudflare_window, platform="cloudflare")
+        budget = RATE_BUDGET.requests if args.cloudflare_budget is None else args.cloudflare_budget
+        window = RATE_BUDGET.window if args.cloudflare_window is None else args.cloudflare_window
+        emulator.set_lockout(budget=None if args.no_cloudflare_budget else budget, window=window, platform="cloudflare")
         env = emulator.connection_env()
         base_urls = {f"{name}_base_url": emulator.base_url(name) for name in emulator.apis}
         for name, api in emulator.apis.items():

@@ -24,8 +24,8 @@ from airflow_provider_browsersessions.compat import BaseEventTrigger, require_ev
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, InvalidQueryError, cut_text
 from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
 from airflow_provider_browsersessions.waiting import (
+    check_seconds,
     next_poll_delay,
-    positive_seconds,
     refuse_callable_filters,
     skip_failed_poll,
     trigger_repr,
@@ -102,7 +102,7 @@ def check_watch_arguments(
             "unset for a watcher: it runs in the triggerer, which receives its filters as JSON, and a "
             "callable cannot be sent there; filter by the named filters instead",
         )
-    interval = positive_seconds("poll_interval", poll_interval)
+    interval = check_seconds("poll_interval", poll_interval)
     try:
         query, running = _queries(dict(filters))
     except BrowserSessionsError:

@@ -20,9 +20,9 @@ from airflow_provider_browsersessions.waiting import (
     MissingPolicy,
     WaitOutcome,
     WaitPlan,
+    check_seconds,
     check_unreachable_timeout,
     name_ids,
-    positive_seconds,
     refuse_callable_filters,
     trigger_repr,
 )
@@ -150,8 +150,8 @@ class BrowserSessionsTrigger(BaseTrigger):
             raise InvalidQueryError("filters", f"a dict of filters by name, not {cut_text(repr(self.filters), 100)}")
         if not isinstance(self.fail_on_failed, bool):
             raise InvalidQueryError("fail_on_failed", f"True or False, not {cut_text(repr(self.fail_on_failed), 100)}")
-        interval = positive_seconds("poll_interval", self.poll_interval)
-        end_time = None if self.end_time is None else positive_seconds("end_time", self.end_time)
+        interval = check_seconds("poll_interval", self.poll_interval)
+        end_time = None if self.end_time is None else check_seconds("end_time", self.end_time)
         return interval, end_time
 
     def serialize(self) -> tuple[str, dict[str, Any]]:

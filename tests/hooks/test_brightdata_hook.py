@@ -68,6 +68,14 @@ def test_filters_are_pushed_down_in_the_query_string(emulator, hook):
     assert query["order"] == ["asc"]
 
 
+def test_a_time_filter_before_the_year_1000_is_sent_as_iso_8601(emulator, hook):
+    # Four-digit years, fraction cut: the bounds were sent as "999-06-01T..." (refused as not ISO 8601) before.
+    hook.list_sessions(started_after="0999-06-01T12:00:00.75Z", started_before="1000-01-01T00:00:00Z")
+    query = list_calls(emulator)[0]["query"]
+    assert query["start_date"] == ["0999-06-01T12:00:00Z"]
+    assert query["end_date"] == ["1000-01-01T00:00:00Z"]
+
+
 def test_pushed_down_results_match_what_the_emulator_holds(emulator, hook):
     emulator.seed_sessions(platform="brightdata", count=300, seed=3)
     expected = {

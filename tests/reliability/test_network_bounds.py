@@ -257,7 +257,7 @@ def test_a_huge_retry_after_ends_the_retries_at_once(emulator, monkeypatch, mode
     error, elapsed = timed_failure(hook, mode, RateLimitedError)
     assert emulator.request_count() == 1
     assert elapsed < 30
-    assert error.retry_after == 999999999  # what the server said; the wait is capped at MAX_RETRY_AFTER
+    assert error.retry_after == 999999999  # what the server said; the wait is capped at MAX_REQUEST_RETRY_AFTER
 
 
 @pytest.mark.parametrize("mode", MODES)

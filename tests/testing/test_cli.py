@@ -132,16 +132,23 @@ def test_help_lists_every_option():
     assert "--no-cloudflare-budget" in result.stdout
 
 
-def test_the_cloudflare_budget_is_set_from_the_command_line(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "policy", "left"),
+    [
+        (["--cloudflare-budget", "120", "--cloudflare-window", "30"], '"default";q=120;w=30', "r=119;"),
+        ([], '"default";q=1200;w=300', "r=1199;"),  # Cloudflare's published budget
+        (["--cloudflare-window", "30"], '"default";q=1200;w=30', "r=1199;"),
+    ],
+)
+def test_the_cloudflare_budget_is_set_from_the_command_line(tmp_path, options, policy, left):
     ready = tmp_path / "ready.json"
-    options = ["--sessions", "0", "--cloudflare-budget", "120", "--cloudflare-window", "30", "--ready-file", str(ready)]
-    emulator = RunningEmulator([*PYTHON_M, *options], ready)
+    emulator = RunningEmulator([*PYTHON_M, "--sessions", "0", *options, "--ready-file", str(ready)], ready)
     try:
         env = json.loads(next(iter(v for k, v in emulator.ready["env"].items() if "CLOUDFLARE" in k)))
         url = f"{env['host']}/accounts/{env['extra']['account_id']}/browser-rendering/devtools/session"
         answer = requests.get(url, headers={"Authorization": f"Bearer {env['password']}"}, timeout=10)
-        assert answer.headers["Ratelimit-Policy"] == '"default";q=120;w=30'
-        assert answer.headers["Ratelimit"].startswith('"default";r=119;')
+        assert answer.headers["Ratelimit-Policy"] == policy
+        assert answer.headers["Ratelimit"].startswith(f'"default";{left}')
     finally:
         code, _, stderr = emulator.stop(signal.SIGTERM)
     assert code == 0, stderr

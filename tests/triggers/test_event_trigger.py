@@ -236,6 +236,8 @@ def test_a_restarted_watcher_resumes_from_its_state_store(emulator):
         ({"poll_interval": "soon"}, "'poll_interval'"),
         ({"poll_interval": float("inf")}, "'poll_interval'"),
         ({"poll_interval": None}, "'poll_interval'"),
+        # Too long for Python to write out: its message must not raise on the way.
+        pytest.param({"poll_interval": 10**5000}, "'poll_interval'", id="poll_interval-huge-int"),
         ({"conn_id": None}, "'conn_id'"),
     ],
 )

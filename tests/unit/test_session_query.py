@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 import pendulum
 import pytest
 
 from airflow_provider_browsersessions.exceptions import InvalidQueryError
-from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
+from airflow_provider_browsersessions.sessions import (
+    RECORD_FIELDS,
+    BrowserSession,
+    SessionQuery,
+    SessionStatus,
+    utc_iso,
+)
 
 
 def make(**overrides):
@@ -79,6 +87,14 @@ def test_naive_and_offset_datetimes_become_utc():
     assert query.started_before == pendulum.datetime(2025, 12, 2, 0, 0, tz="UTC")
 
 
+def test_times_are_written_in_utc_with_a_z_and_four_digit_years():
+    paris = pendulum.datetime(2025, 12, 1, 10, 30, 5, 250000, tz="Europe/Paris")
+    assert utc_iso(paris) == "2025-12-01T09:30:05.250000Z"
+    assert utc_iso(paris, whole_seconds=True) == "2025-12-01T09:30:05Z"
+    assert utc_iso(pendulum.datetime(999, 1, 2, tz="UTC"), whole_seconds=True) == "0999-01-02T00:00:00Z"
+    assert utc_iso(None) is None
+
+
 def test_to_dict_round_trips_through_build():
     query = SessionQuery.build(status=["failed"], started_after="2025-12-01T00:00:00Z", sort="duration", order="asc")
     assert SessionQuery.build(**query.to_dict()) == query
@@ -131,3 +147,20 @@ def test_to_dict_is_json_safe_and_hides_url_secrets():
     assert data["raw"]["webSocketDebuggerUrl"] == "wss://x/devtools"
     assert "SECRET" not in repr(session)
     assert BrowserSession.from_dict(session.to_dict()) == session
+
+
+def test_every_field_goes_to_xcom_and_back():
+    session = make(
+        ended_at=pendulum.datetime(2025, 12, 16, 18, 2, tz="UTC"),
+        target_url="https://example.com/a",
+        end_url="https://example.com/b",
+        navigations=3,
+        error_code="E1",
+        error_message="boom",
+        close_reason="2",
+    )
+    data = session.to_dict()
+    assert tuple(data) == RECORD_FIELDS
+    assert json.loads(json.dumps(data)) == data
+    assert data["ended_at"] == "2025-12-16T18:02:00Z"
+    assert BrowserSession.from_dict(data) == session

@@ -13,8 +13,9 @@ import pytest
 from airflow_provider_browsersessions.plugins import charts
 from airflow_provider_browsersessions.plugins.cache import DeadlineExceeded, TtlCache
 from airflow_provider_browsersessions.plugins.runs import RunsIndex, TaskRef, session_records
-from airflow_provider_browsersessions.plugins.snapshot import HISTORY_HOURS, SessionsSnapshot, percentile
+from airflow_provider_browsersessions.plugins.snapshot import HISTORY_HOURS, SessionsSnapshot
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionStatus
+from airflow_provider_browsersessions.summary import percentile
 
 NOW = pendulum.datetime(2026, 3, 1, 12, 30, tz="UTC")
 

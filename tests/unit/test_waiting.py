@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import timedelta
 
 import pytest
@@ -19,7 +20,12 @@ from airflow_provider_browsersessions.exceptions import (
     TransportError,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, SessionStatus
-from airflow_provider_browsersessions.waiting import WaitPlan, check_unreachable_timeout, normalize_session_ids
+from airflow_provider_browsersessions.waiting import (
+    WaitPlan,
+    check_seconds,
+    check_unreachable_timeout,
+    normalize_session_ids,
+)
 
 
 def session(sid, status="running", **extra):
@@ -172,16 +178,17 @@ def test_a_timeout_message_names_the_drain_and_what_still_runs():
 
 def test_retry_after_is_honoured_but_capped_and_failures_back_off():
     from airflow_provider_browsersessions.exceptions import RateLimitedError
-    from airflow_provider_browsersessions.waiting import MAX_RETRY_AFTER_SECONDS, next_poll_delay
+    from airflow_provider_browsersessions.pacing import MAX_POLL_RETRY_AFTER
+    from airflow_provider_browsersessions.waiting import next_poll_delay
 
     def limited(seconds):
         return RateLimitedError(platform="P", method="GET", path="/", status=429, message="m", retry_after=seconds)
 
     assert next_poll_delay(2.0) == 2.0
-    assert next_poll_delay(2.0, limited(999999999), failures=1) == MAX_RETRY_AFTER_SECONDS
+    assert next_poll_delay(2.0, limited(999999999), failures=1) == MAX_POLL_RETRY_AFTER
     assert next_poll_delay(2.0, limited(5), failures=1) == 5
     assert next_poll_delay(2.0, limited(None), failures=3) == 8.0
-    assert next_poll_delay(2.0, limited(None), failures=100) == MAX_RETRY_AFTER_SECONDS
+    assert next_poll_delay(2.0, limited(None), failures=100) == MAX_POLL_RETRY_AFTER
 
 
 def test_one_rule_for_skipping_a_failed_poll():
@@ -317,7 +324,11 @@ def test_the_count_of_unanswered_polls_is_kept_in_the_memory_a_reschedule_poke_r
         again.poll_failed(_no_answer(), log=_Log(), now=1060.0)
 
 
-@pytest.mark.parametrize("value", [-1, "soon", True, timedelta(seconds=-5)])
+# Infinity too: the bound travels in trigger kwargs and wait state as JSON, which has no infinity (None: no bound).
+@pytest.mark.parametrize(
+    "value",
+    [-1, "soon", True, timedelta(seconds=-5), math.inf, math.nan, "inf", 10**400, pytest.param(10**5000, id="huge")],
+)
 def test_an_unreachable_timeout_that_is_not_a_duration_is_refused(value):
     with pytest.raises(InvalidQueryError, match="unreachable_timeout"):
         check_unreachable_timeout(value)
@@ -327,3 +338,16 @@ def test_an_unreachable_timeout_is_seconds_or_a_timedelta():
     assert check_unreachable_timeout(timedelta(minutes=2)) == 120.0
     assert check_unreachable_timeout(90) == 90.0
     assert check_unreachable_timeout(None) is None
+    assert check_unreachable_timeout(0) == 0.0
+
+
+def test_every_duration_parameter_reads_seconds_the_same_way():
+    for name in ("poll_interval", "end_time", "unreachable_timeout"):
+        assert check_seconds(name, 90) == check_seconds(name, "90") == check_seconds(name, timedelta(seconds=90)) == 90
+    with pytest.raises(InvalidQueryError, match="'poll_interval': expected a finite number of seconds"):
+        check_seconds("poll_interval", 0)
+    with pytest.raises(InvalidQueryError, match=r"not 'x{60}'…\.$"):
+        check_seconds("end_time", "x" * 10**6)
+    # Past 4,300 digits Python cannot even write an int out: the message says how long it is instead.
+    with pytest.raises(InvalidQueryError, match="not a number of about 5,001 digits"):
+        check_seconds("poll_interval", 10**5000)
