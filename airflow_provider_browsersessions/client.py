@@ -27,11 +27,11 @@ from airflow_provider_browsersessions.platforms.base import (
     ApiRequest,
     ResponseShapeError,
     SessionWalk,
-    WarningLog,
     shape_error,
 )
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery, check_path_value
 from airflow_provider_browsersessions.transport import AsyncTransport, ClientSettings, SyncTransport
+from airflow_provider_browsersessions.warning_log import WarningLog
 
 if TYPE_CHECKING:
     from airflow_provider_browsersessions.platforms.base import Platform

@@ -18,8 +18,8 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     ("what Airflow runs", frozenset({"operators", "sensors", "triggers", "plugins"})),
     ("the hooks (the facade)", frozenset({"hooks"})),
     ("the client", frozenset({"client"})),
-    ("the wire", frozenset({"platforms", "paging", "pacing", "transport", "response_body", "hostnames"})),
     ("decisions without I/O", frozenset({"waiting", "watching", "closing", "summary", "xcom"})),
+    ("the wire", frozenset({"platforms", "paging", "pacing", "transport", "response_body", "hostnames"})),
     (
         "the model, the errors and the facts",
         frozenset({"sessions", "exceptions", "compat", "warning_log", "connection_extras", "metrics"}),
