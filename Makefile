@@ -19,7 +19,7 @@ LOCK2 := constraints/airflow-$(AIRFLOW2_VERSION)
 API_PORT ?= 8080
 EMULATOR_PORT ?= 8790
 
-.PHONY: help demo test test-both check lint lock test-latest dist test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
+.PHONY: help demo test test-static test-both e2e-both check lint lock test-latest dist test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
@@ -157,15 +157,25 @@ bench: $(VENV)/.installed
 bench-smoke: $(VENV)/.installed
 	$(VENV)/bin/python -m bench --smoke
 
-# The two Airflow versions' suites run side by side (one core each); each log is printed whole once both end.
-test-both: $(VENV)/.installed $(VENV2)/.installed
-	@rc=0; \
-	$(MAKE) --no-print-directory test-airflow3 PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)" > .test-airflow3.log 2>&1 & p3=$$!; \
-	$(MAKE) --no-print-directory test-airflow2 PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)" > .test-airflow2.log 2>&1 & p2=$$!; \
-	wait $$p3 || rc=1; wait $$p2 || rc=1; \
-	cat .test-airflow3.log .test-airflow2.log; exit $$rc
+# make test runs in three stages, the parts of each side by side (scripts/side_by_side.sh: one log each in
+# build/logs, printed whole once all end, then each part's outcome and wall time). Each stage's environments are
+# installed before its parts start, so no two makes build one.
+# Lint, the docs and the built wheel: each mostly one core's work.
+test-static: $(VENV)/.installed
+	bash scripts/side_by_side.sh lint docs test-dist
 
-test: lint docs test-both test-dist e2e e2e-cluster
+# The two Airflow versions' suites (one core each).
+test-both: $(VENV)/.installed $(VENV2)/.installed
+	bash scripts/side_by_side.sh test-airflow3 test-airflow2 PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)"
+
+# The two end-to-end suites: each starts its own deployment on free ports in its own temporary folder, and
+# spends most of its time waiting on it. The Debian packages are installed first, one apt-get at a time.
+e2e-both: $(VENV)/.installed
+	bash scripts/install_chromium.sh
+	bash scripts/install_cluster_services.sh
+	bash scripts/side_by_side.sh e2e e2e-cluster PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)"
+
+test: test-static test-both e2e-both
 
 clean:
 	@if [ -f .deploy/state.json ]; then $(MAKE) down; fi
