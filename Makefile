@@ -19,7 +19,7 @@ LOCK2 := constraints/airflow-$(AIRFLOW2_VERSION)
 API_PORT ?= 8080
 EMULATOR_PORT ?= 8790
 
-.PHONY: help demo test test-static test-both e2e-both check lint lock test-latest dist test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
+.PHONY: help demo test test-static bench-smoke-airflow3 bench-smoke-airflow2 test-both suite-airflow3-reliability suite-airflow3-rest suite-airflow2-reliability suite-airflow2-rest e2e-both check lint lock test-latest dist test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
@@ -160,13 +160,38 @@ bench-smoke: $(VENV)/.installed
 # make test runs in three stages, the parts of each side by side (scripts/side_by_side.sh: one log each in
 # build/logs, printed whole once all end, then each part's outcome and wall time). Each stage's environments are
 # installed before its parts start, so no two makes build one.
-# Lint, the docs and the built wheel: each mostly one core's work.
-test-static: $(VENV)/.installed
-	bash scripts/side_by_side.sh lint docs test-dist
+# Lint, the docs, the built wheel and the benchmarks' smoke test on each Airflow version (tests/bench: two
+# minutes each, two thirds of it waiting, so it runs here rather than inside the suites).
+test-static: $(VENV)/.installed $(VENV2)/.installed
+	bash scripts/side_by_side.sh lint docs test-dist bench-smoke-airflow3 bench-smoke-airflow2 \
+		PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)"
 
-# The two Airflow versions' suites (one core each).
+bench-smoke-airflow3: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/bench $(PYTEST_ARGS)
+
+bench-smoke-airflow2: $(VENV2)/.installed
+	$(VENV2)/bin/python -m pytest tests/bench $(PYTEST_ARGS)
+
+# The two Airflow versions' suites, less tests/bench (run in test-static), each as two pytest processes: the
+# reliability tier, and the rest (about half of the suite's time each). A suite spends over half of its time
+# waiting (servers, deadlines, Airflow's subprocesses), so four processes fill two cores without starving one.
 test-both: $(VENV)/.installed $(VENV2)/.installed
-	bash scripts/side_by_side.sh test-airflow3 test-airflow2 PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)"
+	bash scripts/side_by_side.sh suite-airflow3-reliability suite-airflow3-rest suite-airflow2-reliability \
+		suite-airflow2-rest PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)"
+
+SUITE_REST := --ignore=tests/reliability --ignore=tests/bench
+
+suite-airflow3-reliability: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/reliability $(PYTEST_ARGS)
+
+suite-airflow3-rest: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest $(SUITE_REST) $(PYTEST_ARGS)
+
+suite-airflow2-reliability: $(VENV2)/.installed
+	$(VENV2)/bin/python -m pytest tests/reliability $(PYTEST_ARGS)
+
+suite-airflow2-rest: $(VENV2)/.installed
+	$(VENV2)/bin/python -m pytest $(SUITE_REST) $(PYTEST_ARGS)
 
 # The two end-to-end suites: each starts its own deployment on free ports in its own temporary folder, and
 # spends most of its time waiting on it. The Debian packages are installed first, one apt-get at a time.
