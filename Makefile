@@ -23,7 +23,7 @@ EMULATOR_PORT ?= 8790
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
-	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION) and $(AIRFLOW2_VERSION) side by side, the built wheel, the e2e and cluster suites"
+	@echo "make test           all of it, in three stages: lint, docs, the built wheel, the bench smoke test; the Airflow $(AIRFLOW3_VERSION) and $(AIRFLOW2_VERSION) suites (four processes); the e2e and cluster suites"
 	@echo "make check          the inner loop: lint, then the unit, hook, trigger and emulator tests on Airflow $(AIRFLOW3_VERSION)"
 	@echo "make lint           ruff check, ruff format --check, mypy"
 	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
