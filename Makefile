@@ -19,11 +19,11 @@ LOCK2 := constraints/airflow-$(AIRFLOW2_VERSION)
 API_PORT ?= 8080
 EMULATOR_PORT ?= 8790
 
-.PHONY: help demo test test-both check lint lock test-latest dist test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
+.PHONY: help demo test test-static test-bench-airflow3 test-bench-airflow2 test-both suite-airflow3-reliability suite-airflow3-rest suite-airflow2-reliability suite-airflow2-rest test-live check lint lock test-latest dist test-airflow3 test-airflow2 e2e e2e-cluster screenshots up up-cluster down docs bench bench-smoke clean
 
 help:
 	@echo "make demo           run every example DAG against the embedded emulator (Airflow $(AIRFLOW3_VERSION))"
-	@echo "make test           ruff, mypy, docs, pytest on Airflow $(AIRFLOW3_VERSION) and $(AIRFLOW2_VERSION) side by side, the built wheel, the e2e and cluster suites"
+	@echo "make test           all of it, in three stages: lint, docs, the built wheel; the Airflow $(AIRFLOW3_VERSION) and $(AIRFLOW2_VERSION) suites (four processes); the e2e and cluster suites beside the bench smoke test"
 	@echo "make check          the inner loop: lint, then the unit, hook, trigger and emulator tests on Airflow $(AIRFLOW3_VERSION)"
 	@echo "make lint           ruff check, ruff format --check, mypy"
 	@echo "make docs           build the documentation site into docs/_build/html (warnings are errors)"
@@ -157,15 +157,52 @@ bench: $(VENV)/.installed
 bench-smoke: $(VENV)/.installed
 	$(VENV)/bin/python -m bench --smoke
 
-# The two Airflow versions' suites run side by side (one core each); each log is printed whole once both end.
-test-both: $(VENV)/.installed $(VENV2)/.installed
-	@rc=0; \
-	$(MAKE) --no-print-directory test-airflow3 PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)" > .test-airflow3.log 2>&1 & p3=$$!; \
-	$(MAKE) --no-print-directory test-airflow2 PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)" > .test-airflow2.log 2>&1 & p2=$$!; \
-	wait $$p3 || rc=1; wait $$p2 || rc=1; \
-	cat .test-airflow3.log .test-airflow2.log; exit $$rc
+# make test runs in three stages, the parts of each side by side (scripts/side_by_side.sh: one log each in
+# build/logs, printed whole once all end, then each part's outcome and wall time). Each stage's environments are
+# installed before its parts start, so no two makes build one.
 
-test: lint docs test-both test-dist e2e e2e-cluster
+# Lint, the docs and the built wheel.
+test-static: $(VENV)/.installed
+	bash scripts/side_by_side.sh lint docs test-dist PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)"
+
+# The benchmarks' smoke test (tests/bench) on each Airflow version: over two minutes each, two thirds of it
+# waiting, so test-live runs it beside the end-to-end suites rather than inside the suites.
+test-bench-airflow3: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/bench $(PYTEST_ARGS)
+
+test-bench-airflow2: $(VENV2)/.installed
+	$(VENV2)/bin/python -m pytest tests/bench $(PYTEST_ARGS)
+
+# The two Airflow versions' suites, less tests/bench (run in test-live), each as two pytest processes: the
+# reliability tier, and the rest (about half of the suite's time each). A suite spends over half of its time
+# waiting (servers, deadlines, Airflow's subprocesses), so four processes fill two cores without starving one.
+test-both: $(VENV)/.installed $(VENV2)/.installed
+	bash scripts/side_by_side.sh suite-airflow3-reliability suite-airflow3-rest suite-airflow2-reliability \
+		suite-airflow2-rest PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)"
+
+SUITE_REST := --ignore=tests/reliability --ignore=tests/bench
+
+suite-airflow3-reliability: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/reliability $(PYTEST_ARGS)
+
+suite-airflow3-rest: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest $(SUITE_REST) $(PYTEST_ARGS)
+
+suite-airflow2-reliability: $(VENV2)/.installed
+	$(VENV2)/bin/python -m pytest tests/reliability $(PYTEST_ARGS)
+
+suite-airflow2-rest: $(VENV2)/.installed
+	$(VENV2)/bin/python -m pytest $(SUITE_REST) $(PYTEST_ARGS)
+
+# The two end-to-end suites, each with its own deployment on free ports in its own temporary folder, and the
+# benchmarks' smoke test: all mostly waiting. The Debian packages are installed first, one apt-get at a time.
+test-live: $(VENV)/.installed $(VENV2)/.installed
+	bash scripts/install_chromium.sh
+	bash scripts/install_cluster_services.sh
+	bash scripts/side_by_side.sh e2e e2e-cluster test-bench-airflow3 test-bench-airflow2 \
+		PYTEST_ARGS="-p no:cacheprovider $(PYTEST_ARGS)"
+
+test: test-static test-both test-live
 
 clean:
 	@if [ -f .deploy/state.json ]; then $(MAKE) down; fi

@@ -28,10 +28,15 @@ if TYPE_CHECKING:
     from airflow_provider_browsersessions.testing.emulator.client import EmulatorClient
 
 
+# Stops the session's deployment (its `down` is the test): it runs after every other test.
+RUNS_LAST = "test_up_then_down_leaves_no_process_and_no_port"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Each test waits on the live deployment for tens of seconds; pytest's default 300 s is a hang guard.
     for item in items:
         item.add_marker(pytest.mark.timeout(600))
+    items.sort(key=lambda item: item.name == RUNS_LAST)  # stable: the others keep their order
 
 
 @pytest.fixture(scope="session")

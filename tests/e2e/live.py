@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
-from typing import TYPE_CHECKING
+import sqlite3
+from typing import TYPE_CHECKING, Any
 
 import deployment as deploy
 from airflow_api import AirflowApi
@@ -50,3 +52,32 @@ def port_taken(port: int) -> Iterator[None]:
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         yield
+
+
+# A watcher's memory in Airflow 3.3's per-asset state store, by asset name and key ({p}: the driver's placeholder).
+WATCHER_MEMORY_SQL = (
+    "SELECT store.value FROM asset_state_store store JOIN asset ON asset.id = store.asset_id "
+    "WHERE asset.name = {p} AND store.key = {p}"
+)
+
+
+def decode_watcher_memory(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """The stored memory from ``WATCHER_MEMORY_SQL``'s rows ({} if nothing yet), as the store's backend encoded it."""
+    if not rows:
+        return {}
+    state = json.loads(rows[0][0])
+    return json.loads(state) if isinstance(state, str) else state
+
+
+def sqlite_watcher_memory(live: deploy.Deployment, asset: str, key: str) -> dict[str, Any]:
+    """
+    What an asset's watcher keeps under ``key``, read from the single-node deployment's SQLite metadata DB.
+
+    Read-only; a read that meets Airflow's write lock counts as nothing seen yet (the caller polls again).
+    """
+    path = live.settings["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            return decode_watcher_memory(db.execute(WATCHER_MEMORY_SQL.format(p="?"), (asset, key)).fetchall())
+    except sqlite3.OperationalError:
+        return {}

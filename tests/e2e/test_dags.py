@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import deployment as deploy
 import pendulum
+from live import sqlite_watcher_memory
+
+from airflow_provider_browsersessions.triggers import events
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 GATE = "example_brightdata_zone_gate"
 REPORT = "example_brightdata_daily_report"
 TRIAGE = "example_brightdata_failed_session_watcher"
 AUDIT = "example_brightdata_session_audit"
 WATCH_INTERVAL = 30  # the example watchers' poll_interval
+WATCHED_ASSETS = ("brightdata_failed_sessions", "brightdata_ended_sessions")  # the sibling watchers' assets
 
 
 def test_the_gate_defers_to_the_triggerer_and_resumes_when_the_zone_is_idle(api, live_emulator):
@@ -107,13 +116,40 @@ def _polls(log: list[dict], *, api_name: str | None = None) -> list[float]:
     ]
 
 
+def _wait_for_polls(live_emulator, *, since: float, polls: int, what: str) -> None:
+    """
+    Wait (up to two intervals more than that many) until the watchers' running-list poll has happened ``polls``
+    times after ``since`` (epoch seconds): evidence of what they saw, in place of a fixed sleep.
+    """
+    deadline = time.monotonic() + (polls + 2) * WATCH_INTERVAL
+    while True:
+        seen = sum(1 for t in _polls(live_emulator.request_log(platform="brightdata")) if t > since)
+        if seen >= polls:
+            return
+        assert time.monotonic() < deadline, f"still waiting for {what}: {seen} of {polls} polls"
+        time.sleep(2)
+
+
+def remembered(memory: Callable[[str], dict], part: str, session_ids: set[str], *, what: str) -> None:
+    """
+    Wait until both sibling watchers keep ``session_ids`` in that part of their stored memory (evidence of what
+    they saw, in place of a fixed sleep).
+
+    :param memory: Reads a watcher's memory, by its asset's name, from the deployment's metadata DB.
+    """
+    deadline = time.monotonic() + 4 * WATCH_INTERVAL
+    while not all(session_ids <= set(memory(asset).get(part) or {}) for asset in WATCHED_ASSETS):
+        assert time.monotonic() < deadline, f"still waiting for the watchers' memory of {what}"
+        time.sleep(2)
+
+
 def _asset_events(api, asset: str, session_id: str) -> int:
     """How many events the asset received about session_id (what the watcher emitted, before any run)."""
     events = api.asset_events("/assets/events", limit=1000)
     return sum(1 for e in events if e["name"] == asset and e["extra"]["payload"]["session_id"] == session_id)
 
 
-def test_a_failed_session_starts_the_triage_dag_once_and_sibling_watchers_share_one_poll(api, live_emulator):
+def test_a_failed_session_starts_the_triage_dag_once_and_sibling_watchers_share_one_poll(api, live, live_emulator):
     # A quiet start: the seeded sessions still running end now, and are reported (or not) before we look.
     for record in live_emulator.sessions("brightdata"):
         if record["status"] == "running":
@@ -122,8 +158,10 @@ def test_a_failed_session_starts_the_triage_dag_once_and_sibling_watchers_share_
     finished = live_emulator.add_session("brightdata", duration=None, api_name="e2e_watch")
     api.unpause(TRIAGE)
     api.unpause(AUDIT)
-    # The triggerer starts the watchers within a few seconds of the unpause; give them one poll to look.
-    time.sleep(WATCH_INTERVAL + 10)
+    # The triggerer starts the watchers within a few seconds of the unpause; they have seen both sessions
+    # running once both keep them in their memory (the per-asset state store, in the metadata DB).
+    memory = functools.partial(sqlite_watcher_memory, live, key=events.STATE_KEY)
+    remembered(memory, "tracked", {watched["session_id"], finished["session_id"]}, what="both sessions running")
     live_emulator.clear_log()
     window_start = time.time()
     error = {"code": "timeout", "message": "Navigation timed out"}
@@ -131,8 +169,8 @@ def test_a_failed_session_starts_the_triage_dag_once_and_sibling_watchers_share_
     live_emulator.end_session("brightdata", finished["session_id"], status="finished")
 
     _wait_for_triage_run(api, watched["session_id"], intervals=4)
-    # Two more intervals: a duplicate would show up by now.
-    time.sleep(2 * WATCH_INTERVAL + 5)
+    # Two more polls: a duplicate would show up by now.
+    _wait_for_polls(live_emulator, since=time.time(), polls=2, what="two polls after the report")
     window = time.time() - window_start
     polls = _polls(live_emulator.request_log(platform="brightdata"))
 
@@ -164,7 +202,8 @@ def test_a_triggerer_restart_loses_no_session_end_and_repeats_none(api, live, li
     error = {"code": "blocked", "message": "Blocked by the target"}
     before = live_emulator.add_session("brightdata", duration=None, api_name="e2e_restart")["session_id"]
     during = live_emulator.add_session("brightdata", duration=None, api_name="e2e_restart")["session_id"]
-    time.sleep(WATCH_INTERVAL + 10)  # the watchers have seen both running
+    memory = functools.partial(sqlite_watcher_memory, live, key=events.STATE_KEY)
+    remembered(memory, "tracked", {before, during}, what="both sessions running")
     live_emulator.end_session("brightdata", before, status="failed", error=error)
     _wait_for_triage_run(api, before, intervals=4)
     assert _events_for(api, TRIAGE, before)[0] == 1
@@ -177,7 +216,8 @@ def test_a_triggerer_restart_loses_no_session_end_and_repeats_none(api, live, li
     )
 
     _wait_for_triage_run(api, during, intervals=8)
-    time.sleep(2 * WATCH_INTERVAL + 5)  # a repeat of `before` after the restart would show up by now
+    # Two more polls of the restarted watchers: a repeat of `before` would show up by now.
+    _wait_for_polls(live_emulator, since=time.time(), polls=2, what="two polls after the restart's report")
     # On 3.3 the restarted watchers resume from their memory in the per-asset state store: the session that
     # failed during the downtime is reported once, and the one reported before the restart is not again.
     assert _events_for(api, TRIAGE, during)[0] == 1

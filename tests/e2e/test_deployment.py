@@ -79,13 +79,15 @@ def test_down_with_nothing_recorded_says_so(tmp_path, capsys):
     assert "Nothing to stop" in capsys.readouterr().out
 
 
-def test_up_then_down_leaves_no_process_and_no_port(tmp_path):
-    home, ports = tmp_path / "d", deploy.Ports.free()
-    started = deploy.up(home=home, ports=ports, timeout=240)
+def test_up_then_down_leaves_no_process_and_no_port(live):
+    # The session's deployment is the `up` (deploy.up on free ports, as `make up` does), and this test is its
+    # `down`: the conftest runs it after every other test, so the suite starts one deployment, not two. (The
+    # fixture's own stop then finds nothing recorded.) A component restarted by a test is stopped too.
+    home, ports = live.home, live.ports
     assert own_processes_under(home), "the components run from their home"
     stopped = deploy.down(home=home, quiet=True)
     assert sorted(stopped) == sorted(["emulator", *deploy.COMPONENTS])
-    assert all(not deploy._alive(pid) for pid in started.processes.values())
+    assert all(not deploy._alive(pid) for pid in live.processes.values())
     assert_nothing_left(home, ports)
     assert own_processes_under(home) == []
 

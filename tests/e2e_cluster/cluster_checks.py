@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from typing import TYPE_CHECKING, Any
 
 import cluster
 import deployment as deploy
+from live import WATCHER_MEMORY_SQL, decode_watcher_memory
 
 if TYPE_CHECKING:
     from airflow_api import AirflowApi
@@ -40,16 +40,7 @@ class Metadata:
 
     def watcher_memory(self, asset: str, key: str) -> dict[str, Any]:
         """What an asset's watcher keeps in Airflow 3.3's asset state store under ``key`` ({} if nothing yet)."""
-        rows = self.rows(
-            "SELECT store.value FROM asset_state_store store JOIN asset ON asset.id = store.asset_id "
-            "WHERE asset.name = %s AND store.key = %s",
-            asset,
-            key,
-        )
-        if not rows:
-            return {}
-        state = json.loads(rows[0][0])
-        return json.loads(state) if isinstance(state, str) else state  # as the store's backend encoded it
+        return decode_watcher_memory(self.rows(WATCHER_MEMORY_SQL.format(p="%s"), asset, key))
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, int]:
         rows = self.rows(

@@ -204,19 +204,9 @@ def test_200_deferred_waits_share_a_poll_per_triggerer_and_survive_the_loss_of_o
     replace(live, victim, api)
 
 
-WATCHED_ASSETS = ("brightdata_failed_sessions", "brightdata_ended_sessions")
-
-
 def remembered(metadata, part: str, session_ids: set[str], *, what: str) -> None:  # type: ignore[no-untyped-def]
     """Wait until both sibling watchers keep ``session_ids`` in that part of their stored memory."""
-
-    def held() -> bool:
-        return all(
-            session_ids <= set(metadata.watcher_memory(asset, events.STATE_KEY).get(part) or {})
-            for asset in WATCHED_ASSETS
-        )
-
-    with_deadline(held, timeout=4 * single_node.WATCH_INTERVAL, every=2, what=f"the watchers' memory of {what}")
+    single_node.remembered(lambda asset: metadata.watcher_memory(asset, events.STATE_KEY), part, session_ids, what=what)
 
 
 def test_sibling_watchers_deliver_exactly_once_across_the_loss_of_their_triggerer(api, live, live_emulator, metadata):
