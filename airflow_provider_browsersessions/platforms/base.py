@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pendulum
 from pendulum import DateTime
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
     AuthenticationError,
@@ -694,6 +695,7 @@ class SessionWalk:
 
         :raises MalformedResponseError: for a body not as documented, or a page that repeats this walk.
         """
+        metrics.page_walked(platform=self.platform.name)
         try:
             page = self.platform.parse_list_page(request, payload)
         except ResponseShapeError as err:
