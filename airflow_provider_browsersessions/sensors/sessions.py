@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.compat import is_first_reschedule_poke
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, HostUnreachableError
 from airflow_provider_browsersessions.sessions import SessionQuery, check_literal_filters, is_literal
@@ -293,6 +294,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
             return now
         return now - max(0.0, (datetime.now(UTC) - first).total_seconds())
 
+    @metrics.reports_wait
     def execute(self, context: Context) -> Any:
         """Poke or reschedule as usual; deferrable: check once, then hand the wait to the triggerer."""
         started = time.time()
