@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.closing import CloseOutcome, SessionClose, not_closed_error, outcome_counts
 from airflow_provider_browsersessions.exceptions import InvalidQueryError
 from airflow_provider_browsersessions.sessions import (
@@ -330,6 +331,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
             closes = []
             for close in hook.client.close_each(chosen):
                 self._log_close(close)
+                metrics.session_closed(platform=hook.platform.name, outcome=close.outcome.value)
                 closes.append(close)
         finally:
             hook.close()
