@@ -126,7 +126,11 @@ def _platform_names() -> frozenset[str]:
 
 
 def platform_tag(name: object) -> str:
-    """``platform``: a platform's ``name`` (``cloudflare``, ``brightdata``, ...), else ``other``."""
+    """
+    ``platform``: a platform's ``name`` (``cloudflare``, ``brightdata``, ...), else ``other``.
+
+    Checked against the platform classes loaded (a request or a walk always has its platform's loaded).
+    """
     return allowed(name, _platform_names())
 
 
