@@ -286,7 +286,7 @@ def counted_request(once: Callable[[S, T], Any]) -> Callable[[S, T], Any]:
         started = time.monotonic()
         try:
             result = once(transport, request)
-        except BaseException as err:
+        except Exception as err:  # a cancellation (a trigger stopped) is no request outcome: not counted
             _attempt_done(transport, started, paused, err)
             raise
         finally:
@@ -307,7 +307,7 @@ def acounted_request(once: Callable[[S, T], Awaitable[Any]]) -> Callable[[S, T],
         started = time.monotonic()
         try:
             result = await once(transport, request)
-        except BaseException as err:
+        except Exception as err:  # a cancellation (a trigger stopped) is no request outcome: not counted
             _attempt_done(transport, started, paused, err)
             raise
         finally:
