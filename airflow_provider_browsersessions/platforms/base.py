@@ -253,6 +253,10 @@ class Platform(ABC):
     #: Whether the API has an endpoint that closes a session.
     closes_sessions: ClassVar[bool] = False
 
+    def console_url(self) -> str | None:
+        """The platform's web console page for these sessions (a task's extra link); None when it has none."""
+        return None
+
     def check_can_close(self) -> None:
         """
         Refuse, before any request, to close sessions on a platform whose API cannot.
