@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 PLUGIN_NAME = "browser_sessions"
 URL_PREFIX = "/browser-sessions"
+#: The route of the task-instance tab, below a task instance's UI page (``.../plugin/<route>``).
+TASK_TAB_ROUTE = "browser_sessions_task"
 
 
 class LazyApp:
@@ -73,7 +75,7 @@ if HAS_API_SERVER:
                     f"{URL_PREFIX}/task?dag_id={{DAG_ID}}&run_id={{RUN_ID}}&task_id={{TASK_ID}}&map_index={{MAP_INDEX}}"
                 ),
                 "destination": "task_instance",
-                "url_route": "browser_sessions_task",
+                "url_route": TASK_TAB_ROUTE,
             },
         ]
 else:  # Airflow 2.11: no API server to mount an app in, no external views.
