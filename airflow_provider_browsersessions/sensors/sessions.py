@@ -18,6 +18,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.compat import is_first_reschedule_poke
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, HostUnreachableError
+from airflow_provider_browsersessions.links import BrowserSessionsViewLink, PlatformConsoleLink
 from airflow_provider_browsersessions.sessions import SessionQuery, check_literal_filters, is_literal
 from airflow_provider_browsersessions.waiting import (
     DEFAULT_UNREACHABLE_TIMEOUT,
@@ -98,6 +99,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
         bad parameters fail at once, without retries.
     """
 
+    operator_extra_links = (BrowserSessionsViewLink(), PlatformConsoleLink())
     template_fields: Sequence[str] = ("conn_id", "session_ids", *WAIT_FILTERS, "missing", "fields", "max_xcom_bytes")
     ui_color = "#d6eaf8"
 
