@@ -125,13 +125,20 @@ def _platform_names() -> frozenset[str]:
     return frozenset(names)
 
 
+_PLATFORMS: frozenset[str] = frozenset()
+
+
 def platform_tag(name: object) -> str:
     """
     ``platform``: a platform's ``name`` (``cloudflare``, ``brightdata``, ...), else ``other``.
 
-    Checked against the platform classes loaded (a request or a walk always has its platform's loaded).
+    Checked against the platform classes loaded (a request or a walk always has its platform's loaded); the
+    names are gathered again only when one is not known yet.
     """
-    return allowed(name, _platform_names())
+    global _PLATFORMS
+    if name not in _PLATFORMS:
+        _PLATFORMS = _platform_names()
+    return allowed(name, _PLATFORMS)
 
 
 def _statuses() -> frozenset[str]:
@@ -198,11 +205,19 @@ def wait_outcome_of(error: BaseException) -> str | None:
 # -- sending -----------------------------------------------------------------------------------------------------
 
 
-def _stats() -> Any:
-    # Imported at the first metric: a DAG file's parse imports our operators and needs none of this.
-    from airflow.providers.common.compat.sdk import Stats
+_STATS: Any = None
 
-    return Stats
+
+def _stats() -> Any:
+    # Imported at the first metric (a DAG file's parse imports our operators and needs none of this), then
+    # kept: the compat module resolves a name on every access. ``Stats`` reads Airflow's current backend at
+    # each call, so keeping the class keeps following Airflow's own (re)initialization.
+    global _STATS
+    if _STATS is None:
+        from airflow.providers.common.compat.sdk import Stats
+
+        _STATS = Stats
+    return _STATS
 
 
 def _send(kind: str, name: str, value: float | timedelta | None, tags: Mapping[str, str]) -> None:
