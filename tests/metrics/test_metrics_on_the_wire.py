@@ -160,6 +160,14 @@ def scenario(airflow_db: Path) -> Iterator[Scenario]:
         ids += to_close
         assert run_dag(DAGS, "metrics_close", conf={"ids": to_close}).state == "success"
 
+        # A refusal and a server error before an answer: each attempt is counted by its own outcome.
+        emulator.script_faults([{"kind": "429", "retry_after": 0.1}, {"kind": "503"}], platform="cloudflare")
+        hook = get_browser_sessions_hook(CF)
+        try:
+            hook.get_session(to_close[0])
+        finally:
+            hook.close()
+
         # A budget small enough that the pacer spreads the last requests of the window (and the headers say so).
         emulator.set_lockout(budget=12, window=2.0)
         hook = get_browser_sessions_hook(CF)
@@ -194,6 +202,8 @@ def test_requests_are_told_apart_by_platform_and_outcome(scenario):
     assert {(line.tags["platform"], line.tags["outcome"]) for line in requests} >= {
         ("brightdata", "2xx"),
         ("cloudflare", "2xx"),
+        ("cloudflare", "429"),
+        ("cloudflare", "5xx"),
     }
     assert all(line.kind == "c" for line in requests)
     durations = [line for line in ours(scenario) if line.name == metrics.REQUEST_DURATION]
