@@ -106,6 +106,11 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "connection-types": CONNECTION_TYPES,
+        # Airflow finds a task's extra links by these names when it reads a serialized DAG.
+        "extra-links": [
+            "airflow_provider_browsersessions.links.BrowserSessionsViewLink",
+            "airflow_provider_browsersessions.links.PlatformConsoleLink",
+        ],
         # Airflow 3's "Browser sessions" view; the airflow.plugins entry point (pyproject.toml) loads the same
         # class with default settings, this entry when [core] lazy_discover_providers is False. Airflow 2.11
         # finds None there and skips it.

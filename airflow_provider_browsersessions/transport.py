@@ -15,7 +15,7 @@ import requests
 import tenacity
 import urllib3
 
-from airflow_provider_browsersessions import __version__
+from airflow_provider_browsersessions import __version__, metrics
 from airflow_provider_browsersessions.connection_extras import COMMON_EXTRAS
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
@@ -27,7 +27,7 @@ from airflow_provider_browsersessions.exceptions import (
     TransportError,
     is_retryable,
 )
-from airflow_provider_browsersessions.pacing import MAX_REQUEST_RETRY_AFTER, Pacer, pacer_for
+from airflow_provider_browsersessions.pacing import MAX_REQUEST_RETRY_AFTER, Pacer, pacer_for, parse_ratelimit
 from airflow_provider_browsersessions.platforms.base import ApiRequest, Platform, decode_response
 from airflow_provider_browsersessions.response_body import (
     ACCEPT_ENCODING,
@@ -326,11 +326,13 @@ class SyncTransport:
         retrying = tenacity.Retrying(**self.settings.retry.tenacity_kwargs(ends_at=self.calls_end, on_retry=on_retry))
         return retrying(self._once, request)
 
+    @metrics.counted_request
     def _once(self, request: ApiRequest) -> Any:
         if self._pacer is not None:
             pause = min(self._pacer.delay(), self.settings.request_deadline)
             if self.calls_end is not None:
                 pause = min(pause, max(0.0, self.calls_end - time.monotonic()))
+            metrics.paced(platform=self.platform.name, seconds=pause)
             time.sleep(pause)
         started = time.monotonic()
         deadline = self.settings.request_deadline
@@ -423,6 +425,8 @@ def _decoded(
     """Decode a response (or raise its ``ApiError``, secrets redacted) after the pacer saw it: both transports."""
     if transport._pacer is not None:
         transport._pacer.observe(headers)
+    remaining, _, quota = parse_ratelimit(headers)  # never raises: garbage is read as no budget
+    metrics.budget_seen(platform=transport.platform.name, remaining=remaining, quota=quota)
     if 300 <= status < 400:
         raise _redirect_error(transport, request, status, headers)
     return decode_response(
@@ -498,9 +502,12 @@ class AsyncTransport:
         retrying = tenacity.AsyncRetrying(**self.settings.retry.tenacity_kwargs())
         return await retrying(self._once, request)
 
+    @metrics.acounted_request
     async def _once(self, request: ApiRequest) -> Any:
         if self._pacer is not None:
-            await asyncio.sleep(min(self._pacer.delay(), self.settings.request_deadline))
+            pause = min(self._pacer.delay(), self.settings.request_deadline)
+            metrics.paced(platform=self.platform.name, seconds=pause)
+            await asyncio.sleep(pause)
         deadline = self.settings.request_deadline
         try:
             async with asyncio.timeout(deadline):

@@ -67,6 +67,7 @@ TIERS = {
     "system": "system",
     "plugins": "system",
     "reliability": "reliability",
+    "metrics": "system",
     "docs": "docs",
     "bench": "bench",
     "packaging": "packaging",

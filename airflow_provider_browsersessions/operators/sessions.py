@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.closing import CloseOutcome, SessionClose, not_closed_error, outcome_counts
 from airflow_provider_browsersessions.exceptions import InvalidQueryError
+from airflow_provider_browsersessions.links import BrowserSessionsViewLink, PlatformConsoleLink
 from airflow_provider_browsersessions.sessions import (
     FILTER_NAMES,
     RUNNING_FILTERS,
@@ -91,6 +93,7 @@ class ListBrowserSessionsOperator(BaseOperator):
     validated when the task runs, before the first request.
     """
 
+    operator_extra_links = (BrowserSessionsViewLink(), PlatformConsoleLink())
     template_fields: Sequence[str] = (
         "conn_id",
         *FILTER_NAMES,
@@ -241,6 +244,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
     """
 
     # ``is_dry_run`` holds the ``dry_run`` argument (``dry_run`` is BaseOperator's own method).
+    operator_extra_links = (BrowserSessionsViewLink(), PlatformConsoleLink())
     template_fields: Sequence[str] = ("conn_id", "session_ids", *CLOSE_FILTERS, "is_dry_run")
     ui_color = "#fde8e8"
 
@@ -322,6 +326,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
             closes = []
             for close in hook.close_each(chosen):
                 self._log_close(close)
+                metrics.session_closed(platform=hook.platform.name, outcome=close.outcome)
                 closes.append(close)
         finally:
             hook.close()

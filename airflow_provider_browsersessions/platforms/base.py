@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pendulum
 from pendulum import DateTime
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.connection_extras import COMMON_EXTRAS
 from airflow_provider_browsersessions.exceptions import (
     ApiError,
@@ -194,6 +195,12 @@ class Platform(ABC):
     response body becomes ``BrowserSession`` objects.
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Its name becomes an allowed metric tag: metrics.py learns the platforms without importing them.
+        if isinstance(vars(cls).get("name"), str):
+            metrics.register_platform(cls.name)
+
     #: Short id used in ``BrowserSession.provider`` and in serialized triggers.
     name: ClassVar[str]
     #: Name used in messages.
@@ -246,6 +253,10 @@ class Platform(ABC):
 
     #: Whether the API has an endpoint that closes a session.
     closes_sessions: ClassVar[bool] = False
+
+    def console_url(self) -> str | None:
+        """The platform's web console page for these sessions (a task's extra link); None when it has none."""
+        return None
 
     def check_can_close(self) -> None:
         """
@@ -726,6 +737,7 @@ class SessionWalk:
 
         :raises MalformedResponseError: for a body not as documented, or a page that repeats this walk.
         """
+        metrics.page_walked(platform=self.platform.name)
         try:
             page = self.platform.parse_list_page(request, payload)
         except ResponseShapeError as err:

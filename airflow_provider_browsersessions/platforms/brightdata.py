@@ -55,6 +55,10 @@ class BrightDataPlatform(Platform):
     # The API documents no rule for these matches (substring? domain?), so its answer is final.
     server_judged_filters: ClassVar[frozenset[str]] = frozenset({"target_url", "end_url"})
 
+    def console_url(self) -> str | None:
+        """Bright Data's control panel, where the Browser API zones are."""
+        return "https://brightdata.com/cp/zones"
+
     def pushed_filters(self, query: SessionQuery) -> frozenset[str]:
         """Every filter the API has a parameter for; ``status`` only when it names one status."""
         pushed = {name for name in _PARAMETER_OF if getattr(query, name) is not None}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from airflow_provider_browsersessions.exceptions import InvalidQueryError
 from airflow_provider_browsersessions.platforms.base import (
@@ -56,6 +57,10 @@ class CloudflarePlatform(Platform):
     def __init__(self, *, account_id: str) -> None:
         self.account_id = account_id
         self._root = f"/accounts/{path_segment(account_id, parameter='account_id')}/browser-rendering"
+
+    def console_url(self) -> str | None:
+        """The Cloudflare dashboard's Browser Run page of this account."""
+        return f"https://dash.cloudflare.com/{quote(self.account_id, safe='')}/workers/browser-rendering"
 
     def check_query(self, query: SessionQuery) -> None:
         """Also reject sorting by bandwidth, which Cloudflare does not report."""

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 PLUGIN_NAME = "browser_sessions"
 #: Where the API server mounts the view, below the UI's base path.
 URL_PREFIX = "/browser-sessions"
+#: The route of the task-instance tab, below a task instance's UI page (``.../plugin/<route>``).
+TASK_TAB_ROUTE = "browser_sessions_task"
 
 
 class LazyApp:
@@ -52,6 +54,22 @@ def ui_base_path() -> str:
     return urlsplit(base).path.rstrip("/")
 
 
+def task_instance_path(*, dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    """
+    A task instance's page in the Airflow 3 UI, relative to the UI's base path (``ui_base_path``).
+
+    :param dag_id: Its DAG.
+    :param run_id: Its DAG run.
+    :param task_id: The task.
+    :param map_index: Its map index; -1 for a task that is not mapped.
+    """
+    from urllib.parse import quote
+
+    dag, run, task = (quote(part, safe="") for part in (dag_id, run_id, task_id))
+    path = f"/dags/{dag}/runs/{run}/tasks/{task}"
+    return path if map_index < 0 else f"{path}/mapped/{map_index}"
+
+
 if HAS_API_SERVER:
     from airflow.providers.common.compat.sdk import AirflowPlugin
 
@@ -76,7 +94,7 @@ if HAS_API_SERVER:
                 "href": f"{ui_base_path()}{URL_PREFIX}/task?"
                 "dag_id={DAG_ID}&run_id={RUN_ID}&task_id={TASK_ID}&map_index={MAP_INDEX}",
                 "destination": "task_instance",
-                "url_route": "browser_sessions_task",
+                "url_route": TASK_TAB_ROUTE,
             },
         ]
 else:  # Airflow 2.11: no API server to mount an app in, no external views.

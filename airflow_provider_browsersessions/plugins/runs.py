@@ -10,7 +10,8 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+
+from airflow_provider_browsersessions.plugins.browser_sessions_plugin import task_instance_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -56,9 +57,9 @@ class TaskRef:
 
     def ui_path(self) -> str:
         """The task instance's page in the Airflow 3 UI, below the UI's base path."""
-        dag_id, run_id, task_id = (quote(part, safe="") for part in (self.dag_id, self.run_id, self.task_id))
-        path = f"/dags/{dag_id}/runs/{run_id}/tasks/{task_id}"
-        return path if self.map_index < 0 else f"{path}/mapped/{self.map_index}"
+        return task_instance_path(
+            dag_id=self.dag_id, run_id=self.run_id, task_id=self.task_id, map_index=self.map_index
+        )
 
     def to_dict(self, *, base_path: str = "") -> dict[str, Any]:
         """JSON-safe, with the UI link."""

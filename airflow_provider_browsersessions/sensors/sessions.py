@@ -15,8 +15,10 @@ from airflow.providers.common.compat.sdk import (
     conf,
 )
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.compat import is_first_reschedule_poke
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, HostUnreachableError
+from airflow_provider_browsersessions.links import BrowserSessionsViewLink, PlatformConsoleLink
 from airflow_provider_browsersessions.sessions import SessionQuery, check_literal_filters, is_literal
 from airflow_provider_browsersessions.waiting import (
     DEFAULT_UNREACHABLE_TIMEOUT,
@@ -97,6 +99,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
         bad parameters fail at once, without retries.
     """
 
+    operator_extra_links = (BrowserSessionsViewLink(), PlatformConsoleLink())
     template_fields: Sequence[str] = ("conn_id", "session_ids", *WAIT_FILTERS, "missing", "fields", "max_xcom_bytes")
     ui_color = "#d6eaf8"
 
@@ -293,6 +296,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
             return now
         return now - max(0.0, (datetime.now(UTC) - first).total_seconds())
 
+    @metrics.reports_wait
     def execute(self, context: Context) -> Any:
         """Poke or reschedule as usual; deferrable: check once, then hand the wait to the triggerer."""
         started = time.time()

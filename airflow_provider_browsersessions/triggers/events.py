@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import TriggerEvent
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.compat import BaseEventTrigger, require_event_triggers
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, InvalidQueryError, cut_text
 from airflow_provider_browsersessions.sessions import RUNNING_FILTERS, BrowserSession, SessionQuery, SessionStatus
@@ -255,6 +256,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
         finally:
             await hook.aclose()
 
+    @metrics.counts_watcher_events
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         """Turn the shared snapshots into this watcher's events: its own ``on``, its own memory."""
         if self.query is None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, InvalidQueryError, cut_text
 from airflow_provider_browsersessions.sessions import BrowserSession, SessionQuery
 from airflow_provider_browsersessions.triggers.shared_hook import HookLease
@@ -207,6 +208,7 @@ class BrowserSessionsTrigger(BaseTrigger):
             plan.unreachable_since, plan.unanswered_polls = None, 0
         return plan
 
+    @metrics.reports_deferred_wait
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """
         Poll through the shared loop until the wait is over or its deadline comes; errors become events.

@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.triggers.shared_hook import HookLease
 from airflow_provider_browsersessions.waiting import next_poll_delay
 
@@ -73,6 +75,7 @@ class SharedRunningPoll:
         async with contextlib.AsyncExitStack() as leases:
             hook: BrowserSessionsHook | None = None
             while self.subscribers > 0:
+                started = time.monotonic()
                 try:
                     if hook is None:
                         hook = await leases.enter_async_context(HookLease(conn_id=self.conn_id))
@@ -85,6 +88,12 @@ class SharedRunningPoll:
                 # doubling here: the transport already backed off within the poll, and waits have deadlines.
                 delay = next_poll_delay(self.interval, error, failures=1 if error else 0)
                 self._publish(snapshot, error)
+                metrics.poll_done(
+                    seconds=time.monotonic() - started,
+                    failed=error is not None,
+                    waits=self.subscribers,
+                    live=len(_state().polls),
+                )
                 await asyncio.sleep(delay)
 
     def _publish(self, snapshot: tuple[BrowserSession, ...], error: BaseException | None) -> None:
@@ -170,6 +179,7 @@ class Subscription:
             for key, poll in list(state.polls.items()):
                 if poll is self.poll:
                     del state.polls[key]
+            metrics.polls_live(live=len(state.polls))
             await self.poll.stop()
 
 

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).parents[2] / "airflow_provider_browsersessions"
 
 #: Top to bottom: the second part of each module's dotted name (its file or folder in the package).
 LAYERS: list[tuple[str, frozenset[str]]] = [
-    ("what Airflow runs", frozenset({"operators", "sensors", "triggers", "plugins"})),
+    ("what Airflow runs", frozenset({"operators", "sensors", "triggers", "plugins", "links"})),
     ("the hooks (the facade)", frozenset({"hooks"})),
     ("the client", frozenset({"client"})),
     ("decisions without I/O", frozenset({"waiting", "watching", "closing", "summary", "xcom"})),
