@@ -75,6 +75,8 @@ class ListBrowserSessionsOperator(BaseOperator):
     :param min_duration: Minimum duration in seconds. (templated)
     :param max_duration: Maximum duration in seconds. (templated)
     :param min_bandwidth: Minimum billable bytes. (templated)
+    :param metadata: Only sessions created with this user metadata (Browserbase), e.g.
+        ``{"airflow_run_id": "{{ run_id }}"}``; nested dicts for nested keys. (templated)
     :param sort: ``timestamp``, ``duration`` or ``bandwidth``. (templated)
     :param order: ``asc`` or ``desc``. (templated)
     :param where: Any further predicate ``Callable[[BrowserSession], bool]``, applied locally.
@@ -115,6 +117,7 @@ class ListBrowserSessionsOperator(BaseOperator):
         min_duration: float | None = None,
         max_duration: float | None = None,
         min_bandwidth: int | None = None,
+        metadata: dict[str, Any] | str | None = None,
         sort: str | None = None,
         order: str | None = None,
         where: Callable[[BrowserSession], bool] | None = None,
@@ -137,6 +140,7 @@ class ListBrowserSessionsOperator(BaseOperator):
         self.min_duration = min_duration
         self.max_duration = max_duration
         self.min_bandwidth = min_bandwidth
+        self.metadata = metadata
         self.sort = sort
         self.order = order
         self.where = where
@@ -234,6 +238,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
     :param started_after: Only running sessions started at or after this datetime / ISO-8601 string. (templated)
     :param started_before: Only running sessions started at or before this. (templated)
     :param min_duration: Only sessions running for at least this many seconds. (templated)
+    :param metadata: Only running sessions created with this user metadata (Browserbase). (templated)
     :param dry_run: True: list what would be closed, log each session with its age and what chose it, and
         return it; send no close request. A bool, or the text ``"true"``/``"false"`` (any case) a template
         renders; anything else fails (when the DAG is parsed, or for a template when it is rendered).
@@ -253,6 +258,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
         started_after: datetime | str | None = None,
         started_before: datetime | str | None = None,
         min_duration: float | str | None = None,
+        metadata: dict[str, Any] | str | None = None,
         dry_run: bool | str = False,
         **kwargs: Any,
     ) -> None:
@@ -263,6 +269,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
         self.started_after = started_after
         self.started_before = started_before
         self.min_duration = min_duration
+        self.metadata = metadata
         # Not ``self.dry_run``: that name is BaseOperator's own method (``airflow tasks test --dry-run``).
         self.is_dry_run = dry_run
         # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.
