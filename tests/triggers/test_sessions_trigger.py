@@ -203,8 +203,8 @@ def test_browserbase_drain_by_metadata_serializes_and_waits_for_the_tagged_sessi
         emulator.add_session("browserbase", duration=seconds, userMetadata={"run": {"id": "r1"}})
     emulator.add_session("browserbase", duration=None, userMetadata={"run": {"id": "r2"}})
     original = trigger(conn_id="browserbase_default", filters={"metadata": {"run": {"id": "r1"}}})
-    classpath, kwargs = original.serialize()
-    json.dumps(kwargs)
+    _, kwargs = original.serialize()
+    json.dumps(kwargs)  # what the triggerer stores must be JSON
     payload = asyncio.run(first_event(BrowserSessionsTrigger(**kwargs)))
     assert payload["status"] == "success"
     assert len(payload["sessions"]) <= 2  # those it saw end; the r2 session never held it
