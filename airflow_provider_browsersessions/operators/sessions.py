@@ -52,7 +52,7 @@ class ListBrowserSessionsOperator(BaseOperator):
     """
     List browser sessions of a Cloudflare Browser Rendering or Bright Data connection.
 
-    The hook is chosen by the connection's type, so the same operator serves both platforms. Filters
+    The hook is chosen by the connection's type, so the same operator serves every platform. Filters
     the platform's API can apply are pushed down to it; the rest are applied to the normalized
     sessions. The return value (XCom ``return_value``) is a JSON-safe list of session dicts; XCom
     ``summary`` holds counts by status, total bandwidth, duration min/p50/p95/max, captcha outcomes
@@ -61,7 +61,7 @@ class ListBrowserSessionsOperator(BaseOperator):
     .. seealso::
         The how-to guide ``docs/howto/listing.md``.
 
-    :param conn_id: A ``brightdata`` or ``cloudflare_browser_rendering`` connection. (templated)
+    :param conn_id: A ``brightdata``, ``cloudflare_browser_rendering`` or ``browserbase`` connection. (templated)
     :param status: One status or several (``running``, ``finished``, ``failed``). (templated)
     :param api_name: Bright Data zone name. (templated)
     :param started_after: Only sessions started at or after this datetime / ISO-8601 string,
@@ -225,8 +225,8 @@ class CloseBrowserSessionsOperator(BaseOperator):
     closed it. A retry of the task chooses again: filters list the running sessions anew; given ids are all
     sent again, and a session the first try closed answers ``closed`` (or ``not_found`` once forgotten).
 
-    Only platforms whose API can close a session support it (Cloudflare Browser Rendering); on a Bright
-    Data connection the task fails before any request with "not supported by this platform".
+    Only platforms whose API can close a session support it (Cloudflare Browser Rendering; Browserbase, by
+    a release); on a Bright Data connection the task fails before any request with "not supported by this platform".
 
     .. seealso::
         The how-to guide ``docs/howto/cloudflare-cleanup.md``.

@@ -71,7 +71,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
     .. seealso::
         The how-to guide ``docs/howto/waiting.md``.
 
-    :param conn_id: A ``brightdata`` or ``cloudflare_browser_rendering`` connection. (templated)
+    :param conn_id: A ``brightdata``, ``cloudflare_browser_rendering`` or ``browserbase`` connection. (templated)
     :param session_ids: Ids to wait for, or the list of session dicts an upstream
         ``ListBrowserSessionsOperator`` returned (e.g. its ``.output``). None: drain mode. (templated)
     :param api_name: Only sessions of this Bright Data zone. (templated)
