@@ -231,7 +231,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
     .. seealso::
         The how-to guide ``docs/howto/cloudflare-cleanup.md``.
 
-    :param conn_id: A ``cloudflare_browser_rendering`` connection. (templated)
+    :param conn_id: A ``cloudflare_browser_rendering`` or ``browserbase`` connection. (templated)
     :param session_ids: The sessions to close: a list of ids or of session dicts (e.g. an upstream list
         task's ``.output``), or its rendered text. Leave it None to choose by filters. (templated)
     :param api_name: Only running sessions of this zone (a Bright Data field). (templated)
