@@ -59,6 +59,21 @@ CONNECTION_TYPES: list[dict[str, Any]] = [
         },
         "conn-fields": dict(_COMMON_CONN_FIELDS),
     },
+    {
+        "hook-class-name": "airflow_provider_browsersessions.hooks.browserbase.BrowserbaseHook",
+        "hook-name": "Browserbase",
+        "connection-type": "browserbase",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "login"],
+            "relabeling": {"host": "Base URL", "password": "API key"},
+            "placeholders": {
+                "host": "https://api.browserbase.com (default)",
+                "password": "Browserbase API key (sent as X-BB-API-Key)",
+                "extra": '{"timeout": 30, "max_retries": 5}',
+            },
+        },
+        "conn-fields": dict(_COMMON_CONN_FIELDS),
+    },
 ]
 
 

@@ -59,7 +59,8 @@ def parse_ratelimit(
     ``(remaining, seconds until reset, quota)`` from the IETF draft headers; ``None`` for what is not there.
 
     Understands ``Ratelimit: "default";r=50;t=30`` with ``Ratelimit-Policy: "default";q=100;w=30`` (the
-    form Cloudflare sends) and the older ``RateLimit-Remaining``/``-Reset``/``-Limit`` triple. With several
+    form Cloudflare sends) and the older ``RateLimit-Remaining``/``-Reset``/``-Limit`` triple, also with the
+    ``X-`` prefix (Browserbase's ``x-ratelimit-*``). With several
     policies in one header the one with the least remaining wins. A reset given as an epoch time (some
     APIs send one) is read as such; a reset in the past or more than ``MAX_RESET_SECONDS`` away is ignored.
     Garbage is ignored, never an error.
@@ -80,13 +81,13 @@ def parse_ratelimit(
                 best = found
         values.update(best or {})
     for header, name in (("Ratelimit-Remaining", "remaining"), ("Ratelimit-Reset", "reset")):
-        raw = headers.get(header)
+        raw = headers.get(header) or headers.get(f"X-{header}")
         number = (
             _number(raw) if name not in values and raw is not None and re.fullmatch(r"\s*[0-9.]+\s*", raw) else None
         )
         if number is not None:
             values[name] = number
-    policy = headers.get("Ratelimit-Policy") or headers.get("Ratelimit-Limit")
+    policy = headers.get("Ratelimit-Policy") or headers.get("Ratelimit-Limit") or headers.get("X-Ratelimit-Limit")
     if policy:
         quotas = [n for k, v in _ITEM_PARAM.findall(str(policy)) if k.lower() in ("q", "limit") and (n := _number(v))]
         if not quotas and re.fullmatch(r"\s*[0-9]+\s*", str(policy)) and (number := _number(policy)) is not None:

@@ -26,6 +26,7 @@ __all__ = [
     "RECORD_FIELDS",
     "RUNNING_FILTERS",
     "SORT_KEYS",
+    "USER_METADATA_FIELD",
     "BrowserSession",
     "SessionQuery",
     "SessionStatus",
@@ -324,12 +325,12 @@ def _text(name: str, value: Any) -> str | None:
     return value
 
 
-#: The filters that can describe a *running* session: its zone and its start. The others (URLs, durations,
-#: bandwidth, captcha, error) are unknown until a session ends (a running Bright Data session's
+#: The filters that can describe a *running* session: its zone, its start and its user metadata. The others
+#: (URLs, durations, bandwidth, captcha, error) are unknown until a session ends (a running Bright Data session's
 #: ``target_url`` and ``end_url`` are null), so a walk of running sessions filtered by them matches
 #: nothing. Waits walk running sessions with these only; a drain refuses the others (``WaitPlan``), and the
 #: event trigger judges ended sessions by them.
-RUNNING_FILTERS = ("api_name", "started_after", "started_before")
+RUNNING_FILTERS = ("api_name", "started_after", "started_before", "metadata")
 
 #: The filter names a DAG author can use, in one place: hooks, operators, sensors and triggers accept these.
 FILTER_NAMES = (
@@ -344,9 +345,21 @@ FILTER_NAMES = (
     "min_duration",
     "max_duration",
     "min_bandwidth",
+    "metadata",
     "sort",
     "order",
 )
+
+#: The raw record's field that holds a session's user metadata (Browserbase ``userMetadata``), which the
+#: ``metadata`` filter matches.
+USER_METADATA_FIELD = "userMetadata"
+#: The longest key or value a ``metadata`` filter may name, and its deepest nesting: Browserbase keeps under
+#: 512 characters of metadata JSON per session, so anything longer can match nothing.
+_MAX_METADATA_CHARS = 512
+_MAX_METADATA_DEPTH = 8
+
+#: One ``metadata`` condition: the path of keys, and the text the value must equal.
+MetadataCondition = tuple[tuple[str, ...], str]
 
 
 def is_literal(value: Any) -> bool:
@@ -361,6 +374,8 @@ def is_literal(value: Any) -> bool:
         return "{{" not in value and "{%" not in value
     if isinstance(value, list | tuple | set | frozenset):
         return all(is_literal(item) for item in value)
+    if isinstance(value, Mapping):  # a ``metadata`` filter: {"airflow_run_id": "{{ run_id }}"}
+        return all(is_literal(item) for item in value.values())
     return False
 
 
@@ -397,6 +412,8 @@ class SessionQuery:
     :param min_duration: Minimum duration in seconds (sessions without a duration never match).
     :param max_duration: Maximum duration in seconds (sessions without a duration never match).
     :param min_bandwidth: Minimum billable bytes.
+    :param metadata: User metadata the session was created with (Browserbase), as conditions: each path of
+        keys and the text its value must equal. ``build`` takes a dict, nested dicts for nested keys.
     :param sort: ``timestamp``, ``duration`` or ``bandwidth``.
     :param order: ``asc`` or ``desc``.
     :param where: Any further predicate on a ``BrowserSession`` (never serialized).
@@ -413,6 +430,7 @@ class SessionQuery:
     min_duration: float | None = None
     max_duration: float | None = None
     min_bandwidth: int | None = None
+    metadata: tuple[MetadataCondition, ...] | None = None
     sort: Literal["timestamp", "duration", "bandwidth"] | None = None
     order: Literal["asc", "desc"] | None = None
     where: Callable[[BrowserSession], bool] | None = dataclasses.field(default=None, compare=False)
@@ -457,6 +475,7 @@ class SessionQuery:
             min_duration=min_duration,
             max_duration=max_duration,
             min_bandwidth=None if min_bandwidth is None else int(min_bandwidth),
+            metadata=_metadata_conditions(filters.get("metadata")),
             sort=None if sort is None else _one_of("sort", sort, SORT_KEYS),  # type: ignore[arg-type]
             order=None if order is None else _one_of("order", order, ORDERS),  # type: ignore[arg-type]
             where=where,
@@ -520,6 +539,8 @@ class SessionQuery:
                 value = sorted(str(v) for v in value)
             elif isinstance(value, DateTime):
                 value = utc_iso(value)
+            elif name == "metadata":
+                value = metadata_dict(self.metadata or ())
             data[name] = value
         return data
 
@@ -554,8 +575,71 @@ _CHECKS: dict[str, Callable[[SessionQuery, BrowserSession], bool]] = {
     "min_duration": lambda q, s: s.duration is not None and s.duration >= (q.min_duration or 0),
     "max_duration": lambda q, s: s.duration is not None and s.duration <= (q.max_duration or 0),
     "min_bandwidth": lambda q, s: s.bandwidth is not None and s.bandwidth >= (q.min_bandwidth or 0),
+    "metadata": lambda q, s: all(
+        _value_at(s.raw.get(USER_METADATA_FIELD), path) == value for path, value in q.metadata or ()
+    ),
     "where": lambda q, s: bool(q.where(s)) if q.where else True,
 }
+
+
+def _value_at(metadata: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(metadata, Mapping):
+            return None
+        metadata = metadata.get(key)
+    return metadata
+
+
+def _metadata_conditions(value: Any) -> tuple[MetadataCondition, ...] | None:
+    """
+    A ``metadata`` filter (a dict, nested dicts for nested keys, or its JSON text) as sorted conditions.
+
+    Values are text (the API compares strings only); keys and values may not hold a single quote, which the
+    API's query syntax (``user_metadata['key']:'value'``) documents no way to escape.
+    """
+    if value is None or value == "" or value == {}:
+        return None
+    if isinstance(value, str):  # a rendered template
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InvalidQueryError("metadata", f"a dict such as {{'airflow_run_id': '...'}}, not {value!r}") from None
+    conditions: list[MetadataCondition] = []
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if not isinstance(node, Mapping) or not node:
+            raise InvalidQueryError("metadata", f"a non-empty dict of text values, not {cut_text(repr(node), 80)}")
+        if len(path) >= _MAX_METADATA_DEPTH:
+            raise InvalidQueryError("metadata", f"keys nested at most {_MAX_METADATA_DEPTH} deep")
+        for key, item in node.items():
+            if not isinstance(key, str) or not key or "'" in key or len(key) > _MAX_METADATA_CHARS:
+                raise InvalidQueryError(
+                    "metadata", f"keys of text without a single quote, up to {_MAX_METADATA_CHARS} characters"
+                )
+            if isinstance(item, Mapping):
+                walk(item, (*path, key))
+            elif isinstance(item, str) and "'" not in item and len(item) <= _MAX_METADATA_CHARS:
+                conditions.append(((*path, key), item))
+            else:
+                raise InvalidQueryError(
+                    "metadata",
+                    f"text values without a single quote, up to {_MAX_METADATA_CHARS} characters (the API compares "
+                    f"strings only), not {cut_text(repr(item), 80)} under {key!r}",
+                )
+
+    walk(value, ())
+    return tuple(sorted(conditions))
+
+
+def metadata_dict(conditions: Iterable[MetadataCondition]) -> dict[str, Any]:
+    """The ``metadata`` filter's conditions as the nested dict a DAG author writes."""
+    result: dict[str, Any] = {}
+    for path, value in conditions:
+        node = result
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return result
 
 
 def sort_sessions(sessions: Iterable[BrowserSession], *, sort: str, order: str) -> list[BrowserSession]:

@@ -345,6 +345,8 @@ class SyncTransport:
                 request.method,
                 self.settings.base_url + request.path,
                 params=list(request.params),
+                data=request.body,
+                headers=_body_headers(request),
                 timeout=(min(self.settings.connect_timeout, left()), min(self.settings.timeout, left())),
                 allow_redirects=False,
                 stream=True,
@@ -394,6 +396,11 @@ class SyncTransport:
     def close(self) -> None:
         """Close pooled connections."""
         self._session.close()
+
+
+def _body_headers(request: ApiRequest) -> dict[str, str] | None:
+    """``Content-Type`` for a request that carries a JSON body; None (nothing added) for the rest."""
+    return None if request.body is None else {"Content-Type": "application/json"}
 
 
 def _redirect_error(
@@ -520,7 +527,9 @@ class AsyncTransport:
 
     async def _exchange(self, request: ApiRequest) -> tuple[int, httpx.Headers, bytes]:
         url = self.settings.base_url + request.path
-        async with self._client.stream(request.method, url, params=list(request.params)) as response:
+        async with self._client.stream(
+            request.method, url, params=list(request.params), content=request.body, headers=_body_headers(request)
+        ) as response:
             try:
                 body = _new_body(self, response.status_code, response.headers)
                 async for chunk in response.aiter_raw(READ_SIZE):

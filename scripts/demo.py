@@ -23,6 +23,7 @@ DAGS = (
     "example_brightdata_failed_triage",
     "example_brightdata_zone_gate",
     "example_cloudflare_housekeeping",
+    "example_browserbase_run_sessions",
     "example_brightdata_failed_session_watcher",
     "example_brightdata_session_audit",
 )
@@ -134,7 +135,7 @@ def main() -> int:
     with Emulator(seed=42, speed=1) as emulator:
         emulator.seed_sessions(platform="both", count=300, seed=42)
         env.update(emulator.connection_env())
-        print(f"Emulator serving Bright Data and Cloudflare at {emulator.url}\n", flush=True)
+        print(f"Emulator serving Bright Data, Cloudflare and Browserbase at {emulator.url}\n", flush=True)
         for dag_id in DAGS:
             print(f"▶ {dag_id}", flush=True)
             prepare(dag_id, emulator)

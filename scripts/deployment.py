@@ -54,6 +54,9 @@ USERNAME = "admin"
 VIEWER_USERNAME = "viewer"
 BRIGHTDATA_CONN_ID = "brightdata_default"
 CLOUDFLARE_CONN_ID = "cloudflare_browser_rendering_default"
+BROWSERBASE_CONN_ID = "browserbase_default"
+#: The connections `make up` stores in the metadata DB, one per platform.
+STORED_CONN_IDS = (BRIGHTDATA_CONN_ID, CLOUDFLARE_CONN_ID, BROWSERBASE_CONN_ID)
 
 
 class DeploymentError(RuntimeError):
@@ -553,8 +556,8 @@ def _reset_home(home: Path) -> None:
 
 
 def _store_connections(deployment: Deployment, env: dict[str, str]) -> None:
-    """Both connections in the metadata DB, where the UI lists them and a person can edit and test them."""
-    connections = {conn_id: deployment.connection(conn_id) for conn_id in (BRIGHTDATA_CONN_ID, CLOUDFLARE_CONN_ID)}
+    """The connections in the metadata DB, where the UI lists them and a person can edit and test them."""
+    connections = {conn_id: deployment.connection(conn_id) for conn_id in STORED_CONN_IDS}
     for connection in connections.values():
         if isinstance(connection.get("extra"), dict):
             connection["extra"] = json.dumps(connection["extra"])
@@ -659,7 +662,7 @@ def ready_message(deployment: Deployment, *, seconds: float, services: Sequence[
             f"Ready in {seconds:.0f} s.",
             f"  Airflow UI:   {deployment.api_url}   (user {USERNAME!r}, password {deployment.password!r})",
             f"  Emulator:     {deployment.emulator_url}   (control API under /_emulator/)",
-            f"  Connections:  {BRIGHTDATA_CONN_ID}, {CLOUDFLARE_CONN_ID} (stored in the metadata DB)",
+            f"  Connections:  {', '.join(STORED_CONN_IDS)} (stored in the metadata DB)",
             *services,
             f"  Logs:         {deployment.home / 'logs'}/",
             f"  Airflow CLI:  source {deployment.home / 'airflow.env'}",

@@ -54,7 +54,7 @@ class ListBrowserSessionsOperator(BaseOperator):
     """
     List browser sessions of a Cloudflare Browser Rendering or Bright Data connection.
 
-    The hook is chosen by the connection's type, so the same operator serves both platforms. Filters
+    The hook is chosen by the connection's type, so the same operator serves every platform. Filters
     the platform's API can apply are pushed down to it; the rest are applied to the normalized
     sessions. The return value (XCom ``return_value``) is a JSON-safe list of session dicts; XCom
     ``summary`` holds counts by status, total bandwidth, duration min/p50/p95/max, captcha outcomes
@@ -63,7 +63,7 @@ class ListBrowserSessionsOperator(BaseOperator):
     .. seealso::
         The how-to guide ``docs/howto/listing.md``.
 
-    :param conn_id: A ``brightdata`` or ``cloudflare_browser_rendering`` connection. (templated)
+    :param conn_id: A ``brightdata``, ``cloudflare_browser_rendering`` or ``browserbase`` connection. (templated)
     :param status: One status or several (``running``, ``finished``, ``failed``). (templated)
     :param api_name: Bright Data zone name. (templated)
     :param started_after: Only sessions started at or after this datetime / ISO-8601 string,
@@ -77,6 +77,8 @@ class ListBrowserSessionsOperator(BaseOperator):
     :param min_duration: Minimum duration in seconds. (templated)
     :param max_duration: Maximum duration in seconds. (templated)
     :param min_bandwidth: Minimum billable bytes. (templated)
+    :param metadata: Only sessions created with this user metadata (Browserbase), e.g.
+        ``{"airflow_run_id": "{{ run_id }}"}``; nested dicts for nested keys. (templated)
     :param sort: ``timestamp``, ``duration`` or ``bandwidth``. (templated)
     :param order: ``asc`` or ``desc``. (templated)
     :param where: Any further predicate ``Callable[[BrowserSession], bool]``, applied locally.
@@ -118,6 +120,7 @@ class ListBrowserSessionsOperator(BaseOperator):
         min_duration: float | None = None,
         max_duration: float | None = None,
         min_bandwidth: int | None = None,
+        metadata: dict[str, Any] | str | None = None,
         sort: str | None = None,
         order: str | None = None,
         where: Callable[[BrowserSession], bool] | None = None,
@@ -140,6 +143,7 @@ class ListBrowserSessionsOperator(BaseOperator):
         self.min_duration = min_duration
         self.max_duration = max_duration
         self.min_bandwidth = min_bandwidth
+        self.metadata = metadata
         self.sort = sort
         self.order = order
         self.where = where
@@ -224,19 +228,20 @@ class CloseBrowserSessionsOperator(BaseOperator):
     closed it. A retry of the task chooses again: filters list the running sessions anew; given ids are all
     sent again, and a session the first try closed answers ``closed`` (or ``not_found`` once forgotten).
 
-    Only platforms whose API can close a session support it (Cloudflare Browser Rendering); on a Bright
-    Data connection the task fails before any request with "not supported by this platform".
+    Only platforms whose API can close a session support it (Cloudflare Browser Rendering; Browserbase, by
+    a release); on a Bright Data connection the task fails before any request with "not supported by this platform".
 
     .. seealso::
         The how-to guide ``docs/howto/cloudflare-cleanup.md``.
 
-    :param conn_id: A ``cloudflare_browser_rendering`` connection. (templated)
+    :param conn_id: A ``cloudflare_browser_rendering`` or ``browserbase`` connection. (templated)
     :param session_ids: The sessions to close: a list of ids or of session dicts (e.g. an upstream list
         task's ``.output``), or its rendered text. Leave it None to choose by filters. (templated)
     :param api_name: Only running sessions of this zone (a Bright Data field). (templated)
     :param started_after: Only running sessions started at or after this datetime / ISO-8601 string. (templated)
     :param started_before: Only running sessions started at or before this. (templated)
     :param min_duration: Only sessions running for at least this many seconds. (templated)
+    :param metadata: Only running sessions created with this user metadata (Browserbase). (templated)
     :param dry_run: True: list what would be closed, log each session with its age and what chose it, and
         return it; send no close request. A bool, or the text ``"true"``/``"false"`` (any case) a template
         renders; anything else fails (when the DAG is parsed, or for a template when it is rendered).
@@ -257,6 +262,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
         started_after: datetime | str | None = None,
         started_before: datetime | str | None = None,
         min_duration: float | str | None = None,
+        metadata: dict[str, Any] | str | None = None,
         dry_run: bool | str = False,
         **kwargs: Any,
     ) -> None:
@@ -267,6 +273,7 @@ class CloseBrowserSessionsOperator(BaseOperator):
         self.started_after = started_after
         self.started_before = started_before
         self.min_duration = min_duration
+        self.metadata = metadata
         # Not ``self.dry_run``: that name is BaseOperator's own method (``airflow tasks test --dry-run``).
         self.is_dry_run = dry_run
         # Literal values fail the DAG file's import, not a run; templated ones are checked when rendered.

@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 # An error text longer than this is cut: proxies answer with whole HTML pages.
 _MAX_MESSAGE_CHARS = 300
+#: Filters that only a platform that sends them to its server can honour (``Platform.check_query``).
+SERVER_FILTERS = frozenset({"metadata"})
 # A value quoted in a message about a record (an odd status, a broken timestamp) is cut to this.
 _MAX_QUOTED_VALUE_CHARS = 60
 
@@ -66,11 +68,13 @@ class ApiRequest:
     :param method: HTTP method.
     :param path: Path below the base URL, starting with ``/``, path parameters already quoted.
     :param params: Query parameters, in order.
+    :param body: A JSON body, already encoded (Browserbase's release is a ``POST`` with one); None for none.
     """
 
     method: str
     path: str
     params: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
 
     def describe(self) -> str:
         """``METHOD /path`` for messages: the query string is left out on purpose."""
@@ -213,8 +217,14 @@ class Platform(ABC):
     server_judged_filters: ClassVar[frozenset[str]] = frozenset()
 
     def check_query(self, query: SessionQuery) -> None:
-        """Reject filters the platform cannot honour, naming them; called before any request."""
-        for name in sorted(query.active_filters() & self.unsupported_filters):
+        """
+        Reject filters the platform cannot honour, naming them; called before any request.
+
+        Besides ``unsupported_filters``, a filter of ``SERVER_FILTERS`` is refused where the platform does not
+        send it: no other platform's records carry what it matches (user metadata), so it would match nothing.
+        """
+        refused = self.unsupported_filters | (SERVER_FILTERS - self.pushed_filters(query))
+        for name in sorted(query.active_filters() & refused):
             raise InvalidQueryError(
                 name,
                 f"a filter {self.display_name} supports",
@@ -283,6 +293,14 @@ class Platform(ABC):
     def error_reason(self, headers: Mapping[str, str]) -> str | None:
         """The reason an error answer gives in its headers rather than its body (default: none)."""
         return None
+
+    def names_a_gone_session(self, request: ApiRequest, status: int, message: str) -> bool:
+        """
+        Whether an error answer (not a 404) means the session the request names is gone, read as a 404.
+
+        Default: never. Browserbase answers a release of an ended session with an undocumented 4xx.
+        """
+        return False
 
     def pages_after(self, request: ApiRequest, *, total: int | None) -> Iterator[ApiRequest]:
         """
@@ -413,12 +431,19 @@ def decode_response(
         error_class = RateLimitedError
     elif status >= 500 and status != 501:
         error_class = ServerError
+    message = _error_message(platform, headers, body, secrets)
+    if (
+        error_class in (ApiError, BadRequestError)
+        and 400 <= status < 500
+        and platform.names_a_gone_session(request, status, message)
+    ):
+        error_class = NotFoundError
     raise error_class(
         platform=platform.display_name,
         method=request.method,
         path=request.path,
         status=status,
-        message=_error_message(platform, headers, body, secrets),
+        message=message,
         retry_after=parse_retry_after(headers.get("Retry-After")),
         context=context,
     )

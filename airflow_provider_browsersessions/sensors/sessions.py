@@ -49,7 +49,7 @@ __all__ = [
 
 #: The filters this sensor takes. Only ``sessions.RUNNING_FILTERS`` can describe a running session: the
 #: running walk uses those, and a drain refuses ``target_url``/``end_url`` (``WaitPlan``).
-WAIT_FILTERS = ("api_name", "started_after", "started_before", "target_url", "end_url")
+WAIT_FILTERS = ("api_name", "started_after", "started_before", "target_url", "end_url", "metadata")
 
 #: The task state store key of a wait's memory (Airflow 3.3+).
 STATE_KEY = "browsersessions_wait"
@@ -73,7 +73,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
     .. seealso::
         The how-to guide ``docs/howto/waiting.md``.
 
-    :param conn_id: A ``brightdata`` or ``cloudflare_browser_rendering`` connection. (templated)
+    :param conn_id: A ``brightdata``, ``cloudflare_browser_rendering`` or ``browserbase`` connection. (templated)
     :param session_ids: Ids to wait for, or the list of session dicts an upstream
         ``ListBrowserSessionsOperator`` returned (e.g. its ``.output``). None: drain mode. (templated)
     :param api_name: Only sessions of this Bright Data zone. (templated)
@@ -81,6 +81,8 @@ class BrowserSessionsSensor(BaseSensorOperator):
     :param started_before: Only sessions started at or before this. (templated)
     :param target_url: Bright Data target URL filter. (templated)
     :param end_url: Bright Data end URL filter. (templated)
+    :param metadata: Only sessions created with this user metadata (Browserbase), e.g.
+        ``{"airflow_run_id": "{{ run_id }}"}`` to wait for exactly the sessions this run started. (templated)
     :param fail_on_failed: Fail the task as soon as a watched session ended ``failed``, naming the
         sessions and their errors (``soft_fail`` skips instead).
     :param missing: What a watched id the platform no longer knows counts as: ``finished``
@@ -113,6 +115,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
         started_before: datetime | str | None = None,
         target_url: str | None = None,
         end_url: str | None = None,
+        metadata: dict[str, Any] | str | None = None,
         fail_on_failed: bool = True,
         missing: str = MissingPolicy.FINISHED.value,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -129,6 +132,7 @@ class BrowserSessionsSensor(BaseSensorOperator):
         self.started_before = started_before
         self.target_url = target_url
         self.end_url = end_url
+        self.metadata = metadata
         self.fail_on_failed = fail_on_failed
         self.missing = missing
         self.deferrable = deferrable

@@ -148,7 +148,7 @@ class BrowserSessionEventTrigger(BaseEventTrigger):
     the argument (Airflow serializes the trigger when it parses the file); rebuilt by the triggerer (from
     what an older version stored, or a lambda's source text), the watcher logs it and ends, alone.
 
-    :param conn_id: A ``brightdata`` or ``cloudflare_browser_rendering`` connection.
+    :param conn_id: A ``brightdata``, ``cloudflare_browser_rendering`` or ``browserbase`` connection.
     :param on: The end states that fire: ``finished``, ``failed`` or both.
     :param filters: Filters by name, as ``ListBrowserSessionsOperator`` takes them (``api_name``,
         ``started_after``, ``target_url``, ``has_error``, ``min_duration``, ...); not ``status``, ``sort``,

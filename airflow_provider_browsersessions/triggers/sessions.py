@@ -74,7 +74,7 @@ class BrowserSessionsTrigger(BaseTrigger):
     name yet: the sensor saves that memory and defers again with it, so a restarted or failed-over triggerer,
     which rebuilds the trigger from its arguments, still watches every session seen running.
 
-    :param conn_id: A ``brightdata`` or ``cloudflare_browser_rendering`` connection.
+    :param conn_id: A ``brightdata``, ``cloudflare_browser_rendering`` or ``browserbase`` connection.
     :param session_ids: Watched ids; None waits until no running session matches ``filters``.
     :param filters: ``SessionQuery.to_dict()`` of the filters.
     :param missing: ``finished``, ``failed`` or ``wait``: what an id the platform forgot counts as.

@@ -41,6 +41,7 @@ from airflow_harness import run_dag
 
 from airflow_provider_browsersessions.hooks.base import get_browser_sessions_hook
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
+from airflow_provider_browsersessions.hooks.browserbase import BrowserbaseHook
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
 from airflow_provider_browsersessions.testing import (
     DEFAULT_BRIGHTDATA_API_KEY,
@@ -50,6 +51,7 @@ from airflow_provider_browsersessions.testing import (
     DEFAULT_CLOUDFLARE_GLOBAL_KEY,
 )
 from airflow_provider_browsersessions.testing.cli import build_parser
+from airflow_provider_browsersessions.testing.emulator.browserbase_api import DEFAULT_BROWSERBASE_API_KEY
 
 ROOT = Path(__file__).parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -68,6 +70,7 @@ RUN_BY = {
 # What a reader substitutes for each placeholder; the emulator accepts exactly these.
 PLACEHOLDERS = {
     "<API key>": DEFAULT_BRIGHTDATA_API_KEY,
+    "<Browserbase API key>": DEFAULT_BROWSERBASE_API_KEY,
     "<API token>": DEFAULT_CLOUDFLARE_API_TOKEN,
     "<account id>": DEFAULT_CLOUDFLARE_ACCOUNT_ID,
     "<email>": DEFAULT_CLOUDFLARE_EMAIL,
@@ -219,6 +222,8 @@ def test_connection_sample_configures_the_hook_it_describes(where, sample, brows
     headers = hook.settings.headers
     if isinstance(hook, BrightDataBrowserHook):
         assert headers == {"Authorization": f"Bearer {DEFAULT_BRIGHTDATA_API_KEY}"}
+    elif isinstance(hook, BrowserbaseHook):
+        assert headers == {"X-BB-API-Key": DEFAULT_BROWSERBASE_API_KEY}
     else:
         assert isinstance(hook, CloudflareBrowserRenderingHook)
         assert hook.platform.account_id == DEFAULT_CLOUDFLARE_ACCOUNT_ID

@@ -174,6 +174,22 @@ def test_cloudflare_is_shown_with_its_active_sessions_only_note(browser, live, l
     assert "lists only active sessions" in browser.find_element(By.ID, "no-history").text
 
 
+def test_browserbase_shows_its_running_and_failed_sessions(browser, live, live_emulator, screenshots):
+    live_id = live_emulator.add_session("browserbase", duration=None)["id"]
+    failed_id = live_emulator.add_session(
+        "browserbase", duration=5, started_at=live_emulator.now() - 600, outcome="failed", failure="TIMED_OUT"
+    )["id"]
+    open_view(browser, live)
+    Select(browser.find_element(By.ID, "conn_id")).select_by_value(deploy.BROWSERBASE_CONN_ID)
+    browser.find_element(By.XPATH, "//button[normalize-space()='Show']").click()
+    replaced = WebDriverWait(browser, 60, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    replaced.until(lambda _: browser.find_element(By.ID, "conn").text == deploy.BROWSERBASE_CONN_ID)
+    refreshed_until(browser, lambda: row(browser, "running", live_id).is_displayed(), "the Browserbase session")
+    assert "TIMED_OUT" in row(browser, "ended", failed_id).text
+    assert "signingKey" not in browser.page_source
+    browser.save_screenshot(str(screenshots / "browser-sessions-view-browserbase.png"))
+
+
 def test_sessions_and_the_runs_that_listed_them_link_both_ways(browser, live, api, screenshots):
     browser.switch_to.default_content()
     browser.get("about:blank")  # no page refreshing itself while the run's tasks start on this small machine

@@ -53,6 +53,15 @@ FORMS = {
         "hidden": ("port", "schema"),
         "extras": ("Account ID", "Read timeout (seconds)", "Max retries", "Verify TLS certificates"),
     },
+    "browserbase": {
+        "type_label": "Browserbase",
+        "visible": {
+            "host": ("Base URL", "https://api.browserbase.com (default)"),
+            "password": ("API key", "Browserbase API key (sent as X-BB-API-Key)"),
+        },
+        "hidden": ("login", "port", "schema"),
+        "extras": ("Read timeout (seconds)", "Max retries", "Verify TLS certificates"),
+    },
 }
 
 
@@ -76,9 +85,10 @@ def _labels(dialog) -> set[str]:  # type: ignore[no-untyped-def]
     }
 
 
-def test_the_connection_list_shows_both_stored_connections(browser, screenshots):
+def test_the_connection_list_shows_the_stored_connections(browser, screenshots):
     rows = {row.text.split()[0]: row.text for row in browser.find_elements(By.CSS_SELECTOR, "tbody tr")}
-    assert set(rows) == {deploy.BRIGHTDATA_CONN_ID, deploy.CLOUDFLARE_CONN_ID}
+    assert set(rows) == set(deploy.STORED_CONN_IDS)
+    assert "browserbase" in rows[deploy.BROWSERBASE_CONN_ID]
     assert "brightdata" in rows[deploy.BRIGHTDATA_CONN_ID]
     assert "cloudflare_browser_rendering" in rows[deploy.CLOUDFLARE_CONN_ID]
     browser.save_screenshot(str(screenshots / "connections-list.png"))
@@ -134,7 +144,7 @@ def _click_test(browser, live, conn_id: str) -> str:  # type: ignore[no-untyped-
     return str(toast.text)
 
 
-@pytest.mark.parametrize("conn_id", [deploy.BRIGHTDATA_CONN_ID, deploy.CLOUDFLARE_CONN_ID])
+@pytest.mark.parametrize("conn_id", deploy.STORED_CONN_IDS)
 def test_the_test_button_turns_green_for_the_stored_connections(browser, live, screenshots, conn_id):
     text = _click_test(browser, live, conn_id)
     browser.save_screenshot(str(screenshots / f"test-button-{conn_id}.png"))

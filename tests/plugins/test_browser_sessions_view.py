@@ -24,6 +24,7 @@ pytestmark = [
 
 BRIGHTDATA = "brightdata_default"
 CLOUDFLARE = "cloudflare_browser_rendering_default"
+BROWSERBASE = "browserbase_default"
 SCRIPT_CANARY = '<script>alert("xss-url")</script>'
 IMG_CANARY = "<img src=x onerror=alert('xss-error')>"
 DAGS = Path(__file__).parent / "dags" / "ui_dags.py"
@@ -328,7 +329,7 @@ def test_hostile_fields_render_as_text_under_a_strict_content_security_policy(cl
 
 def test_no_credential_reaches_the_page_or_the_json(client, tokens, emulator, stored_connections, fresh):
     secrets = [row["password"] for row in stored_connections.values() if row.get("password")]
-    for conn_id in (BRIGHTDATA, CLOUDFLARE, "brightdata_wrong_key"):
+    for conn_id in (BRIGHTDATA, CLOUDFLARE, BROWSERBASE, "brightdata_wrong_key"):
         for path in (f"/browser-sessions/?conn_id={conn_id}", f"/browser-sessions/api/sessions?conn_id={conn_id}"):
             text = client.get(path, headers=auth(tokens["admin"])).text
             assert not [secret for secret in secrets if secret in text], path
@@ -348,13 +349,50 @@ def test_an_unknown_connection_is_404_and_another_type_is_400(client, tokens, fr
     assert client.get("/browser-sessions/api/sessions?conn_id=nope", headers=auth(tokens["op"])).status_code == 404
     other = client.get("/browser-sessions/api/sessions?conn_id=some_http", headers=auth(tokens["op"]))
     assert other.status_code == 400
-    assert "brightdata or cloudflare_browser_rendering" in other.json()["detail"]
+    assert "brightdata or browserbase or cloudflare_browser_rendering" in other.json()["detail"]
 
 
-def test_the_chooser_offers_the_readable_connections_of_our_two_types(client, tokens, fresh):
+def test_the_chooser_offers_the_readable_connections_of_our_types(client, tokens, fresh):
     page = client.get("/browser-sessions/", headers=auth(tokens["op"])).text
     offered = re.findall(r'<option value="([^"]+)"', page)
-    assert offered == sorted([BRIGHTDATA, "brightdata_wrong_key", CLOUDFLARE])  # not the http one
+    assert offered == sorted([BRIGHTDATA, "brightdata_wrong_key", CLOUDFLARE, BROWSERBASE])  # not the http one
+
+
+def test_browserbase_shows_running_and_ended_sessions_with_proxy_bytes_and_no_live_credentials(
+    client, tokens, emulator, fresh
+):
+    from airflow_provider_browsersessions.testing.emulator.browserbase_api import live_secret
+
+    live = emulator.add_session("browserbase", duration=None)["id"]
+    failed = emulator.add_session(
+        "browserbase",
+        duration=5,
+        started_at=emulator.now() - 600,
+        outcome="failed",
+        failure="TIMED_OUT",
+        proxyBytes=4096,
+    )["id"]
+    secrets = [live_secret(emulator.store.get("browserbase", sid)) for sid in (live, failed)]
+
+    answer = client.get(f"/browser-sessions/?conn_id={BROWSERBASE}", headers=auth(tokens["op"]))
+    body = client.get(f"/browser-sessions/api/sessions?conn_id={BROWSERBASE}", headers=auth(tokens["op"])).json()
+
+    assert answer.status_code == 200
+    assert f'data-session-id="{live}"' in answer.text
+    assert f'data-session-id="{failed}"' in answer.text
+    assert answer.text.count("<svg") == 3
+    assert live in {s["session_id"] for s in body["running"]}
+    ended = {s["session_id"]: s for s in body["ended"]}
+    assert (ended[failed]["status"], ended[failed]["error_code"], ended[failed]["bandwidth"]) == (
+        "failed",
+        "TIMED_OUT",
+        4096,
+    )
+    assert body["has_history"] is True
+    assert body["bandwidth_bytes"] >= 4096
+    for text in (answer.text, json.dumps(body)):
+        assert not [secret for secret in secrets if secret in text]
+        assert "signingKey" not in text
 
 
 def _questions(client, path: str, token: str) -> tuple[int, tuple[str, object], list[tuple[str, object]]]:

@@ -16,6 +16,7 @@ from conftest import AIRFLOW_HOME
 
 from airflow_provider_browsersessions.exceptions import ApiError, BrowserSessionsError, TransportError
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
+from airflow_provider_browsersessions.hooks.browserbase import BrowserbaseHook
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
 from airflow_provider_browsersessions.operators.sessions import ListBrowserSessionsOperator
 from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSensor
@@ -29,7 +30,12 @@ CANARIES = {
     "cloudflare_token": "CANARY-cf-token-0b8d4e",
     "cloudflare_global_key": "CANARY-cf-global-6a1f",
     "wrong": "CANARY-wrong-key-99d2",
+    "browserbase": "CANARY-bb-key-31c7e0",
+    # Browserbase's read gives away the live browser: connectUrl, seleniumRemoteUrl and signingKey hold this.
+    "browserbase_live": "CANARY-bb-live",
 }
+#: A Browserbase session the canary DAG waits for by id (its read carries the live-browser credentials).
+BB_SESSION = "bb-canary-session"
 FAST = RetryPolicy(max_retries=2, max_wait=2.0, backoff=0.01, max_backoff=0.02)
 DAGS = Path(__file__).parent / "dags" / "secrets_dags.py"
 
@@ -59,6 +65,7 @@ def emulator(monkeypatch):
         brightdata_api_key=CANARIES["brightdata"],
         cloudflare_api_token=CANARIES["cloudflare_token"],
         cloudflare_global_key=CANARIES["cloudflare_global_key"],
+        browserbase_api_key=CANARIES["browserbase"],
     ) as emulator:
         for name, value in emulator.connection_env().items():
             monkeypatch.setenv(name, value)
@@ -73,6 +80,15 @@ def emulator(monkeypatch):
         monkeypatch.setenv("AIRFLOW_CONN_CLOUDFLARE_LEGACY", json.dumps(legacy))
         monkeypatch.setenv("AIRFLOW_CONN_BRIGHTDATA_WRONG_KEY", json.dumps(wrong))
         emulator.seed_sessions(platform="both", count=30, seed=12)
+        for index, session in enumerate(emulator.store.sessions["browserbase"].values()):
+            session.fields["token"] = f"{CANARIES['browserbase_live']}-{index}"
+        emulator.add_session(
+            "browserbase",
+            session_id=BB_SESSION,
+            started_at=emulator.now() - 100,
+            duration=10,
+            token=f"{CANARIES['browserbase_live']}-dag",
+        )
         yield emulator
 
 
@@ -98,12 +114,16 @@ def test_hooks_on_every_path(emulator, logs):
         BrightDataBrowserHook(retry=FAST),
         CloudflareBrowserRenderingHook(retry=FAST),
         CloudflareBrowserRenderingHook(conn_id="cloudflare_legacy", retry=FAST),
+        BrowserbaseHook(retry=FAST),
     ]
     errors: list[BaseException] = []
     for hook in hooks:
         sessions = hook.list_sessions()
         assert sessions
-        assert hook.get_session(sessions[0].session_id) is not None
+        reads = [hook.get_session(s.session_id) for s in sessions[:5]]
+        assert None not in reads
+        # A read's whole record, as XCom would carry it with include_raw (Browserbase's holds the live browser).
+        assert_clean(json.dumps([r.to_dict(include_raw=True) for r in reads if r is not None]), "read sessions")
         assert hook.test_connection()[0]
         assert_clean(repr(hook) + repr(hook.settings) + repr(hook.get_conn()) + repr(sessions), "reprs")
         assert_clean(json.dumps([s.to_dict(include_raw=True) for s in sessions]), "session dicts")
@@ -286,12 +306,17 @@ def test_a_real_dag_run_leaves_no_secret_in_the_metadata_db_xcom_or_logs(emulato
     for record in emulator.sessions("cloudflare"):
         if not record.get("endTime"):
             emulator.end_session("cloudflare", record["sessionId"])
+    for record in emulator.sessions("browserbase"):
+        if "endedAt" not in record:
+            emulator.end_session("browserbase", record["id"])
 
     result = run_dag(DAGS, "secrets_canary")
 
     assert result.task_states["list_brightdata"] == "success"
     assert result.task_states["list_wrong_key"] == "failed"  # the failure path ran too
     assert result.task_states["wait_deferred"] == "success"
+    assert result.task_states["wait_browserbase"] == "success"
+    assert result.xcom("wait_browserbase")[0]["session_id"] == BB_SESSION  # read, with its live credentials
     assert_clean(repr(result.xcoms), "XCom")
     assert result.xcom("list_brightdata")  # there was XCom to look at
     out, err = capfd.readouterr()

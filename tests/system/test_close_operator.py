@@ -323,3 +323,45 @@ def test_the_dry_run_log_shows_the_age_of_sessions_a_list_task_returned(emulator
     assert f"since {started}" in first
     assert "listed in session_ids" in first
     assert "age unknown" in second
+
+
+BB = "browserbase_default"
+
+
+def releases(emulator):
+    return [e for e in emulator.request_log(platform="browserbase") if e["method"] == "POST"]
+
+
+def test_browserbase_releases_and_an_ended_session_is_already_gone(emulator):
+    running_id = emulator.add_session("browserbase", duration=None)["id"]
+    ended_id = emulator.add_session("browserbase", started_at=emulator.now() - 100, duration=10)["id"]
+
+    result = closer(conn_id=BB, session_ids=[running_id, ended_id, UNKNOWN_ID]).execute({})
+
+    assert result == [
+        {"session_id": running_id, "outcome": "closed", "answer": "closed", "error": None},
+        {"session_id": ended_id, "outcome": "not_found", "answer": None, "error": None},
+        {"session_id": UNKNOWN_ID, "outcome": "not_found", "answer": None, "error": None},
+    ]
+    assert emulator.get_record("browserbase", running_id)["status"] == "COMPLETED"
+    assert [e["status"] for e in releases(emulator)] == [200, 400, 404]
+
+
+def test_browserbase_chooses_running_sessions_by_metadata_in_a_dry_run(emulator):
+    emulator.set_speed(0)
+    tagged = emulator.add_session("browserbase", duration=None, userMetadata={"job": "stale"})["id"]
+    emulator.add_session("browserbase", duration=None, userMetadata={"job": "fresh"})
+    emulator.add_session("browserbase", started_at=emulator.now() - 100, duration=10, userMetadata={"job": "stale"})
+
+    result = closer(conn_id=BB, metadata={"job": "stale"}, dry_run=True).execute({})
+
+    assert [(r["session_id"], r["outcome"]) for r in result] == [(tagged, "dry_run")]
+    assert releases(emulator) == []
+
+
+def test_browserbase_closes_in_a_dag_run(airflow_db, emulator):
+    ids = [emulator.add_session("browserbase", duration=None)["id"] for _ in range(2)]
+    result = run_dag(DAGS, "close_given", conf={"ids": ids, "conn_id": BB})
+    assert result.state == "success", result.task_states
+    assert [o["outcome"] for o in result.xcom("close")] == ["closed", "closed"]
+    assert all(emulator.get_record("browserbase", sid)["status"] == "COMPLETED" for sid in ids)

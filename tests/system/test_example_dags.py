@@ -116,6 +116,24 @@ def test_cloudflare_housekeeping_closes_only_the_long_running_sessions(emulator)
     assert closes == len(old)
 
 
+def test_browserbase_example_waits_for_exactly_the_sessions_its_run_started(emulator):
+    emulator.set_speed(10)  # the plan's 20-40 emulator seconds pass in 2-4 real ones
+    emulator.add_session("browserbase", duration=None, userMetadata={"airflow_run_id": "an-older-run"})
+
+    result = run_dag(EXAMPLES / "example_browserbase_run_sessions.py", "example_browserbase_run_sessions")
+
+    assert result.state == "success", result.task_states
+    started = result.xcom("start_sessions")
+    listed = result.xcom("list_this_runs_sessions")
+    assert sorted(row["session_id"] for row in listed) == sorted(started)  # this run's, not the others
+    assert result.xcom("report") == {"finished": 2, "failed": 1}
+    (run_id,) = {r["userMetadata"]["airflow_run_id"] for r in emulator.sessions("browserbase") if r["id"] in started}
+    assert run_id not in ("an-older-run", "someone-else")
+    waits = [e for e in emulator.request_log(platform="browserbase") if e["path"] == "/v1/sessions"]
+    assert waits
+    assert all(e["query"]["q"] == [f"user_metadata['airflow_run_id']:'{run_id}'"] for e in waits)
+
+
 @pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="asset watchers are Airflow 3 only")
 def test_the_watcher_example_declares_an_asset_watched_by_our_trigger(airflow_db):
     from airflow.dag_processing.dagbag import DagBag

@@ -117,8 +117,28 @@ def test_cloudflare_lists_active_sessions_sorted_locally(airflow_db, browsersess
     assert [r["session_id"] for r in result.xcom("active_oldest_first")] == [ids[1], ids[2], ids[0]]
 
 
+def test_browserbase_lists_by_status_and_by_metadata(airflow_db, browsersessions_connections):
+    emulator = browsersessions_connections.emulator
+    emulator.set_speed(0)
+    emulator.seed_sessions(platform="browserbase", count=120, seed=5)
+    records = emulator.sessions("browserbase")
+    result = run_dag(DAGS, "list_browserbase")
+    assert result.state == "success", result.task_states
+    failed = {r["id"]: r["status"] for r in records if r["status"] in ("ERROR", "TIMED_OUT")}
+    assert {r["session_id"]: r["error_code"] for r in result.xcom("failed")} == failed
+    crawls = [r for r in records if r["status"] == "COMPLETED" and r["userMetadata"]["job"] == "crawl"]
+    listed = result.xcom("job_by_bandwidth")
+    assert {r["session_id"] for r in listed} == {r["id"] for r in crawls}
+    assert [r["bandwidth"] for r in listed] == sorted((r["proxyBytes"] for r in crawls), reverse=True)
+
+
 @pytest.mark.parametrize(
-    ("dag_id", "message"), [("list_bad_filter", "'status'"), ("list_unsupported_filter", "api_name")]
+    ("dag_id", "message"),
+    [
+        ("list_bad_filter", "'status'"),
+        ("list_unsupported_filter", "api_name"),
+        ("list_metadata_on_brightdata", "metadata"),
+    ],
 )
 def test_bad_filters_fail_the_task_before_any_request_and_without_retries(
     airflow_db, browsersessions_connections, dag_id, message, caplog

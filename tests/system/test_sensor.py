@@ -23,11 +23,11 @@ def emulator(airflow_db, browsersessions_connections):
 
 
 def start(emulator, platform, durations, outcome="finished"):
-    key = "session_id" if platform == "brightdata" else "sessionId"
+    key = {"brightdata": "session_id", "cloudflare": "sessionId", "browserbase": "id"}[platform]
     return [emulator.add_session(platform, duration=d, outcome=outcome)[key] for d in durations]
 
 
-@pytest.mark.parametrize("platform", ["brightdata", "cloudflare"])
+@pytest.mark.parametrize("platform", ["brightdata", "cloudflare", "browserbase"])
 @pytest.mark.parametrize("mode", ["poke", "reschedule", "deferrable"])
 def test_the_gate_opens_when_watched_sessions_end(emulator, platform, mode):
     ids = start(emulator, platform, [20, 30, 40])
@@ -39,10 +39,11 @@ def test_the_gate_opens_when_watched_sessions_end(emulator, platform, mode):
     assert {s["status"] for s in final} == {"finished"}
     for sid in ids:  # the sessions really ended before the gate opened
         record = emulator.get_record(platform, sid)
-        assert record["status" if platform == "brightdata" else "closeReasonText"] in (
+        assert record["closeReasonText" if platform == "cloudflare" else "status"] in (
             "finished",
             "NormalClosure",
             "BrowserIdle",
+            "COMPLETED",
         )
 
 
@@ -214,3 +215,16 @@ def test_a_drain_above_a_megabyte_warns(emulator, caplog, capfd):
     assert size > 1_000_000
     assert f"The return value is {size / 1_000_000:.1f} MB of JSON (300 session(s)), above 1.0 MB" in logs
     assert "fields=[...]" in logs
+
+
+def test_a_metadata_drain_waits_only_for_the_sessions_tagged_for_it(emulator):
+    tagged = [
+        emulator.add_session("browserbase", duration=d, userMetadata={"airflow_tag": "t1"})["id"] for d in (20, 30)
+    ]
+    emulator.add_session("browserbase", duration=None, userMetadata={"airflow_tag": "other"})  # runs forever
+    result = run_dag(DAGS, "wait_metadata_drain", conf={"tag": "t1"})
+    assert result.state == "success", result.task_states
+    assert {s["session_id"] for s in result.xcom("wait")} <= set(tagged)  # what it saw end: tagged ones only
+    lists = [e for e in emulator.request_log(platform="browserbase") if e["path"] == "/v1/sessions"]
+    assert lists
+    assert all(e["query"]["q"] == ["user_metadata['airflow_tag']:'t1'"] for e in lists)

@@ -94,6 +94,7 @@ def test_printed_connection_values_work_with_both_hooks(launcher, signum, tmp_pa
         assert set(exports) == {
             "AIRFLOW_CONN_BRIGHTDATA_DEFAULT",
             "AIRFLOW_CONN_CLOUDFLARE_BROWSER_RENDERING_DEFAULT",
+            "AIRFLOW_CONN_BROWSERBASE_DEFAULT",
         }
         assert exports == emulator.ready["env"]  # the ready file and the banner agree
         for name, value in exports.items():
@@ -120,7 +121,8 @@ def test_printed_connection_values_work_with_both_hooks(launcher, signum, tmp_pa
     banner = emulator.printed
     assert banner[0] == f"Bright Data base URL: {emulator.ready['brightdata_base_url']}"
     assert banner[1] == f"Cloudflare base URL:  {emulator.ready['cloudflare_base_url']}"
-    assert banner[2] == f"Control API:          {emulator.ready['url']}/_emulator/"
+    assert banner[2] == f"Browserbase base URL: {emulator.ready['browserbase_base_url']}"
+    assert banner[3] == f"Control API:          {emulator.ready['url']}/_emulator/"
 
 
 def test_help_lists_every_option():

@@ -20,7 +20,7 @@ def owners(path: str) -> list[str]:
 
 def test_every_stored_platform_has_exactly_one_api():
     stored = Emulator().store.sessions  # a platform's sessions live under its API's name
-    assert sorted(api.name for api in PLATFORM_APIS) == sorted(stored) == ["brightdata", "cloudflare"]
+    assert sorted(api.name for api in PLATFORM_APIS) == sorted(stored) == ["brightdata", "browserbase", "cloudflare"]
 
 
 @pytest.mark.parametrize(
@@ -30,6 +30,8 @@ def test_every_stored_platform_has_exactly_one_api():
         ("/browser_sessions/abc", "brightdata"),
         ("/client/v4/accounts/acct/browser-rendering/devtools/session", "cloudflare"),
         ("/client/v4/accounts/acct/browser-rendering/devtools/browser/abc", "cloudflare"),
+        ("/v1/sessions", "browserbase"),
+        ("/v1/sessions/abc", "browserbase"),
     ],
 )
 def test_each_api_path_has_one_owner(path, platform):

@@ -180,7 +180,7 @@ def test_seeding_every_platform_includes_it_within_its_concurrency(emulator):
     ids = emulator.seed_sessions(platform="both", count=200, seed=7)
     records = emulator.sessions("acme")
     assert len(records) == 200
-    assert len(ids) == 600
+    assert len(ids) == 200 * len(emulator.apis)  # each shipped platform and acme
     assert {r["state"] for r in records} <= {"running", "finished", "failed"}
     assert sum(r["state"] == "running" for r in records) <= 2  # its max_running
     assert {r["label"] for r in records} <= {"alpha", "beta", "gamma"}
@@ -228,5 +228,5 @@ def test_an_emulator_without_it_neither_serves_nor_accepts_it():
         status, _, _ = get(f"{plain.url}/acme/v1/sessions", {"X-Acme-Key": ACME_KEY})
         assert status == 404
         assert plain.request_log() == []
-        with pytest.raises(ValueError, match="platform must be one of brightdata, cloudflare, not 'acme'"):
+        with pytest.raises(ValueError, match="platform must be one of brightdata, cloudflare, browserbase, not 'acme'"):
             plain.add_session("acme")

@@ -146,6 +146,35 @@ def test_cloudflare_ends_are_found_by_the_difference_between_polls(emulator):
 
 
 @needs_airflow3
+def test_browserbase_reports_each_ended_session_of_its_metadata_once(emulator):
+    def start(tag):
+        return emulator.add_session("browserbase", duration=None, userMetadata={"team": tag})["id"]
+
+    mine, mine_ok, other = start("growth"), start("growth"), start("ops")
+    events: list[dict] = []
+
+    async def polled_twice():
+        while emulator.request_count(platform="browserbase", method="GET") < 2:
+            await asyncio.sleep(INTERVAL / 4)
+
+    run_for(
+        (
+            [collect(trigger(conn_id="browserbase_default", filters={"metadata": {"team": "growth"}}).run(), events)],
+            [
+                (0.0, polled_twice),
+                (0.1, lambda: emulator.end_session("browserbase", mine, status="failed", failure="TIMED_OUT")),
+                (0.0, lambda: emulator.end_session("browserbase", mine_ok)),
+                (0.0, lambda: emulator.end_session("browserbase", other, status="failed")),
+                (0.6, lambda: None),  # several more polls: nothing is reported twice
+            ],
+        )
+    )
+    assert sorted((e["session_id"], e["status"]) for e in events) == sorted([(mine, "failed"), (mine_ok, "finished")])
+    assert {e["provider"] for e in events} == {"browserbase"}
+    assert next(e for e in events if e["session_id"] == mine)["error_code"] == "TIMED_OUT"
+
+
+@needs_airflow3
 def test_sibling_watchers_share_one_poll(emulator):
     from airflow.triggers.shared_stream import SharedStreamManager
 

@@ -182,3 +182,31 @@ def test_a_cancel_that_comes_as_a_poll_completes_stops_the_trigger(emulator):
         return "cancelled" if task.cancelled() else "ended on its own"
 
     assert asyncio.run(scenario()) == "cancelled"
+
+
+def test_browserbase_ids_end_and_a_timed_out_one_fails_the_wait(emulator):
+    emulator.set_speed(20)
+    done = emulator.add_session("browserbase", duration=10)["id"]
+    payload = asyncio.run(first_event(trigger(conn_id="browserbase_default", session_ids=[done])))
+    assert payload["status"] == "success"
+    assert [s["status"] for s in payload["sessions"]] == ["finished"]
+    late = emulator.add_session("browserbase", duration=None)["id"]
+    emulator.end_session("browserbase", late, status="failed", failure="TIMED_OUT")
+    payload = asyncio.run(first_event(trigger(conn_id="browserbase_default", session_ids=[late])))
+    assert payload["status"] == "failed"
+    assert f"{late} (TIMED_OUT" in payload["message"]
+
+
+def test_browserbase_drain_by_metadata_serializes_and_waits_for_the_tagged_sessions_only(emulator):
+    emulator.set_speed(20)
+    for seconds in (5, 10):
+        emulator.add_session("browserbase", duration=seconds, userMetadata={"run": {"id": "r1"}})
+    emulator.add_session("browserbase", duration=None, userMetadata={"run": {"id": "r2"}})
+    original = trigger(conn_id="browserbase_default", filters={"metadata": {"run": {"id": "r1"}}})
+    _, kwargs = original.serialize()
+    json.dumps(kwargs)  # what the triggerer stores must be JSON
+    payload = asyncio.run(first_event(BrowserSessionsTrigger(**kwargs)))
+    assert payload["status"] == "success"
+    assert len(payload["sessions"]) <= 2  # those it saw end; the r2 session never held it
+    lists = [e for e in emulator.request_log(platform="browserbase") if e["path"] == "/v1/sessions"]
+    assert all(e["query"]["q"] == ["user_metadata['run']['id']:'r1'"] for e in lists)

@@ -22,5 +22,7 @@ def test_the_provider_info_lists_the_hook_modules_of_the_connection_types():
 
 
 def test_another_connection_type_is_refused_naming_the_allowed_ones():
-    with pytest.raises(InvalidQueryError, match="brightdata or cloudflare_browser_rendering, not 'http'"):
+    with pytest.raises(
+        InvalidQueryError, match="brightdata or browserbase or cloudflare_browser_rendering, not 'http'"
+    ):
         hook_class_for_conn_type("http")

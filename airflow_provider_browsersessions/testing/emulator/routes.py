@@ -43,6 +43,7 @@ class ApiCall:
     :param query: The query string, every value of every name.
     :param headers: The request headers (``get`` by name).
     :param raw_path: The path as sent, for messages that quote it.
+    :param body: The request body as sent (an update's JSON, e.g. a release); empty for most calls.
     """
 
     method: str
@@ -50,6 +51,7 @@ class ApiCall:
     query: dict[str, list[str]]
     headers: Any  # http.server gives an email.message.Message: a mapping that only needs ``get`` here
     raw_path: str
+    body: bytes = b""
 
     def params(self) -> dict[str, str]:
         """The query with the last value of each name, as the APIs read it."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from airflow_provider_browsersessions.hostnames import WILDCARD_ADDRESSES, is_loopback_host
-from airflow_provider_browsersessions.testing.emulator import brightdata_api, cloudflare_api
+from airflow_provider_browsersessions.testing.emulator import brightdata_api, browserbase_api, cloudflare_api
 from airflow_provider_browsersessions.testing.emulator.faults import FaultPlan
 from airflow_provider_browsersessions.testing.emulator.responses import Reply
 from airflow_provider_browsersessions.testing.emulator.routes import ApiCall, PlatformApi
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 #: The routing table: every platform API the server serves, tried in order; the first whose ``owns``
 #: accepts a request's path serves it. A platform joins with one line here and its own module's ``API``.
-PLATFORM_APIS: tuple[PlatformApi, ...] = (brightdata_api.API, cloudflare_api.API)
+PLATFORM_APIS: tuple[PlatformApi, ...] = (brightdata_api.API, cloudflare_api.API, browserbase_api.API)
 #: Sessions one seeding may generate (each platform): enough for any benchmark, not enough to eat the memory.
 MAX_SEED_COUNT = 100_000
 #: Bytes of request body read at most, on any route; a larger ``Content-Length`` is refused before reading.
@@ -547,7 +547,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         platform = api.name
         fault = self.emulator.faults.decide(platform, method, raw_path)
-        call = ApiCall(method=method, segments=segments, query=query, headers=self.headers, raw_path=raw_path)
+        call = ApiCall(
+            method=method, segments=segments, query=query, headers=self.headers, raw_path=raw_path, body=payload
+        )
         reply, cut = self._reply(api, call, fault)
         reply.headers = {**self.emulator.faults.ratelimit_headers(platform), **reply.headers}
         stalled = fault is not None and fault["kind"] == "stall_headers"

@@ -22,3 +22,12 @@ with DAG(
     BrowserSessionsSensor(
         task_id="wait_deferred", conn_id="cloudflare_browser_rendering_default", deferrable=True, poke_interval=1
     )
+    ListBrowserSessionsOperator(task_id="list_browserbase", conn_id="browserbase_default")
+    # By id, deferred: its read answers connectUrl, seleniumRemoteUrl and signingKey, none of which may go on.
+    BrowserSessionsSensor(
+        task_id="wait_browserbase",
+        conn_id="browserbase_default",
+        session_ids=["bb-canary-session"],
+        deferrable=True,
+        poke_interval=1,
+    )

@@ -52,6 +52,32 @@ with DAG(dag_id="list_cloudflare", schedule=None, start_date=START, catchup=Fals
     )
 
 
+with DAG(
+    dag_id="list_browserbase", schedule=None, start_date=START, catchup=False, params={"job": "crawl"}
+) as list_browserbase:
+    ListBrowserSessionsOperator(
+        task_id="failed",
+        conn_id="browserbase_default",
+        status="failed",
+        fields=["session_id", "status", "error_code"],
+    )
+    ListBrowserSessionsOperator(
+        task_id="job_by_bandwidth",
+        conn_id="browserbase_default",
+        metadata={"job": "{{ params.job }}"},
+        status="finished",
+        sort="bandwidth",
+        order="desc",
+        fields=["session_id", "bandwidth"],
+    )
+
+
+with DAG(dag_id="list_metadata_on_brightdata", schedule=None, start_date=START, catchup=False) as metadata_bd:
+    ListBrowserSessionsOperator(
+        task_id="metadata_on_brightdata", conn_id="brightdata_default", metadata={"job": "{{ 'crawl' }}"}
+    )
+
+
 with DAG(dag_id="list_bad_filter", schedule=None, start_date=START, catchup=False) as list_bad_filter:
     # Templated, so it passes the DAG import and fails when the task runs (a literal would fail the import).
     ListBrowserSessionsOperator(task_id="bad_status", conn_id="brightdata_default", status="{{ 'paused' }}", retries=3)

@@ -8,7 +8,11 @@ from airflow.providers.common.compat.sdk import DAG, task
 from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSensor
 
 START = pendulum.datetime(2025, 1, 1, tz="UTC")
-CONNECTIONS = {"brightdata": "brightdata_default", "cloudflare": "cloudflare_browser_rendering_default"}
+CONNECTIONS = {
+    "brightdata": "brightdata_default",
+    "cloudflare": "cloudflare_browser_rendering_default",
+    "browserbase": "browserbase_default",
+}
 
 
 def _gate(dag_id: str, conn_id: str, **sensor_kwargs: object) -> DAG:
@@ -66,4 +70,21 @@ with DAG(dag_id="wait_zone_drain_fields", schedule=None, start_date=START, catch
         fields="{{ params.fields }}",
         max_xcom_bytes=100_000,
         params={"fields": "session_id,status"},
+    )
+
+with DAG(
+    dag_id="wait_metadata_drain",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={"tag": "none"},
+) as wait_metadata_drain:
+    # Only the sessions tagged with this run's value: another running session never holds the gate.
+    BrowserSessionsSensor(
+        task_id="wait",
+        conn_id="browserbase_default",
+        metadata={"airflow_tag": "{{ params.tag }}"},
+        poke_interval=1,
+        deferrable=True,
+        timeout=120,
     )
