@@ -109,7 +109,7 @@ def test_metadata_is_sent_as_q_and_judged_again_locally(emulator, hook):
 def test_time_and_bandwidth_filters_are_local_and_logged_as_local(emulator, hook, caplog):
     add(emulator, ago=100, duration=40, proxyBytes=5_000)
     big = add(emulator, ago=100, duration=40, proxyBytes=5_000_000)
-    walk = hook.plan_walk(min_bandwidth=1_000_000, status="finished")
+    walk = hook.client.plan_walk(min_bandwidth=1_000_000, status="finished")
     assert "min_bandwidth" in walk.local
     assert "status" in walk.pushed
     assert [s.session_id for s in hook.list_sessions(min_bandwidth=1_000_000)] == [big]
