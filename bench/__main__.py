@@ -61,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         # The comparisons measure the providers, not Cloudflare's budget; the pacing scenario sets its own.
         emulator.set_lockout(budget=None)
         if "listing" in chosen:
-            sizes = ([300], [250]) if args.smoke else ([1_000, 10_000, 100_000], [1_000, 10_000])
-            print(listing.run(emulator, brightdata_sizes=sizes[0], cloudflare_sizes=sizes[1]), flush=True)
+            full = ([1_000, 10_000, 100_000], [1_000, 10_000], [1_000, 10_000])
+            bright, cloud, base = ([300], [250], [300]) if args.smoke else full
+            print(
+                listing.run(emulator, brightdata_sizes=bright, cloudflare_sizes=cloud, browserbase_sizes=base),
+                flush=True,
+            )
         if "waiting" in chosen:
             ks = [1, 10] if args.smoke else [1, 10, 100, 1000]
             print(waiting.run(emulator, ks=ks, interval=0.3 if args.smoke else 2.0), flush=True)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 #: Connection ids the HTTP-provider baseline uses (conn type ``http``, the Bearer header in its extra).
 HTTP_BRIGHTDATA = "bench_http_brightdata"
 HTTP_CLOUDFLARE = "bench_http_cloudflare"
+HTTP_BROWSERBASE = "bench_http_browserbase"
 
 #: Where every interpreter of a benchmark run keeps compiled bytecode (``PYTHONPYCACHEPREFIX``): import
 #: costs are those of an installed deployment even where ``PYTHONDONTWRITEBYTECODE`` is set, and neither the
@@ -93,14 +94,16 @@ def http_connections(emulator: Any) -> dict[str, str]:
         "extra": {"Authorization": f"Bearer {emulator.brightdata_api_key}"},
     }
     cloud = {**bright, "extra": {"Authorization": f"Bearer {emulator.cloudflare_api_token}"}}
+    base = {**bright, "extra": {"X-BB-API-Key": emulator.browserbase_api_key}}
     return {
         f"AIRFLOW_CONN_{HTTP_BRIGHTDATA.upper()}": json.dumps(bright),
         f"AIRFLOW_CONN_{HTTP_CLOUDFLARE.upper()}": json.dumps(cloud),
+        f"AIRFLOW_CONN_{HTTP_BROWSERBASE.upper()}": json.dumps(base),
     }
 
 
 def wire(emulator: Any) -> None:
-    """Point our two default connections and the two HTTP-provider ones at the emulator."""
+    """Point our default connections and the HTTP-provider ones at the emulator."""
     os.environ.update(emulator.connection_env())
     os.environ.update(http_connections(emulator))
 

@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from bench.common import HTTP_BRIGHTDATA, HTTP_CLOUDFLARE, table, traffic, verdict
+from bench.common import HTTP_BRIGHTDATA, HTTP_BROWSERBASE, HTTP_CLOUDFLARE, table, traffic, verdict
 
 BRIGHTDATA_PAGE, CLOUDFLARE_PAGE = 100, 200
+#: Browserbase's failed sessions: one request per wire status (its list takes one status and has no paging).
+BROWSERBASE_FAILED = ("ERROR", "TIMED_OUT")
 
 
 def _brightdata_next_page(response: Any) -> dict[str, Any] | None:
@@ -41,6 +43,20 @@ def http_provider_list(
     """
     from airflow.providers.http.operators.http import HttpOperator
 
+    if platform == "browserbase":
+        # One plain GET per failed wire status: a bare JSON array each, no paging to follow.
+        found: list[dict[str, Any]] = []
+        for status in BROWSERBASE_FAILED:
+            operator = HttpOperator(
+                task_id=f"list_{status.lower()}",
+                http_conn_id=HTTP_BROWSERBASE,
+                method="GET",
+                endpoint="/v1/sessions",
+                data={"status": status},
+                response_filter=lambda response: response.json(),
+            )
+            found += operator.execute(context={})
+        return found
     if platform == "brightdata":
         page = {} if default_page else {"limit": BRIGHTDATA_PAGE}
         operator = HttpOperator(
@@ -73,6 +89,9 @@ def our_list(platform: str, started_after: float | None) -> list[Any]:
     if platform == "brightdata":
         hook = get_browser_sessions_hook("brightdata_default")
         result = list(hook.iter_sessions(status="failed"))
+    elif platform == "browserbase":
+        hook = get_browser_sessions_hook("browserbase_default")
+        result = list(hook.iter_sessions(status="failed"))
     else:
         hook = get_browser_sessions_hook("cloudflare_browser_rendering_default")
         after = None if started_after is None else datetime.fromtimestamp(started_after, UTC)
@@ -90,14 +109,17 @@ def _measure(emulator: Any, call: Any) -> tuple[int, int, float, int]:
     return requests, received, seconds, found
 
 
-def run(emulator: Any, *, brightdata_sizes: list[int], cloudflare_sizes: list[int]) -> str:
+def run(
+    emulator: Any, *, brightdata_sizes: list[int], cloudflare_sizes: list[int], browserbase_sizes: list[int]
+) -> str:
     # Warm up both sides once (imports, Airflow's connection lookup, connection pools): steady state is measured.
     emulator.reset()
-    for platform in ("brightdata", "cloudflare"):
+    for platform in ("brightdata", "cloudflare", "browserbase"):
         our_list(platform, None)
         http_provider_list(platform, emulator.cloudflare_account_id, None)
     rows = []
-    for platform, sizes in (("brightdata", brightdata_sizes), ("cloudflare", cloudflare_sizes)):
+    sized = (("brightdata", brightdata_sizes), ("cloudflare", cloudflare_sizes), ("browserbase", browserbase_sizes))
+    for platform, sizes in sized:
         for size in sizes:
             emulator.reset()
             started_after = None
@@ -105,6 +127,11 @@ def run(emulator: Any, *, brightdata_sizes: list[int], cloudflare_sizes: list[in
                 emulator.seed_sessions(platform="brightdata", count=size, seed=size)
                 expected = sum(1 for r in emulator.sessions("brightdata") if r["status"] == "failed")
                 minimum = max(1, math.ceil(expected / BRIGHTDATA_PAGE))
+                what = f"status=failed of {size:,}"
+            elif platform == "browserbase":
+                emulator.seed_sessions(platform="browserbase", count=size, seed=size)
+                expected = sum(1 for r in emulator.sessions("browserbase") if r["status"] in BROWSERBASE_FAILED)
+                minimum = len(BROWSERBASE_FAILED)
                 what = f"status=failed of {size:,}"
             else:
                 # Cloudflare lists active sessions only and filters nothing server-side: all N are running,
@@ -151,7 +178,9 @@ def run(emulator: Any, *, brightdata_sizes: list[int], cloudflare_sizes: list[in
         "Requests and bytes counted in the emulator's request log; wall time of the whole listing. "
         "Baseline: `HttpOperator` with a `pagination_function` following `has_more`/`next_offset` (Bright Data) "
         "or short pages (Cloudflare) and a `response_filter` that flattens the pages, at the same page sizes "
-        "(100 and 200, the APIs' maximum). Minimum: ceil(matches / 100) on Bright Data (filters pushed down); "
+        "(100 and 200, the APIs' maximum); on Browserbase, one `HttpOperator` per failed wire status "
+        "(`ERROR`, `TIMED_OUT`: its list takes one status and answers a bare array, no paging). "
+        "Minimum: ceil(matches / 100) on Bright Data (filters pushed down); two on Browserbase (one per status); "
         "on Cloudflare, which filters nothing server-side, every active session must be fetched: "
         "ceil(N / 200), plus one empty page when N is a multiple of 200 (a short page is the only end signal). "
         "*Default page size*: the same baseline without `limit`, so Bright Data's documented default of 50 applies; "
