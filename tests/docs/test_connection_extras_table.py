@@ -13,7 +13,7 @@ ROW = re.compile(r"^\| `(\w+)` \| `([^`]+)`[^|]* \|", re.MULTILINE)
 
 def _documented() -> list[tuple[str, str]]:
     text = PAGE.read_text()
-    section = text.split("## Extras common to both", 1)[1].split("\n## ", 1)[0]
+    section = text.split("## Extras common to all", 1)[1].split("\n## ", 1)[0]
     return ROW.findall(section)
 
 
