@@ -163,8 +163,8 @@ def _load_snapshot(state: ViewState, conn_id: str, *, ends_at: float) -> snapsho
         hook = server_hook(conn_id)
         # The load's own bound, from when it starts: no retry or pacing sleep and no new page past it.
         with hook.calls_within(state.deadline):
-            ends_at = time.monotonic() + state.deadline
-            return _asking(state, conn_id, lambda: snapshot.take_snapshot(hook, ends_at=ends_at))
+            pages_end = time.monotonic() + state.deadline
+            return _asking(state, conn_id, lambda: snapshot.take_snapshot(hook, ends_at=pages_end))
 
     try:
         return state.snapshots.get(conn_id, load, timeout=max(0.0, ends_at - time.monotonic()))
