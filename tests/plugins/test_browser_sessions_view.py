@@ -561,6 +561,9 @@ def test_a_task_tab_whose_session_reads_fail_shows_the_xcom_states_and_says_why(
     assert body["note"].startswith("A session could not be read (Bright Data API GET /browser_sessions/ghost-0")
     assert {row["session_id"]: row["now"] for row in body["sessions"]} == {f"ghost-{n}": "running" for n in range(3)}
     assert emulator.request_count(platform="brightdata", path_contains="/ghost") == 3  # the first read only
+    # The read is the view's last ask of the platform: the connection's health shows it, failed, three attempts.
+    health = view_state().health.of(BRIGHTDATA)
+    assert (health.requests, health.failed, health.throttled) == (3, True, 0)
 
 
 def _concurrently(count: int, call) -> list:
