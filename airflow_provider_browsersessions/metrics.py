@@ -9,16 +9,19 @@ task or a trigger. The list of names, their types and tags is in ``docs/metrics.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import dataclasses
 import functools
 import logging
+import threading
 import time
 from datetime import timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
 __all__ = [
     "METRIC_NAMES",
@@ -35,6 +38,8 @@ __all__ = [
     "WAITS",
     "WAIT_DURATION",
     "WATCHER_EVENTS",
+    "RequestTally",
+    "tallied",
 ]
 
 log = logging.getLogger(__name__)
@@ -181,6 +186,59 @@ def wait_outcome_of(error: BaseException) -> str | None:
     return "error"
 
 
+# -- tallies: what the requests of one piece of work cost, for a caller that shows it (the UI view) ---------------
+
+
+@dataclasses.dataclass
+class RequestTally:
+    """
+    The HTTP attempts made within one :func:`tallied` block, in this thread and the page fetchers it starts.
+
+    Fed by the same per-attempt hooks that send the metrics, so it counts exactly what ``REQUESTS`` counts.
+
+    :param requests: Attempts that ended (a retry is another attempt).
+    :param throttled_at: ``time.monotonic()`` of each attempt answered 429.
+    :param remaining: The rate budget left, as the last answer that said so reported it.
+    :param quota: The window's quota, from that same answer (None when it did not say).
+    """
+
+    requests: int = 0
+    throttled_at: list[float] = dataclasses.field(default_factory=list)
+    remaining: float | None = None
+    quota: float | None = None
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def attempt(self, outcome: str) -> None:
+        """One attempt ended with ``outcome`` (``request_outcome``)."""
+        with self._lock:
+            self.requests += 1
+            if outcome == "429":
+                self.throttled_at.append(time.monotonic())
+
+    def budget(self, *, remaining: float, quota: float | None) -> None:
+        """An answer reported its rate budget."""
+        with self._lock:
+            self.remaining, self.quota = remaining, quota
+
+
+_TALLY: contextvars.ContextVar[RequestTally | None] = contextvars.ContextVar("browsersessions_tally", default=None)
+
+
+@contextlib.contextmanager
+def tallied() -> Iterator[RequestTally]:
+    """
+    Count the attempts made inside the block (and in page fetchers started with its context) into a new tally.
+
+    The block's requests only: another thread's or task's requests meanwhile are not in it.
+    """
+    tally = RequestTally()
+    token = _TALLY.set(tally)
+    try:
+        yield tally
+    finally:
+        _TALLY.reset(token)
+
+
 # -- sending -----------------------------------------------------------------------------------------------------
 
 
@@ -240,6 +298,9 @@ def budget_seen(*, platform: str, remaining: float | None, quota: float | None) 
     """
     if remaining is None:
         return
+    tally = _TALLY.get()
+    if tally is not None:
+        tally.budget(remaining=remaining, quota=quota)
     tags = {"platform": platform_tag(platform)}
     _send("gauge", RATE_BUDGET_REMAINING, remaining, tags)
     if quota:
@@ -263,6 +324,9 @@ def paced(*, platform: str, seconds: float) -> None:
 def _attempt_done(transport: Any, started: float, paused: list[float], error: BaseException | None) -> None:
     try:
         outcome = request_outcome(status=None if error else 200, error=error)
+        tally = _TALLY.get()
+        if tally is not None:
+            tally.attempt(outcome)
         seconds = time.monotonic() - started - paused[0]
         request_done(platform=getattr(transport.platform, "name", OTHER), outcome=outcome, seconds=seconds)
     except Exception:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import queue
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -91,7 +92,10 @@ def _iter_pipelined(walk: SessionWalk, fetchers: Sequence[Fetch], *, in_flight: 
             if executor is None:
                 executor = ThreadPoolExecutor(max_workers=min(in_flight, len(fetchers)), thread_name_prefix=_THREADS)
             for planned in plan[len(pending) :]:
-                pending.append((planned, executor.submit(borrow_and_fetch, planned)))
+                # Each fetch runs in this thread's context, so what counts the walk's requests (a
+                # ``metrics.tallied`` block) sees the fetchers' ones too.
+                fetching = contextvars.copy_context()
+                pending.append((planned, executor.submit(fetching.run, borrow_and_fetch, planned)))
             _, future = pending.popleft()
             yield walk.consume_page(request, future.result())
     finally:

@@ -237,6 +237,28 @@ def airflow_settings(home: Path, ports: Ports, extra: dict[str, str] | None = No
     return env
 
 
+def statsd_settings(port: int) -> dict[str, str]:
+    """
+    Airflow's ``[metrics]`` settings that send StatsD lines to ``port`` on 127.0.0.1, tags included (InfluxDB
+    style, as ``docs/metrics.md`` shows them): every process sends them, whatever its component.
+    """
+    return {
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__STATSD_PORT": str(port),
+        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
+    }
+
+
+def statsd_prefix(name: str) -> dict[str, str]:
+    """
+    A component's own StatsD prefix, ``airflow.<component>`` (``airflow.dag_processor``), so a listener tells
+    who sent a line. The LocalExecutor's task processes inherit the scheduler's environment, so a task's lines
+    carry ``airflow.scheduler``.
+    """
+    return {"AIRFLOW__METRICS__STATSD_PREFIX": f"airflow.{name.replace('-', '_')}"}
+
+
 def port_in_use(port: int) -> bool:
     """True when something listens on 127.0.0.1:port."""
     with socket.socket() as sock:
@@ -415,6 +437,7 @@ def up(
     seed: int = 42,
     sessions: int = 300,
     extra_env: dict[str, str] | None = None,
+    statsd_port: int | None = None,
 ) -> Deployment:
     """
     Start the emulator and Airflow; return once everything is ready. On any failure, stop what started.
@@ -425,14 +448,20 @@ def up(
     :param seed: Seed of the emulator's generated data.
     :param sessions: Sessions seeded per platform.
     :param extra_env: More environment for the Airflow processes (tests use it to provoke failures).
+    :param statsd_port: Send Airflow's metrics (the provider's included) as StatsD lines to this UDP port on
+        127.0.0.1, each component with its own prefix (``statsd_prefix``); None: no metrics.
     :raises DeploymentError: a port in use, a previous deployment still running, a failed or slow start.
     """
     ports = ports or Ports()
+    metrics = statsd_settings(statsd_port) if statsd_port is not None else {}
     return launch(
         home=home,
         ports=ports,
-        settings=airflow_settings(home, ports, extra_env),
-        components={name: Component(argv=_component_argv(name, ports)) for name in COMPONENTS},
+        settings=airflow_settings(home, ports, {**metrics, **(extra_env or {})}),
+        components={
+            name: Component(argv=_component_argv(name, ports), env=statsd_prefix(name) if metrics else {})
+            for name in COMPONENTS
+        },
         timeout=timeout,
         seed=seed,
         sessions=sessions,

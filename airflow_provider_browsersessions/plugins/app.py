@@ -6,8 +6,10 @@ import dataclasses
 import logging
 import re
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from urllib.parse import urlencode
+
+import pendulum
 
 # FastAPI reads the routes' annotations at runtime: the user dependency must be importable here.
 from airflow.api_fastapi.core_api.security import GetUserDep  # noqa: TC002
@@ -15,19 +17,26 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import MutableHeaders
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.plugins import access, charts, render, runs, snapshot
 from airflow_provider_browsersessions.plugins.browser_sessions_plugin import ui_base_path
 from airflow_provider_browsersessions.plugins.cache import DeadlineExceeded, TtlCache
+from airflow_provider_browsersessions.plugins.health import HealthBook
 from airflow_provider_browsersessions.transport import RetryPolicy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
+    from airflow_provider_browsersessions.plugins.health import ConnectionHealth
     from airflow_provider_browsersessions.sessions import BrowserSession
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Sessions of one task instance whose current state is looked up (the rest show their XCom state).
 MAX_TASK_SESSIONS = 200
@@ -50,6 +59,7 @@ class ViewState:
     :param snapshots: Sessions snapshots by connection id.
     :param reads: Single-session reads by ``(conn_id, session_id)``.
     :param runs_index: Which task instances named which sessions.
+    :param health: What the view's own requests met, per connection.
     :param deadline: Seconds a page view waits for the platform (``VIEW_DEADLINE_SECONDS``; tests lower it).
     """
 
@@ -60,6 +70,7 @@ class ViewState:
         default_factory=lambda: TtlCache(ttl=snapshot.CACHE_TTL_SECONDS, max_keys=2000)
     )
     runs_index: runs.RunsIndex = dataclasses.field(default_factory=runs.RunsIndex)
+    health: HealthBook = dataclasses.field(default_factory=HealthBook)
     deadline: float = VIEW_DEADLINE_SECONDS
 
 
@@ -121,6 +132,24 @@ def _named(conn_id: str) -> str:
     return repr(conn_id) if _PLAIN_CONN_ID.fullmatch(conn_id) else "of that id"
 
 
+def _asking(state: ViewState, conn_id: str, ask: Callable[[], T]) -> T:
+    """
+    Run one ask of the platform (a poll or a read) and note in the health book what it cost and met.
+
+    The requests are counted where the metrics count them (``metrics.tallied``): no request of its own.
+    """
+    asked_at = pendulum.now("UTC")
+    started = time.monotonic()
+    failed = True
+    with metrics.tallied() as tally:
+        try:
+            result = ask()
+            failed = False
+            return result
+        finally:
+            state.health.record(conn_id, tally, asked_at=asked_at, seconds=time.monotonic() - started, failed=failed)
+
+
 def _load_snapshot(state: ViewState, conn_id: str, *, ends_at: float) -> snapshot.SessionsSnapshot:
     """
     The connection's snapshot through the cache, by ``ends_at`` (``time.monotonic()``); HTTP errors a person
@@ -134,7 +163,8 @@ def _load_snapshot(state: ViewState, conn_id: str, *, ends_at: float) -> snapsho
         hook = server_hook(conn_id)
         # The load's own bound, from when it starts: no retry or pacing sleep and no new page past it.
         with hook.calls_within(state.deadline):
-            return snapshot.take_snapshot(hook, ends_at=time.monotonic() + state.deadline)
+            pages_end = time.monotonic() + state.deadline
+            return _asking(state, conn_id, lambda: snapshot.take_snapshot(hook, ends_at=pages_end))
 
     try:
         return state.snapshots.get(conn_id, load, timeout=max(0.0, ends_at - time.monotonic()))
@@ -231,7 +261,7 @@ def _read_missing(
             hook = server_hook(conn_id)
             try:
                 with hook.calls_within(state.deadline):
-                    return hook.get_session(session_id)
+                    return _asking(state, conn_id, lambda: hook.get_session(session_id))
             finally:
                 hook.close()
 
@@ -308,8 +338,21 @@ def sessions_page(
     try:
         shot = _load_snapshot(state, choice.conn_id, ends_at=time.monotonic() + state.deadline)
     except HTTPException as err:
-        return _page(request, connections=choice.connections, error=str(err.detail), status_code=err.status_code)
-    return _page(request, connections=choice.connections, shot=shot, task_runs=_runs_for(state, user, shot))
+        # The health matters most when the platform fails: the page shows it with the error.
+        return _page(
+            request,
+            connections=choice.connections,
+            health=state.health.of(choice.conn_id),
+            error=str(err.detail),
+            status_code=err.status_code,
+        )
+    return _page(
+        request,
+        connections=choice.connections,
+        shot=shot,
+        health=state.health.of(choice.conn_id),
+        task_runs=_runs_for(state, user, shot),
+    )
 
 
 def _page(
@@ -317,6 +360,7 @@ def _page(
     *,
     connections: list[tuple[str, str]],
     shot: snapshot.SessionsSnapshot | None = None,
+    health: ConnectionHealth | None = None,
     task_runs: dict[str, list[runs.TaskRef]] | None = None,
     error: str | None = None,
     status_code: int = 200,
@@ -325,6 +369,7 @@ def _page(
     body = render.render(
         "sessions.html",
         snapshot=shot,
+        health=health,
         connections=connections,
         runs=task_runs or {},
         charts=_charts(shot) if shot is not None else {},
@@ -352,10 +397,12 @@ def sessions_json(user: GetUserDep, state: StateDep, conn_id: access.ReadableCon
     shot = _load_snapshot(state, conn_id, ends_at=time.monotonic() + state.deadline)
     task_runs = _runs_for(state, user, shot)
     base = ui_base_path()
+    health = state.health.of(conn_id)
     return _json(
         {
             **shot.to_dict(),
             "runs": {sid: [ref.to_dict(base_path=base) for ref in refs] for sid, refs in task_runs.items()},
+            "health": health.to_dict() if health is not None else None,
         }
     )
 

@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 
 import deployment as deploy
-from live import api_client, emulator_client, running
+from live import StatsdListener, api_client, emulator_client, running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -40,8 +40,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[deploy.Deployment]:
-    start = functools.partial(deploy.up, ports=deploy.Ports.free(), timeout=240)
+def statsd() -> Iterator[StatsdListener]:
+    """The UDP socket the deployment sends its StatsD lines to, listening before the deployment starts."""
+    with StatsdListener() as listener:
+        yield listener
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory, statsd: StatsdListener) -> Iterator[deploy.Deployment]:
+    start = functools.partial(deploy.up, ports=deploy.Ports.free(), timeout=240, statsd_port=statsd.port)
     with running(tmp_path_factory.mktemp("deployment"), start) as started:
         yield started
 

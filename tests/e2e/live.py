@@ -6,6 +6,8 @@ import contextlib
 import json
 import socket
 import sqlite3
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import deployment as deploy
@@ -32,6 +34,70 @@ def running(home: Path, start: Callable[..., deploy.Deployment]) -> Iterator[dep
     finally:
         stopped = deploy.down(home=home, quiet=True)
         print(f"\nStopped {stopped}; logs were in {home / 'logs'}")
+
+
+class StatsdListener:
+    """
+    A UDP socket on 127.0.0.1 the deployment's StatsD lines go to, read by a daemon thread into ``lines``.
+
+    Start it before the deployment (``deployment.up(statsd_port=...)``); each line is kept as sent, e.g.
+    ``airflow.scheduler.browsersessions.requests,platform=brightdata,outcome=2xx:1|c``.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.5)
+        self.port: int = self.sock.getsockname()[1]
+        self._lines: list[str] = []
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="e2e-statsd", daemon=True)
+
+    def __enter__(self) -> StatsdListener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._guard:
+                self._lines.extend(data.decode(errors="replace").splitlines())
+
+    def lines(self) -> list[str]:
+        """Every line received so far, oldest first."""
+        with self._guard:
+            return list(self._lines)
+
+    def wait_for(self, prefix: str, *, tags: dict[str, str] | None = None, timeout: float = 300) -> str:
+        """
+        The first line whose name starts with ``prefix`` and that carries ``tags``, waiting up to ``timeout`` s.
+
+        :raises AssertionError: when none came in time (the message lists the names seen under ``prefix``'s root).
+        """
+        wanted = [f",{name}={value}" for name, value in (tags or {}).items()]
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.lines():
+                head = line.partition(":")[0]
+                if head.startswith(prefix) and all(f"{tag}," in f"{head}," for tag in wanted):
+                    return line
+            if time.monotonic() > deadline:
+                root = prefix.split(".browsersessions")[0]
+                seen = sorted({line.partition(":")[0] for line in self.lines() if root in line})
+                raise AssertionError(f"no StatsD line {prefix} {tags or ''} within {timeout:g} s; seen: {seen[:40]}")
+            time.sleep(1)
 
 
 def api_client(live: deploy.Deployment) -> AirflowApi:

@@ -232,3 +232,37 @@ def test_a_viewer_is_refused_and_gets_no_data(live, live_emulator):
         assert running not in answer.text
     anonymous = requests.get(f"{live.api_url}/browser-sessions/api/sessions?conn_id=brightdata_default", timeout=30)
     assert anonymous.status_code == 401
+
+
+def _a_successful_report_run(api) -> str:  # type: ignore[no-untyped-def]
+    """A finished report run: the newest successful one, or a new one."""
+    done = [run["dag_run_id"] for run in api.runs(REPORT) if run["state"] == "success"]
+    if done:
+        return str(done[-1])
+    api.unpause(REPORT)
+    run_id = api.trigger(REPORT)
+    assert wait_for_run_state(api, run_id) == "success"
+    return run_id
+
+
+def test_a_list_tasks_extra_link_opens_its_tab_in_the_view(browser, live, api):
+    run_id = _a_successful_report_run(api)
+    listed = {r["session_id"] for r in api.xcom(REPORT, run_id, "list_failed_sessions")}
+    answer = api.call(
+        "GET", f"/dags/{REPORT}/dagRuns/{quote(run_id, safe='')}/taskInstances/list_failed_sessions/links"
+    )
+    links = answer.get("extra_links", answer)
+    tab = links["Browser sessions"]
+    assert (
+        tab == f"/dags/{REPORT}/runs/{quote(run_id, safe='')}/tasks/list_failed_sessions/plugin/browser_sessions_task"
+    )
+    assert str(links["Platform console"]).startswith("https://")
+
+    browser.switch_to.default_content()
+    browser.get(f"{live.api_url}{tab}")
+    wait = WebDriverWait(browser, 60)
+    wait.until(EC.frame_to_be_available_and_switch_to_it((By.TAG_NAME, "iframe")))
+    wait.until(EC.presence_of_element_located((By.ID, "task-sessions")))
+    shown = {tr.get_attribute("data-session-id") for tr in browser.find_elements(By.CSS_SELECTOR, "tbody tr")}
+    assert shown == listed
+    browser.switch_to.default_content()

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from airflow_provider_browsersessions import metrics
 from airflow_provider_browsersessions.exceptions import BadRequestError, MalformedResponseError
 from airflow_provider_browsersessions.hooks.brightdata import BrightDataBrowserHook
 from airflow_provider_browsersessions.hooks.cloudflare import CloudflareBrowserRenderingHook
@@ -65,6 +66,20 @@ def run_listing(hook, driver: str, max_results: int | None = None, **filters):
             await hook.aclose()
 
     return asyncio.run(listing())
+
+
+@pytest.mark.parametrize("driver", ["sync", "async"])
+def test_a_tally_counts_the_requests_of_the_page_fetchers_too(emulator, monkeypatch, driver):
+    # The view's health counts a poll's requests with metrics.tallied: pages fetched ahead in other threads
+    # are requests of that poll (before: the sync fetchers' threads were outside the tally's context).
+    emulator.seed_sessions(platform="brightdata", count=1050, seed=7)
+    before = len(emulator.request_log(platform="brightdata"))
+    with metrics.tallied() as tally:
+        sessions = run_listing(hook_for(emulator, monkeypatch, 4), driver)
+    served = len(emulator.request_log(platform="brightdata")) - before
+    assert len(sessions) >= 1050
+    assert served >= 11  # ten pages and more, most of them fetched ahead
+    assert tally.requests == served
 
 
 @pytest.mark.parametrize("driver", ["sync", "async"])

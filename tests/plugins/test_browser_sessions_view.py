@@ -174,6 +174,7 @@ def fresh(client, tokens):
     view_state().snapshots.clear()
     view_state().reads.clear()
     view_state().runs_index.clear()  # an index built by an earlier test (within its 15 s) misses newer runs
+    view_state().health.clear()
 
 
 def auth(token: str) -> dict[str, str]:
@@ -598,6 +599,9 @@ def test_a_task_tab_whose_session_reads_fail_shows_the_xcom_states_and_says_why(
     assert body["note"].startswith("A session could not be read (Bright Data API GET /browser_sessions/ghost-0")
     assert {row["session_id"]: row["now"] for row in body["sessions"]} == {f"ghost-{n}": "running" for n in range(3)}
     assert emulator.request_count(platform="brightdata", path_contains="/ghost") == 3  # the first read only
+    # The read is the view's last ask of the platform: the connection's health shows it, failed, three attempts.
+    health = view_state().health.of(BRIGHTDATA)
+    assert (health.requests, health.failed, health.throttled) == (3, True, 0)
 
 
 def _concurrently(count: int, call) -> list:
@@ -633,6 +637,60 @@ def test_viewers_of_a_failing_platform_share_one_attempt_and_its_failure(client,
     assert again.status_code == 502  # the failure is served for a few seconds, not asked for again
     # One load with its two retries for every viewer; before: each viewer queued and ran it again (12 requests).
     assert emulator.request_count(platform="brightdata") <= 4
+
+
+def _health_field(page: str, name: str) -> str:
+    found = re.search(rf'<dd id="health-{name}">(.*?)</dd>', page, re.S)
+    assert found, name
+    return re.sub(r"<[^>]+>", "", found.group(1))
+
+
+def test_the_page_shows_the_connections_health_as_the_view_saw_it(client, tokens, emulator, fresh):
+    emulator.set_lockout(budget=50, window=300, platform="cloudflare")  # a fresh window: its count is ours
+    emulator.clear_log()
+    emulator.script_faults([{"kind": "429", "retry_after": 0.05}], platform="cloudflare")
+    try:
+        page = client.get(f"/browser-sessions/?conn_id={CLOUDFLARE}", headers=auth(tokens["op"]))
+        asked = emulator.request_count(platform="cloudflare")
+        body = client.get(f"/browser-sessions/api/sessions?conn_id={CLOUDFLARE}", headers=auth(tokens["op"])).json()
+    finally:
+        emulator.clear_faults()
+    assert page.status_code == 200, page.text
+    assert asked == 2  # the 429, then its retry
+    assert _health_field(page.text, "cost").startswith("2 requests in ")
+    assert _health_field(page.text, "throttled") == "1"
+    assert _health_field(page.text, "budget").startswith("48 of 50 (96 %), reported at ")
+    assert "(failed)" not in _health_field(page.text, "asked")
+    assert "Only the requests this API server process made" in page.text
+    health = body["health"]
+    assert (health["requests"], health["throttled_last_hour"], health["failed"]) == (2, 1, False)
+    assert (health["budget_remaining"], health["budget_quota"], health["budget_remaining_percent"]) == (48, 50, 96.0)
+    assert emulator.request_count(platform="cloudflare") == asked  # the JSON came from the cache: nothing asked
+
+
+def test_a_failed_poll_shows_its_429s_and_cost_beside_the_error(client, tokens, emulator, fresh):
+    emulator.clear_log()
+    emulator.script_faults([{"kind": "429", "retry_after": 0.05}] * 3, platform="brightdata")
+    try:
+        page = client.get(f"/browser-sessions/?conn_id={BRIGHTDATA}", headers=auth(tokens["op"]))
+    finally:
+        emulator.clear_faults()
+    assert page.status_code == 502
+    assert 'id="error"' in page.text
+    assert "(failed)" in _health_field(page.text, "asked")
+    assert _health_field(page.text, "cost").startswith("3 requests in ")  # the first attempt and two retries
+    assert _health_field(page.text, "throttled") == "3"
+    assert _health_field(page.text, "budget") == "not reported by the platform"  # Bright Data sends no Ratelimit
+
+
+def test_the_health_carries_no_secret_url_or_session_id(client, tokens, emulator, stored_connections, fresh):
+    running = emulator.add_session("brightdata", duration=None)["session_id"]
+    body = client.get(f"/browser-sessions/api/sessions?conn_id={BRIGHTDATA}", headers=auth(tokens["op"])).json()
+    health = json.dumps(body["health"])
+    assert body["health"]["requests"] >= 1
+    assert running not in health
+    assert "http" not in health
+    assert stored_connections[BRIGHTDATA]["password"] not in health
 
 
 def test_a_platform_that_does_not_answer_gets_a_504_at_the_pages_deadline(client, tokens, emulator, fresh):
