@@ -68,7 +68,27 @@ class PlatformConsoleLink(BaseOperatorLink):
             return ""  # an unrendered template (Airflow 2.11's web server): no connection to read
         try:
             hook = get_browser_sessions_hook(conn_id)
-            return hook.platform.console_url() or ""
+            return hook.platform.console_url(session_id=_the_one_session(operator)) or ""
         except (BrowserSessionsError, AirflowNotFoundException):
             # A missing or broken connection fails the task itself, with a clear message: the link just stays empty.
             return ""
+
+
+def _the_one_session(operator: BaseOperator) -> str | None:
+    """
+    The session a task concerns when its ``session_ids`` name exactly one, as written in the DAG; else None.
+
+    A template or an XCom reference is not resolved here (the link is worked out from the task's arguments):
+    such a task gets the platform's general console page.
+    """
+    from airflow_provider_browsersessions.exceptions import InvalidQueryError
+    from airflow_provider_browsersessions.waiting import normalize_session_ids
+
+    value = getattr(operator, "session_ids", None)
+    if isinstance(value, str) and "{{" in value:
+        return None
+    try:  # read as the task reads it: a list, its text, or comma-separated ids
+        ids = normalize_session_ids(value) if isinstance(value, str | list | tuple) else None
+    except InvalidQueryError:
+        return None  # the task itself fails naming the argument; the link just stays general
+    return ids[0] if ids is not None and len(ids) == 1 and "{{" not in ids[0] else None

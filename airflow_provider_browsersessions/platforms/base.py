@@ -264,8 +264,13 @@ class Platform(ABC):
     #: Whether the API has an endpoint that closes a session.
     closes_sessions: ClassVar[bool] = False
 
-    def console_url(self) -> str | None:
-        """The platform's web console page for these sessions (a task's extra link); None when it has none."""
+    def console_url(self, *, session_id: str | None = None) -> str | None:
+        """
+        The platform's web console page for these sessions (a task's extra link); None when it has none.
+
+        :param session_id: The one session the task concerns, when it names exactly one: a platform with a page
+            per session links there; the others ignore it.
+        """
         return None
 
     def check_can_close(self) -> None:

@@ -55,8 +55,8 @@ class BrightDataPlatform(Platform):
     # The API documents no rule for these matches (substring? domain?), so its answer is final.
     server_judged_filters: ClassVar[frozenset[str]] = frozenset({"target_url", "end_url"})
 
-    def console_url(self) -> str | None:
-        """Bright Data's control panel, where the Browser API zones are."""
+    def console_url(self, *, session_id: str | None = None) -> str | None:
+        """Bright Data's control panel, where the Browser API zones are (it has no page per session)."""
         return "https://brightdata.com/cp/zones"
 
     def pushed_filters(self, query: SessionQuery) -> frozenset[str]:

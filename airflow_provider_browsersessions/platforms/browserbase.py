@@ -10,6 +10,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from airflow_provider_browsersessions.platforms.base import (
     ApiRequest,
@@ -48,6 +49,10 @@ class _ListRequest(ApiRequest):
     later_statuses: tuple[str, ...] = ()
 
 
+#: The Browserbase dashboard's sessions list; ``/<id>`` is one session's Session Inspector.
+_DASHBOARD_SESSIONS = "https://www.browserbase.com/sessions"
+
+
 class BrowserbasePlatform(Platform):
     """
     Browserbase's sessions list: one bare array per request, all that match, filtered by one status and by
@@ -56,6 +61,18 @@ class BrowserbasePlatform(Platform):
 
     name: ClassVar[str] = "browserbase"
     display_name: ClassVar[str] = "Browserbase"
+
+    def console_url(self, *, session_id: str | None = None) -> str | None:
+        """
+        The dashboard's Session Inspector of ``session_id`` (its replay, logs and metadata), else its sessions list.
+
+        Both addresses are the ones Browserbase documents (docs.browserbase.com, "Session Inspector"); the page
+        needs the user's own Browserbase login, so it reveals nothing to someone who has only the link.
+        """
+        if session_id:
+            return f"{_DASHBOARD_SESSIONS}/{quote(session_id, safe='')}"
+        return _DASHBOARD_SESSIONS
+
     #: Nominal: the list does not page, one answer holds every match (bounded by the response size cap).
     max_page_size: ClassVar[int] = 1000
     # Its records carry no zone, URLs or captcha outcome: these cannot be answered.

@@ -58,8 +58,8 @@ class CloudflarePlatform(Platform):
         self.account_id = account_id
         self._root = f"/accounts/{path_segment(account_id, parameter='account_id')}/browser-rendering"
 
-    def console_url(self) -> str | None:
-        """The Cloudflare dashboard's Browser Run page of this account."""
+    def console_url(self, *, session_id: str | None = None) -> str | None:
+        """The Cloudflare dashboard's Browser Run page of this account (it has no page per session)."""
         return f"https://dash.cloudflare.com/{quote(self.account_id, safe='')}/workers/browser-rendering"
 
     def check_query(self, query: SessionQuery) -> None:

@@ -13,6 +13,7 @@ from airflow_provider_browsersessions.operators.sessions import (
     ListBrowserSessionsOperator,
 )
 from airflow_provider_browsersessions.platforms.brightdata import BrightDataPlatform
+from airflow_provider_browsersessions.platforms.browserbase import BrowserbasePlatform
 from airflow_provider_browsersessions.platforms.cloudflare import CloudflarePlatform
 from airflow_provider_browsersessions.sensors.sessions import BrowserSessionsSensor
 
@@ -53,6 +54,25 @@ def test_each_platform_names_its_console():
         "https://dash.cloudflare.com/acc%2F1/workers/browser-rendering"
     )
     assert BrightDataPlatform().console_url() == "https://brightdata.com/cp/zones"
+    assert BrightDataPlatform().console_url(session_id="s1") == "https://brightdata.com/cp/zones"  # no page per session
+    assert BrowserbasePlatform().console_url() == "https://www.browserbase.com/sessions"
+    assert BrowserbasePlatform().console_url(session_id="a/b") == "https://www.browserbase.com/sessions/a%2Fb"
+
+
+@pytest.mark.parametrize(
+    ("session_ids", "link"),
+    [
+        (["sess-1"], "https://www.browserbase.com/sessions/sess-1"),  # the one session: its Session Inspector
+        ("sess-1", "https://www.browserbase.com/sessions/sess-1"),
+        (["sess-1", "sess-2"], "https://www.browserbase.com/sessions"),  # several: the sessions list
+        ("{{ ti.xcom_pull('list') }}", "https://www.browserbase.com/sessions"),  # unrendered: not guessed
+        ([""], "https://www.browserbase.com/sessions"),  # refused by the task itself: the general page
+        (None, "https://www.browserbase.com/sessions"),
+    ],
+)
+def test_a_browserbase_task_about_one_session_links_to_its_inspector(browsersessions_connections, session_ids, link):
+    sensor = BrowserSessionsSensor(task_id="wait", conn_id="browserbase_default", session_ids=session_ids)
+    assert PlatformConsoleLink().get_link(sensor, ti_key=ti_key()) == link
 
 
 def test_the_console_link_reads_the_tasks_connection(browsersessions_connections):
