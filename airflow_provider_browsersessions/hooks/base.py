@@ -78,6 +78,8 @@ class BrowserSessionsHook(BaseHook):
     conn_type: ClassVar[str]
     hook_name: ClassVar[str]
     default_base_url: ClassVar[str]
+    #: What a rejected secret is called in the messages ("API key" where the platform has one kind of secret).
+    credential_name: ClassVar[str] = "credentials"
     #: Path prefix kept when the connection's host is a bare host name (Cloudflare: ``/client/v4``).
     default_path_prefix: ClassVar[str] = ""
 
@@ -443,7 +445,7 @@ class BrowserSessionsHook(BaseHook):
     def explain_auth_failure(self, error: AuthenticationError) -> str:
         """The message for rejected credentials, naming the field to fix."""
         return (
-            f"{self.platform.display_name} rejected the credentials of connection {self.conn_id!r} "
+            f"{self.platform.display_name} rejected the {self.credential_name} of connection {self.conn_id!r} "
             f"(HTTP {error.status}: {error.api_message}). {self.auth_fix()}"
         )
 

@@ -8,7 +8,7 @@ from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 from airflow_provider_browsersessions.platforms.brightdata import DEFAULT_BASE_URL, BrightDataPlatform
 
 if TYPE_CHECKING:
-    from airflow_provider_browsersessions.exceptions import AuthenticationError, NotFoundError
+    from airflow_provider_browsersessions.exceptions import NotFoundError
 
 __all__ = ["BrightDataBrowserHook"]
 
@@ -32,6 +32,7 @@ class BrightDataBrowserHook(BrowserSessionsHook):
     conn_type: ClassVar[str] = "brightdata"
     hook_name: ClassVar[str] = "Bright Data Browser API"
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    credential_name: ClassVar[str] = "API key"
 
     def auth_headers(self) -> tuple[dict[str, str], tuple[str, ...]]:
         """``Authorization: Bearer <API key>``."""
@@ -53,13 +54,6 @@ class BrightDataBrowserHook(BrowserSessionsHook):
         raised, never read as a watched session that vanished (which a wait would count as ended).
         """
         return error.api_message.strip().casefold() == _SESSION_NOT_FOUND.casefold()
-
-    def explain_auth_failure(self, error: AuthenticationError) -> str:
-        """Point at the API key."""
-        return (
-            f"Bright Data rejected the API key of connection {self.conn_id!r} "
-            f"(HTTP {error.status}: {error.api_message}). {self.auth_fix()}"
-        )
 
     def auth_fix(self) -> str:
         """Point at the API key."""

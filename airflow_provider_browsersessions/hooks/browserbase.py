@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from airflow_provider_browsersessions.hooks.base import BrowserSessionsHook
 from airflow_provider_browsersessions.platforms.browserbase import DEFAULT_BASE_URL, BrowserbasePlatform
-
-if TYPE_CHECKING:
-    from airflow_provider_browsersessions.exceptions import AuthenticationError
 
 __all__ = ["BrowserbaseHook"]
 
@@ -32,6 +29,7 @@ class BrowserbaseHook(BrowserSessionsHook):
     conn_type: ClassVar[str] = "browserbase"
     hook_name: ClassVar[str] = "Browserbase"
     default_base_url: ClassVar[str] = DEFAULT_BASE_URL
+    credential_name: ClassVar[str] = "API key"
 
     def auth_headers(self) -> tuple[dict[str, str], tuple[str, ...]]:
         """``X-BB-API-Key: <API key>``."""
@@ -44,13 +42,6 @@ class BrowserbaseHook(BrowserSessionsHook):
     def build_platform(self) -> BrowserbasePlatform:
         """Browserbase needs nothing from the connection beyond the key (it implies the project)."""
         return BrowserbasePlatform()
-
-    def explain_auth_failure(self, error: AuthenticationError) -> str:
-        """Point at the API key."""
-        return (
-            f"Browserbase rejected the API key of connection {self.conn_id!r} "
-            f"(HTTP {error.status}: {error.api_message}). {self.auth_fix()}"
-        )
 
     def auth_fix(self) -> str:
         """Point at the API key."""
